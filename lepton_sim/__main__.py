@@ -1,0 +1,3 @@
+from lepton_sim.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,38 @@
+"""Built-in hardware datasheets (with sources) and the model zoo."""
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from lepton_sim.catalogue.zoo import zoo_model, zoo_names
+
+__all__ = ["HARDWARE_KEYS", "hardware_entry", "hardware_names", "zoo_model", "zoo_names"]
+
+# Every catalogue entry has exactly these keys (the scenario hardware type's keys plus `sources`).
+HARDWARE_KEYS = ("kind", "peak_tflops", "memory_bandwidth_gbps", "memory_gb", "power_w",
+                 "idle_power_w", "cost_per_hour", "sparse_2_4", "sources")
+
+
+@lru_cache(maxsize=1)
+def _hardware() -> dict[str, dict[str, Any]]:
+    text = resources.files(__package__).joinpath("hardware.yaml").read_text(encoding="utf-8")
+    entries: dict[str, dict[str, Any]] = yaml.safe_load(text)
+    return entries
+
+
+def hardware_names() -> list[str]:
+    """Names of the built-in hardware types."""
+    return sorted(_hardware())
+
+
+def hardware_entry(name: str) -> dict[str, Any]:
+    """A deep copy of catalogue entry ``name`` (safe to override keys); KeyError if unknown."""
+    try:
+        entry = _hardware()[name]
+    except KeyError:
+        raise KeyError(f"unknown hardware {name!r}; built-in types: {', '.join(hardware_names())}") from None
+    return copy.deepcopy(entry)

@@ -1,0 +1,125 @@
+"""The `lepton-sim` command line: parses flags, runs a stage, writes files, maps errors to exit codes.
+
+Exit codes: 0 success; 1 the run itself failed; 2 bad input (one message on stderr, no traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from lepton_sim.errors import InputError, LeptonError, ScenarioError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad flags as one line and exit code 2, like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="lepton-sim", description="Simulate and plan AI inference infrastructure.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sim = sub.add_parser("simulate", help="simulate a scenario and print its metrics",
+                         description="Simulate SCENARIO (default: the built-in default scenario).")
+    sim.add_argument("scenario", nargs="?", help="scenario YAML file; omit for the built-in default")
+    sim.add_argument("--seed", type=_nonneg_int, help="random seed (default: the scenario's `seed`)")
+    sim.add_argument("--out", metavar="DIR", help="write DIR/metrics.json")
+    sim.add_argument("--json", action="store_true", help="print the metrics object as JSON instead of tables")
+    sim.set_defaults(func=cmd_simulate)
+
+    chk = sub.add_parser("check", help="validate a scenario; exit 2 with the error",
+                         description="Validate SCENARIO without running it.")
+    chk.add_argument("scenario", help="scenario YAML file")
+    chk.set_defaults(func=cmd_check)
+    return p
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
+    return v
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except LeptonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from lepton_sim.scenario import load_scenario
+
+    s = load_scenario(args.scenario)
+    pools = len(s.deployment.replicas) if s.deployment else 0
+    print(f"ok: {args.scenario}: scenario {s.name!r}: {len(s.sites)} sites, {len(s.links)} links, "
+          f"{len(s.services)} services, {pools} deployment lines")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from lepton_sim.metrics import build_metrics
+    from lepton_sim.scenario import load_scenario
+    from lepton_sim.sim import Simulation
+    from lepton_sim.summary import print_summary
+
+    out_dir = _out_dir(args.out)
+    scenario = load_scenario(args.scenario)
+    if scenario.deployment is None:
+        raise ScenarioError("required by `simulate` (what to run, as replica pools)", file=args.scenario,
+                            path="deployment")
+    sim = Simulation(scenario, args.seed)
+    record = sim.run(progress=not args.json and sys.stderr.isatty())
+    metrics = build_metrics(scenario, record)
+    if out_dir is not None:
+        write_json_atomic(out_dir / "metrics.json", metrics)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print_summary(scenario, metrics)
+        if out_dir is not None:
+            print(f"wrote {out_dir / 'metrics.json'}")
+    return 0
+
+
+def _out_dir(out: str | None) -> Path | None:
+    """Check --out before any work, so a bad path fails at once and not after a long run."""
+    if out is None:
+        return None
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create the directory: {exc.strerror}") from None
+    return p
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to a temporary file beside `path`, then rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,179 @@
+"""Metrics from a run's immutable record: latency percentiles, SLO attainment, utilisation, cost, energy.
+
+All figures cover the measured window [warmup_s, duration_s]: requests created in it, busy time
+inside it, replica-hours of it. The output shape is the `metrics.json` contract of SCENARIO.md.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+from lepton_sim.scenario.schema import Scenario
+from lepton_sim.sim.record import SimRecord
+
+PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+
+
+def build_metrics(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
+    """The metrics object for one run (everything but `wall_s` is a pure function of the inputs)."""
+    window_s = rec.duration_s - rec.warmup_s
+    out: dict[str, Any] = {
+        "scenario": rec.scenario,
+        "seed": rec.seed,
+        "duration_s": rec.duration_s,
+        "warmup_s": rec.warmup_s,
+        "services": _services(scenario, rec, window_s),
+        "pools": _pools(scenario, rec, window_s),
+        "nodes": _nodes(rec, window_s),
+        "links": _links(scenario, rec, window_s),
+    }
+    out["cost"] = _cost(scenario, rec, window_s)
+    out["energy_kwh"], out["energy_kwh_by"] = _energy(scenario, rec, window_s)
+    out["timeseries"] = _timeseries(scenario, rec)
+    out["events"] = rec.events
+    out["wall_s"] = round(rec.wall_s, 3)
+    return _round(out)
+
+
+def _services(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, Any]:
+    out = {}
+    for name, t in rec.services.items():
+        slo = scenario.services[name].slo
+        lat = t.latency_s
+        within = round(lat.fraction_at_most(slo.latency_ms / 1e3) * lat.count) if lat.count else 0
+        attainment = within / t.arrived if t.arrived else None  # dropped and unfinished requests miss
+        if lat.count:
+            qs = lat.quantiles([*PERCENTILES.values(), slo.percentile / 100])
+            latency: dict[str, Any] = {"mean": lat.mean * 1e3, **{k: q * 1e3 for k, q in zip(PERCENTILES, qs)},
+                                       "max": lat.max * 1e3}
+            at_slo_pct = qs[-1] * 1e3
+        else:
+            latency, at_slo_pct = {k: None for k in ("mean", *PERCENTILES, "max")}, None
+        out[name] = {
+            "arrived": t.arrived,
+            "completed": t.completed,
+            "dropped": t.dropped,
+            "in_flight": t.in_flight,
+            "throughput_rps": t.completed / window_s,
+            "latency_ms": latency,
+            "slo_attainment": attainment,
+            "slo": {
+                "percentile": slo.percentile,
+                "latency_ms": slo.latency_ms,
+                "latency_at_percentile_ms": at_slo_pct,
+                "met": attainment is not None and attainment >= slo.percentile / 100,
+            },
+            "percentiles": "exact" if lat.exact else f"sketch, relative error <= {lat.relative_error:g}",
+        }
+    return out
+
+
+def _pools(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, Any]:
+    out = {}
+    for p in rec.pools:
+        line = p.line
+        busy = sum(p.busy_s)
+        out[p.id] = {
+            "service": line.service, "site": line.site, "hardware": line.hardware, "variant": line.variant,
+            "replicas": line.count,
+            "utilization": busy / (window_s * line.count),
+            "batches": p.batches,
+            "mean_batch": p.batched / p.batches if p.batches else None,
+            "throughput_rps": p.batched / window_s,
+            "compute": {"source": p.compute_source, "detail": p.compute_detail},
+        }
+    return out
+
+
+def node_ids(rec: SimRecord) -> list[tuple[str, str, float]]:
+    """(node id, pool id, busy seconds) per replica; ids number replicas per (site, hardware) in deployment order."""
+    seen: dict[tuple[str, str], int] = defaultdict(int)
+    out = []
+    for p in rec.pools:
+        for busy in p.busy_s:
+            key = (p.line.site, p.line.hardware)
+            out.append((f"{key[0]}/{key[1]}/{seen[key]}", p.id, busy))
+            seen[key] += 1
+    return out
+
+
+def _nodes(rec: SimRecord, window_s: float) -> dict[str, Any]:
+    return {nid: {"pool": pid, "utilization": busy / window_s} for nid, pid, busy in node_ids(rec)}
+
+
+def _links(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for t in rec.links:
+        entry = out.setdefault(t.id, {"utilization": 0.0, "gb": 0.0, "directions": {}})
+        u = t.busy_s / window_s
+        entry["directions"][t.direction] = {"utilization": u, "gb": t.bytes / 1e9, "transfers": t.transfers}
+        entry["utilization"] = max(entry["utilization"], u)  # the busier direction
+        entry["gb"] += t.bytes / 1e9
+        entry["sharing"] = scenario.links[t.link_index].sharing
+    return out
+
+
+def _cost(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, Any]:
+    hours = window_s / 3600
+    by_site: dict[str, float] = defaultdict(float)
+    by_hw: dict[str, float] = defaultdict(float)
+    by_svc: dict[str, float] = defaultdict(float)
+    for p in rec.pools:
+        usd_h = p.line.count * scenario.hardware[p.line.hardware].cost_per_hour
+        by_site[p.line.site] += usd_h
+        by_hw[p.line.hardware] += usd_h
+        by_svc[p.line.service] += usd_h
+    replicas_h = sum(by_site.values())
+    egress_usd = sum(t.bytes / 1e9 * scenario.links[t.link_index].cost_per_gb for t in rec.links)
+    egress_h = egress_usd / hours
+    return {
+        "usd_per_hour": replicas_h + egress_h,
+        "usd_total": (replicas_h + egress_h) * hours,
+        "replicas_usd_per_hour": replicas_h,
+        "egress_usd_per_hour": egress_h,
+        "by_site_usd_per_hour": dict(by_site),
+        "by_hardware_usd_per_hour": dict(by_hw),
+        "by_service_usd_per_hour": dict(by_svc),
+        "prices": {hw: {"usd_per_hour": spec.cost_per_hour, "source": spec.sources.get("cost_per_hour", "set in the scenario file")}
+                   for hw, spec in scenario.hardware.items()},
+    }
+
+
+def _energy(scenario: Scenario, rec: SimRecord, window_s: float) -> tuple[float, dict[str, Any]]:
+    """Busy seconds at `power_w`, the rest of the window at `idle_power_w`, per replica; in kWh."""
+    by_site: dict[str, float] = defaultdict(float)
+    by_hw: dict[str, float] = defaultdict(float)
+    by_svc: dict[str, float] = defaultdict(float)
+    for p in rec.pools:
+        hw = scenario.hardware[p.line.hardware]
+        joules = sum(b * hw.power_w + (window_s - b) * hw.idle_power_w for b in p.busy_s)
+        kwh = joules / 3.6e6
+        by_site[p.line.site] += kwh
+        by_hw[p.line.hardware] += kwh
+        by_svc[p.line.service] += kwh
+    by = {"site": dict(by_site), "hardware": dict(by_hw), "service": dict(by_svc)}
+    return sum(by_site.values()), by
+
+
+def _timeseries(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
+    """Utilisation per pool (averaged over its replicas) and per link direction, per time bin."""
+    w = rec.bin_s
+    return {
+        "bin_s": w,
+        "pools": {p.id: [b / (w * p.line.count) for b in p.bins_busy_s] for p in rec.pools},
+        "links": {t.direction: [b / w for b in t.bins_busy_s] for t in rec.links},
+    }
+
+
+def _round(v: Any) -> Any:
+    """Round floats to 6 significant digits: the model is not more precise, and diffs stay readable."""
+    if isinstance(v, float):
+        if v == 0.0 or not math.isfinite(v):
+            return v
+        return round(v, 5 - int(math.floor(math.log10(abs(v)))))
+    if isinstance(v, dict):
+        return {k: _round(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_round(x) for x in v]
+    return v

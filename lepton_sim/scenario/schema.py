@@ -1,0 +1,277 @@
+"""Typed scenario objects: the scenario language of SCENARIO.md as pydantic models.
+
+Every model forbids unknown keys and is frozen. Units live in the key names. Cross-references
+(a service naming a model, a link naming a site) are checked by `lepton_sim.scenario.load`, which
+also resolves `from:` catalogue and zoo entries before these models see the data.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from lepton_sim.layers import Layer
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$", max_length=64)]
+Precision = Literal["fp32", "fp16", "bf16", "int8", "int4"]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, objects are immutable after validation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- horizon -------------------------------------------------------------------------------
+
+
+class Horizon(Strict):
+    """Simulated time: arrivals run for `duration_s`; the first `warmup_s` are excluded from metrics.
+
+    After the last arrival the simulation keeps running for at most `drain_s` so that requests
+    already in the system finish; those still unfinished then are reported as in flight.
+    """
+
+    duration_s: PositiveFloat
+    warmup_s: NonNegFloat = 0.0
+    drain_s: NonNegFloat = 60.0
+
+    @model_validator(mode="after")
+    def _warmup_before_end(self) -> Horizon:
+        if self.warmup_s >= self.duration_s:
+            raise ValueError(f"warmup_s ({self.warmup_s}) must be less than duration_s ({self.duration_s})")
+        return self
+
+
+# --- hardware ------------------------------------------------------------------------------
+
+
+class HardwareSpec(Strict):
+    """A node type: peak rates per precision, memory, power and price (after `from:` is resolved)."""
+
+    kind: Literal["gpu", "fpga", "cpu", "edge", "accelerator"]
+    peak_tflops: dict[Precision, PositiveFloat] = Field(min_length=1)  # int8/int4 in TOPS
+    memory_bandwidth_gbps: PositiveFloat  # gigaBYTES per second, as datasheets give it
+    memory_gb: PositiveFloat
+    power_w: NonNegFloat
+    idle_power_w: NonNegFloat
+    cost_per_hour: NonNegFloat
+    sparse_2_4: bool = False
+    compute_efficiency: Annotated[float, Field(gt=0, le=1)] | None = None
+    memory_efficiency: Annotated[float, Field(gt=0, le=1)] | None = None
+    kernel_overhead_us: NonNegFloat | None = None
+    sources: dict[str, str] = Field(default_factory=dict)
+    name: str = Field(default="", exclude=True)  # set by the loader from the mapping key
+
+    @model_validator(mode="after")
+    def _idle_below_busy(self) -> HardwareSpec:
+        if self.idle_power_w > self.power_w:
+            raise ValueError(f"idle_power_w ({self.idle_power_w}) exceeds power_w ({self.power_w})")
+        return self
+
+
+# --- sites and links -----------------------------------------------------------------------
+
+
+class Site(Strict):
+    """A place with hardware: how many nodes of each hardware type it can host."""
+
+    kind: Literal["datacenter", "edge"] = "datacenter"
+    capacity: dict[Name, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+
+
+class Link(Strict):
+    """An undirected network link; each direction is a separate shared channel."""
+
+    between: tuple[Name, Name]
+    bandwidth_gbps: PositiveFloat  # gigaBITS per second
+    latency_ms: NonNegFloat  # one way, propagation
+    cost_per_gb: NonNegFloat = 0.0  # USD per GB crossing the link, either direction
+    sharing: Literal["fifo", "fair"] = "fifo"
+
+
+# --- models and variants -------------------------------------------------------------------
+
+
+class Sparsity(Strict):
+    """Weight sparsity: structured 2:4 (ratio 0.5) or unstructured at `ratio`."""
+
+    pattern: Literal["2:4", "unstructured"]
+    ratio: Annotated[float, Field(gt=0, lt=1)]
+
+    @model_validator(mode="after")
+    def _two_four_is_half(self) -> Sparsity:
+        if self.pattern == "2:4" and abs(self.ratio - 0.5) > 1e-9:
+            raise ValueError("2:4 sparsity keeps 2 of every 4 weights: ratio must be 0.5")
+        return self
+
+
+class Variant(Strict):
+    """A compression level of a model: precision, optional sparsity, optional distilled layer list."""
+
+    precision: Precision = "fp32"
+    sparsity: Sparsity | None = None
+    layers: list[Layer] | None = Field(default=None, min_length=1)  # a distilled student
+    accuracy: Annotated[float, Field(ge=0, le=1)] | None = None
+    accuracy_source: str | None = None
+
+
+class ModelSpec(Strict):
+    """A model: layer shapes, request and response sizes, and its variants."""
+
+    layers: list[Layer] = Field(min_length=1)
+    input_bytes: Annotated[int, Field(gt=0)]
+    output_bytes: Annotated[int, Field(gt=0)]
+    variants: dict[Name, Variant] = Field(default_factory=lambda: {"fp32": Variant()})
+    source: str | None = None
+    name: str = Field(default="", exclude=True)
+
+
+# --- services ------------------------------------------------------------------------------
+
+
+class Poisson(Strict):
+    kind: Literal["poisson"] = "poisson"
+
+
+class Constant(Strict):
+    kind: Literal["constant"]
+
+
+class MMPP(Strict):
+    """Markov-modulated Poisson: state i emits at rates_rps[i] for an exponential dwell of mean mean_dwell_s[i]."""
+
+    kind: Literal["mmpp"]
+    rates_rps: list[NonNegFloat] = Field(min_length=2)
+    mean_dwell_s: list[PositiveFloat] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> MMPP:
+        if len(self.rates_rps) != len(self.mean_dwell_s):
+            raise ValueError(
+                f"rates_rps has {len(self.rates_rps)} states but mean_dwell_s has {len(self.mean_dwell_s)}"
+            )
+        if not any(r > 0 for r in self.rates_rps):
+            raise ValueError("at least one of rates_rps must be positive")
+        return self
+
+
+class Diurnal(Strict):
+    """Poisson with rate rate_rps * (1 + amplitude * sin(2 pi (t - phase_s) / period_s))."""
+
+    kind: Literal["diurnal"]
+    period_s: PositiveFloat = 86400.0
+    amplitude: Annotated[float, Field(ge=0, le=1)] = 0.5
+    phase_s: float = 0.0
+
+
+class Trace(Strict):
+    """Arrival timestamps (seconds) from a CSV file, relative to the scenario file."""
+
+    kind: Literal["trace"]
+    file: str
+    column: str | int = 0
+    loop: bool = False
+    _times_s: tuple[float, ...] = PrivateAttr(default=())  # read by the loader
+
+    @property
+    def times_s(self) -> tuple[float, ...]:
+        return self._times_s
+
+
+Arrival = Annotated[Union[Poisson, Constant, MMPP, Diurnal, Trace], Field(discriminator="kind")]
+
+
+class Demand(Strict):
+    """Requests for a service created at a site; `rate_rps` is the long-run mean rate.
+
+    For mmpp and trace arrivals `rate_rps` is optional: when given, the arrival pattern is scaled
+    so that its long-run mean equals it (the shape is kept); when omitted, the pattern is used as is.
+    """
+
+    site: Name
+    rate_rps: PositiveFloat | None = None
+    arrival: Arrival = Field(default_factory=Poisson)
+
+
+class Exponential(Strict):
+    dist: Literal["exponential"]
+    mean_ms: PositiveFloat
+
+
+class Deterministic(Strict):
+    dist: Literal["deterministic"]
+    ms: PositiveFloat
+
+
+class Lognormal(Strict):
+    dist: Literal["lognormal"]
+    mean_ms: PositiveFloat
+    cv: PositiveFloat
+
+
+ServiceTime = Annotated[Union[Exponential, Deterministic, Lognormal], Field(discriminator="dist")]
+
+
+class SLO(Strict):
+    percentile: Annotated[float, Field(gt=0, lt=100)] = 99.0
+    latency_ms: PositiveFloat
+
+
+class Batching(Strict):
+    """Dynamic batching: a replica takes up to max_batch queued requests, waiting at most max_wait_ms for them."""
+
+    max_batch: Annotated[int, Field(ge=1, le=4096)] = 1
+    max_wait_ms: NonNegFloat = 0.0
+
+
+class Service(Strict):
+    """A model served under a latency target, an accuracy floor and a batching policy."""
+
+    model: Name
+    variants: list[Name] | None = Field(default=None, min_length=1)  # default: all of the model's
+    min_accuracy: Annotated[float, Field(ge=0, le=1)] | None = None
+    slo: SLO
+    batching: Batching = Field(default_factory=Batching)
+    demand: list[Demand] = Field(min_length=1)
+    service_time: ServiceTime | None = None  # one draw per batch, replacing the compute model
+    max_queue: Annotated[int, Field(ge=1)] | None = None  # per pool; arrivals beyond it are dropped
+
+
+# --- deployment ----------------------------------------------------------------------------
+
+
+class Replicas(Strict):
+    """One pool: `count` replicas of a service's variant on one hardware type at one site, one FIFO queue."""
+
+    service: Name
+    site: Name
+    hardware: Name
+    variant: Name
+    count: Annotated[int, Field(ge=1)]
+    weights: dict[Name, Annotated[float, Field(ge=0, le=1)]] | None = None  # demand site -> fraction (weighted routing)
+
+
+class Deployment(Strict):
+    replicas: list[Replicas] = Field(min_length=1)
+    routing: Literal["nearest", "least-loaded", "weighted"] = "least-loaded"
+
+
+# --- the scenario --------------------------------------------------------------------------
+
+
+class Scenario(Strict):
+    """A whole scenario, validated and with catalogue/zoo entries resolved."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    horizon: Horizon
+    hardware: dict[Name, HardwareSpec] = Field(min_length=1)
+    sites: dict[Name, Site] = Field(min_length=1)
+    links: list[Link] = Field(default_factory=list)
+    models: dict[Name, ModelSpec] = Field(min_length=1)
+    services: dict[Name, Service] = Field(min_length=1)
+    deployment: Deployment | None = None

@@ -1,0 +1,119 @@
+"""Arrival processes: each kind is an iterator of absolute arrival times (seconds), drawn in blocks.
+
+`rate_rps` is the long-run mean rate. For mmpp and trace arrivals, a given `rate_rps` rescales the
+pattern so that its mean equals it; without it the pattern's own rates are used.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from lepton_sim.scenario.schema import MMPP, Constant, Demand, Diurnal, Poisson, Trace
+
+BLOCK = 4096
+
+
+def arrival_times(demand: Demand, rng: np.random.Generator) -> Iterator[float]:
+    """Absolute arrival times for one demand line, an infinite non-decreasing sequence."""
+    a = demand.arrival
+    if isinstance(a, Poisson):
+        return _poisson(float(demand.rate_rps or 0), rng)
+    if isinstance(a, Constant):
+        return _constant(float(demand.rate_rps or 0), rng)
+    if isinstance(a, MMPP):
+        return _mmpp(a, demand.rate_rps, rng)
+    if isinstance(a, Diurnal):
+        return _diurnal(a, float(demand.rate_rps or 0), rng)
+    if isinstance(a, Trace):
+        return _trace(a, demand.rate_rps)
+    raise TypeError(f"unknown arrival kind {a!r}")
+
+
+def mean_rate(demand: Demand) -> float:
+    """The long-run mean arrival rate (requests per second) of a demand line."""
+    if demand.rate_rps is not None:
+        return float(demand.rate_rps)
+    a = demand.arrival
+    if isinstance(a, MMPP):
+        return _mmpp_mean(a)
+    if isinstance(a, Trace):
+        return _trace_mean(a.times_s)
+    raise ValueError("rate_rps missing")
+
+
+def _poisson(rate: float, rng: np.random.Generator) -> Iterator[float]:
+    t = 0.0
+    scale = 1.0 / rate
+    while True:
+        times = t + np.cumsum(rng.exponential(scale, BLOCK))
+        yield from times.tolist()
+        t = float(times[-1])
+
+
+def _constant(rate: float, rng: np.random.Generator) -> Iterator[float]:
+    gap = 1.0 / rate
+    phase = float(rng.random()) * gap  # a random phase, so that constant streams do not align
+    k = 0
+    while True:
+        yield phase + k * gap
+        k += 1
+
+
+def _mmpp_mean(a: MMPP) -> float:
+    return sum(r * d for r, d in zip(a.rates_rps, a.mean_dwell_s)) / sum(a.mean_dwell_s)
+
+
+def _mmpp(a: MMPP, rate_rps: float | None, rng: np.random.Generator) -> Iterator[float]:
+    """States visited in cyclic order; dwell times exponential; Poisson arrivals within a state."""
+    scale = 1.0 if rate_rps is None else rate_rps / _mmpp_mean(a)
+    rates = [r * scale for r in a.rates_rps]
+    n = len(rates)
+    weights = np.asarray(a.mean_dwell_s) / sum(a.mean_dwell_s)
+    state = int(rng.choice(n, p=weights))  # start in the stationary time-share of states
+    t = 0.0
+    while True:
+        end = t + float(rng.exponential(a.mean_dwell_s[state]))
+        r = rates[state]
+        if r > 0:
+            while True:
+                times = t + np.cumsum(rng.exponential(1.0 / r, BLOCK))
+                inside = times[times < end]
+                yield from inside.tolist()
+                if len(inside) < BLOCK:
+                    break  # memoryless: the overshoot is discarded, the next state starts at `end`
+                t = float(times[-1])
+        t = end
+        state = (state + 1) % n
+
+
+def _diurnal(a: Diurnal, rate: float, rng: np.random.Generator) -> Iterator[float]:
+    """Non-homogeneous Poisson by thinning (Lewis and Shedler 1979) against the peak rate."""
+    peak = rate * (1.0 + a.amplitude)
+    t = 0.0
+    w = 2.0 * math.pi / a.period_s
+    while True:
+        cand = t + np.cumsum(rng.exponential(1.0 / peak, BLOCK))
+        lam = rate * (1.0 + a.amplitude * np.sin(w * (cand - a.phase_s)))
+        keep = rng.random(BLOCK) * peak < lam
+        yield from cand[keep].tolist()
+        t = float(cand[-1])
+
+
+def _trace_mean(times: tuple[float, ...]) -> float:
+    return (len(times) - 1) / (times[-1] - times[0]) if times[-1] > times[0] else float("inf")
+
+
+def _trace(a: Trace, rate_rps: float | None) -> Iterator[float]:
+    base = np.asarray(a.times_s, dtype=float)
+    if rate_rps is not None:
+        base = base * (_trace_mean(a.times_s) / rate_rps)
+    # a looped trace repeats with a period of its span plus one mean gap
+    period = float(base[-1] - base[0]) + float(base[-1] - base[0]) / max(len(base) - 1, 1)
+    offset = 0.0
+    while True:
+        yield from (base + offset).tolist()
+        if not a.loop:
+            return
+        offset += period

@@ -1,0 +1,68 @@
+"""The immutable record of one simulation run: raw tallies, from which metrics are computed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+from lepton_sim.scenario.schema import Replicas
+from lepton_sim.sketch import LatencySummary
+
+
+@dataclass(frozen=True)
+class ServiceTally:
+    """Counts over requests created after the warm-up, and their latency summary (seconds)."""
+
+    arrived: int
+    completed: int
+    dropped: int
+    latency_s: LatencySummary
+
+    @property
+    def in_flight(self) -> int:
+        return self.arrived - self.completed - self.dropped
+
+
+@dataclass(frozen=True)
+class PoolTally:
+    """One deployment line: busy seconds per replica inside the measured window, batches started there."""
+
+    id: str
+    line: Replicas
+    busy_s: tuple[float, ...]
+    bins_busy_s: tuple[float, ...]  # summed over replicas, over [0, duration] in equal bins
+    batches: int
+    batched: int
+    compute_source: str  # "roofline", "measured" or "service_time override"
+    compute_detail: str
+
+
+@dataclass(frozen=True)
+class LinkTally:
+    """One direction of one link: busy seconds and bytes inside the measured window."""
+
+    id: str
+    direction: str
+    link_index: int
+    busy_s: float
+    bytes: float
+    transfers: int
+    bins_busy_s: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class SimRecord:
+    scenario: str
+    seed: int
+    duration_s: float
+    warmup_s: float
+    end_s: float
+    bin_s: float
+    services: Mapping[str, ServiceTally]
+    pools: tuple[PoolTally, ...]
+    links: tuple[LinkTally, ...]
+    events: int
+    wall_s: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "services", MappingProxyType(dict(self.services)))

@@ -1,0 +1,65 @@
+"""The human-readable summary `simulate` prints: one table per concern, from the metrics object."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from lepton_sim.scenario.schema import Scenario
+
+
+def _f(v: Any, fmt: str = ".1f") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def print_summary(scenario: Scenario, m: dict[str, Any], console: Console | None = None) -> None:
+    c = console or Console()
+    c.print(f"[bold]{m['scenario']}[/bold]  seed {m['seed']}  measured {m['warmup_s']:g}-{m['duration_s']:g} s "
+            f"of simulated time  ({m['events']:,} events in {m['wall_s']:.2f} s wall)")
+
+    t = Table(title="Services (latency in ms, end to end)", title_justify="left")
+    for col in ("service", "arrived", "completed", "dropped", "in flight", "mean", "p50", "p95", "p99", "max",
+                "SLO", "attainment", "met"):
+        t.add_column(col, justify="left" if col == "service" else "right")
+    for name, s in m["services"].items():
+        lat, slo = s["latency_ms"], s["slo"]
+        met = "[green]yes[/green]" if slo["met"] else "[red]no[/red]"
+        t.add_row(name, f"{s['arrived']:,}", f"{s['completed']:,}", f"{s['dropped']:,}", f"{s['in_flight']:,}",
+                  _f(lat["mean"]), _f(lat["p50"]), _f(lat["p95"]), _f(lat["p99"]), _f(lat["max"]),
+                  f"p{slo['percentile']:g} <= {slo['latency_ms']:g}", _f(s["slo_attainment"], ".2%"), met)
+    c.print(t)
+
+    t = Table(title="Pools (one FIFO queue each)", title_justify="left")
+    for col in ("pool", "replicas", "utilization", "mean batch", "throughput rps", "compute time"):
+        t.add_column(col, justify="left" if col in ("pool", "compute time") else "right")
+    for pid, p in m["pools"].items():
+        t.add_row(pid, str(p["replicas"]), _f(p["utilization"], ".1%"), _f(p["mean_batch"], ".2f"),
+                  _f(p["throughput_rps"], ".1f"), p["compute"]["source"])
+    c.print(t)
+
+    t = Table(title="Nodes", title_justify="left")
+    t.add_column("node")
+    t.add_column("pool")
+    t.add_column("utilization", justify="right")
+    for nid, n in m["nodes"].items():
+        t.add_row(nid, n["pool"], _f(n["utilization"], ".1%"))
+    c.print(t)
+
+    if m["links"]:
+        t = Table(title="Links (per direction)", title_justify="left")
+        for col in ("link", "direction", "sharing", "utilization", "GB"):
+            t.add_column(col, justify="left" if col in ("link", "direction", "sharing") else "right")
+        for lid, link in m["links"].items():
+            for d, v in link["directions"].items():
+                t.add_row(lid, d, link["sharing"], _f(v["utilization"], ".1%"), _f(v["gb"], ".3f"))
+        c.print(t)
+
+    cost = m["cost"]
+    c.print(f"cost: ${cost['usd_per_hour']:.2f}/h (replicas ${cost['replicas_usd_per_hour']:.2f}/h, egress "
+            f"${cost['egress_usd_per_hour']:.4f}/h); ${cost['usd_total']:.4f} over the measured window; "
+            f"energy {m['energy_kwh']:.4f} kWh")
+    sources = sorted({p["compute"]["source"] for p in m["pools"].values()})
+    if "roofline" in sources:
+        c.print("[dim]compute times marked 'roofline' are modelled from datasheet peaks with efficiency factors "
+                "(sources in the hardware catalogue; details in metrics.json pools.*.compute)[/dim]")
