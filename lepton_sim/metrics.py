@@ -10,7 +10,7 @@ from collections import defaultdict
 from typing import Any
 
 from lepton_sim.scenario.schema import Scenario
-from lepton_sim.sim.record import SimRecord
+from lepton_sim.sim.record import ServiceTally, SimRecord
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 
@@ -40,33 +40,41 @@ def _services(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, 
     out = {}
     for name, t in rec.services.items():
         slo = scenario.services[name].slo
-        lat = t.latency_s
-        within = round(lat.fraction_at_most(slo.latency_ms / 1e3) * lat.count) if lat.count else 0
-        attainment = within / t.arrived if t.arrived else None  # dropped and unfinished requests miss
-        if lat.count:
-            qs = lat.quantiles([*PERCENTILES.values(), slo.percentile / 100])
-            latency: dict[str, Any] = {"mean": lat.mean * 1e3, **{k: q * 1e3 for k, q in zip(PERCENTILES, qs)},
-                                       "max": lat.max * 1e3}
-            at_slo_pct = qs[-1] * 1e3
-        else:
-            latency, at_slo_pct = {k: None for k in ("mean", *PERCENTILES, "max")}, None
-        out[name] = {
-            "arrived": t.arrived,
-            "completed": t.completed,
-            "dropped": t.dropped,
-            "in_flight": t.in_flight,
-            "throughput_rps": t.completed / window_s,
-            "latency_ms": latency,
-            "slo_attainment": attainment,
-            "slo": {
-                "percentile": slo.percentile,
-                "latency_ms": slo.latency_ms,
-                "latency_at_percentile_ms": at_slo_pct,
-                "met": attainment is not None and attainment >= slo.percentile / 100,
-            },
-            "percentiles": "exact" if lat.exact else f"sketch, relative error <= {lat.relative_error:g}",
-        }
+        entry = _service_entry(t, slo.latency_ms, slo.percentile, window_s)
+        entry["by_site"] = {site: _service_entry(st, slo.latency_ms, slo.percentile, window_s)
+                            for site, st in t.by_site.items()}
+        out[name] = entry
     return out
+
+
+def _service_entry(t: ServiceTally, slo_ms: float, percentile: float, window_s: float) -> dict[str, Any]:
+    """Counts, latency percentiles (ms) and SLO attainment of one group of requests."""
+    lat = t.latency_s
+    within = round(lat.fraction_at_most(slo_ms / 1e3) * lat.count) if lat.count else 0
+    attainment = within / t.arrived if t.arrived else None  # dropped and unfinished requests miss
+    if lat.count:
+        qs = lat.quantiles([*PERCENTILES.values(), percentile / 100])
+        latency: dict[str, Any] = {"mean": lat.mean * 1e3, **{k: q * 1e3 for k, q in zip(PERCENTILES, qs)},
+                                   "max": lat.max * 1e3}
+        at_pct = qs[-1] * 1e3
+    else:
+        latency, at_pct = {k: None for k in ("mean", *PERCENTILES, "max")}, None
+    return {
+        "arrived": t.arrived,
+        "completed": t.completed,
+        "dropped": t.dropped,
+        "in_flight": t.in_flight,
+        "throughput_rps": t.completed / window_s,
+        "latency_ms": latency,
+        "slo_attainment": attainment,
+        "slo": {
+            "percentile": percentile,
+            "latency_ms": slo_ms,
+            "latency_at_percentile_ms": at_pct,
+            "met": attainment is not None and attainment >= percentile / 100,
+        },
+        "percentiles": "exact" if lat.exact else f"sketch, relative error <= {lat.relative_error:g}",
+    }
 
 
 def _pools(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, Any]:

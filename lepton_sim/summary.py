@@ -1,6 +1,7 @@
 """The human-readable summary `simulate` prints: one table per concern, from the metrics object."""
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -13,22 +14,31 @@ def _f(v: Any, fmt: str = ".1f") -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def _service_cells(label: str, s: dict[str, Any]) -> list[str]:
+    lat, slo = s["latency_ms"], s["slo"]
+    colour = "green" if slo["met"] else "red"
+    return [label, f"{s['arrived']:,}", f"{s['dropped']:,}", _f(lat["mean"]), _f(lat["p50"]), _f(lat["p95"]),
+            _f(lat["p99"]), _f(lat["max"]), f"p{slo['percentile']:g}<={slo['latency_ms']:g}",
+            f"[{colour}]{_f(s['slo_attainment'], '.2%')}[/{colour}]"]
+
+
 def print_summary(scenario: Scenario, m: dict[str, Any], console: Console | None = None) -> None:
-    c = console or Console()
+    c = console or Console(width=None if sys.stdout.isatty() else 120)
     c.print(f"[bold]{m['scenario']}[/bold]  seed {m['seed']}  measured {m['warmup_s']:g}-{m['duration_s']:g} s "
             f"of simulated time  ({m['events']:,} events in {m['wall_s']:.2f} s wall)")
 
-    t = Table(title="Services (latency in ms, end to end)", title_justify="left")
-    for col in ("service", "arrived", "completed", "dropped", "in flight", "mean", "p50", "p95", "p99", "max",
-                "SLO", "attainment", "met"):
-        t.add_column(col, justify="left" if col == "service" else "right")
+    t = Table(title="Services: end-to-end latency (ms) of requests created after the warm-up", title_justify="left")
+    for col in ("service / demand site", "requests", "dropped", "mean", "p50", "p95", "p99", "max", "SLO", "attained"):
+        t.add_column(col, justify="left" if col.startswith("service") else "right")
     for name, s in m["services"].items():
-        lat, slo = s["latency_ms"], s["slo"]
-        met = "[green]yes[/green]" if slo["met"] else "[red]no[/red]"
-        t.add_row(name, f"{s['arrived']:,}", f"{s['completed']:,}", f"{s['dropped']:,}", f"{s['in_flight']:,}",
-                  _f(lat["mean"]), _f(lat["p50"]), _f(lat["p95"]), _f(lat["p99"]), _f(lat["max"]),
-                  f"p{slo['percentile']:g} <= {slo['latency_ms']:g}", _f(s["slo_attainment"], ".2%"), met)
+        t.add_row(*_service_cells(f"[bold]{name}[/bold]", s))
+        if len(s["by_site"]) > 1:
+            for site, st in s["by_site"].items():
+                t.add_row(*_service_cells(f"  from {site}", st))
     c.print(t)
+    unfinished = sum(s["in_flight"] for s in m["services"].values())
+    if unfinished:
+        c.print(f"[yellow]{unfinished:,} requests were still in flight when the run ended (counted as SLO misses)[/yellow]")
 
     t = Table(title="Pools (one FIFO queue each)", title_justify="left")
     for col in ("pool", "replicas", "utilization", "mean batch", "throughput rps", "compute time"):

@@ -255,8 +255,15 @@ class Replicas(Strict):
 
 
 class Deployment(Strict):
+    """Replica pools and how each request picks one.
+
+    Routing: `nearest` (lowest network latency; ties by queued work), `least-loaded` (least queued
+    work per replica, wherever it is), `least-latency` (round-trip propagation plus queued work:
+    the pool expected to answer first), `weighted` (the fractions in each line's `weights`).
+    """
+
     replicas: list[Replicas] = Field(min_length=1)
-    routing: Literal["nearest", "least-loaded", "weighted"] = "least-loaded"
+    routing: Literal["nearest", "least-loaded", "least-latency", "weighted"] = "least-loaded"
 
 
 # --- the scenario --------------------------------------------------------------------------

@@ -48,7 +48,7 @@ class Request:
 
     __slots__ = ("created", "svc", "counted", "pool", "path", "hop", "bits", "then", "back", "t_enq")
 
-    def __init__(self, created: float, svc: ServiceState, counted: bool) -> None:
+    def __init__(self, created: float, svc: DemandState, counted: bool) -> None:
         self.created = created
         self.svc = svc
         self.counted = counted
@@ -78,17 +78,21 @@ class Window:
             i += 1
 
 
-class ServiceState:
-    """Per-service constants and tallies."""
+class DemandState:
+    """Per (service, demand site) constants and tallies: requests are counted where they are created."""
 
-    def __init__(self, name: str, svc: Service, summary: LatencySummary, in_bytes: int, out_bytes: int) -> None:
-        self.name = name
-        self.spec = svc
-        self.summary = summary
+    def __init__(self, service: str, site: str, svc: Service, in_bytes: int, out_bytes: int) -> None:
+        self.service, self.site, self.spec = service, site, svc
+        self.summary = LatencySummary(thresholds=[svc.slo.latency_ms / 1e3])
+        self.buf: list[float] = []
         self.in_bits = in_bytes * 8.0
         self.out_bits = out_bytes * 8.0
-        self.buf: list[float] = []
-        self.arrived = self.completed = self.dropped = 0
+        self.arrived = self.completed = self.dropped = self.live = 0
+
+    def flush(self) -> None:
+        if self.buf:
+            self.summary.add_many(np.asarray(self.buf))
+            self.buf.clear()
 
 
 class LinkDir:
@@ -295,6 +299,8 @@ class Router:
             self.choose = self._single if len(self.nearest) == 1 else self._nearest
         elif policy == "least-loaded":
             self.choose = self._single if len(self.cands) == 1 else self._least_loaded
+        elif policy == "least-latency":
+            self.choose = self._single if len(self.cands) == 1 else self._least_latency
         else:
             self.choose = self._weighted
 
@@ -318,6 +324,16 @@ class Router:
     def _least_loaded(self) -> Candidate:
         return self._least(self.cands)
 
+    def _least_latency(self) -> Candidate:
+        # round-trip propagation plus queued work per replica: the pool expected to answer first
+        best, best_t = self.cands[0], math.inf
+        for c in self.cands:
+            p = c.pool
+            t = 2.0 * c.latency_s + p.outstanding * p.per_request_s / p.line.count
+            if t < best_t:
+                best, best_t = c, t
+        return best
+
     def _weighted(self) -> Candidate:
         u = self.uniforms()
         for c, w in zip(self.cands, self.cum):
@@ -339,11 +355,12 @@ class Simulation:
         self.duration, self.warmup = h.duration_s, h.warmup_s
         self.window = Window(h.warmup_s, h.duration_s)
         self.events = 0
-        self.services = {
-            name: ServiceState(name, svc, LatencySummary(thresholds=[svc.slo.latency_ms / 1e3]),
-                               scenario.models[svc.model].input_bytes, scenario.models[svc.model].output_bytes)
-            for name, svc in scenario.services.items()
-        }
+        self.demands: dict[tuple[str, str], DemandState] = {}
+        for name, svc in scenario.services.items():
+            model = scenario.models[svc.model]
+            for d in svc.demand:
+                if (name, d.site) not in self.demands:
+                    self.demands[(name, d.site)] = DemandState(name, d.site, svc, model.input_bytes, model.output_bytes)
         self.topology = Topology(scenario)
         self.linkdirs: dict[tuple[int, str], LinkDir] = {}
         for i, link in enumerate(scenario.links):
@@ -353,7 +370,7 @@ class Simulation:
             self.linkdirs[(i, b)] = cls(self, link, b, a)
         self.pools = [self._make_pool(i, line, batch_times_fn) for i, line in enumerate(scenario.deployment.replicas)]
         self.routers: dict[tuple[str, int], Router] = {}
-        self._sources: list[tuple[Iterator[float], ServiceState, Router, float]] = []
+        self._sources: list[tuple[Iterator[float], DemandState, Router | None, float]] = []
         self._build_routes()
 
     # --- construction ---------------------------------------------------------------------
@@ -376,8 +393,8 @@ class Simulation:
     def _build_routes(self) -> None:
         routing = self.scenario.deployment.routing  # type: ignore[union-attr]
         for name, svc in self.scenario.services.items():
-            state = self.services[name]
             for d_i, demand in enumerate(svc.demand):
+                state = self.demands[(name, demand.site)]
                 cands, weights = [], []
                 for pool in self.pools:
                     if pool.line.service != name:
@@ -410,6 +427,7 @@ class Simulation:
         req = Request(now, state, now >= self.warmup)
         if req.counted:
             state.arrived += 1
+            state.live += 1
         if router is None:
             self._drop(req)
         else:
@@ -442,14 +460,15 @@ class Simulation:
         if req.counted:
             state = req.svc
             state.completed += 1
-            state.buf.append(self.env.now - req.created)
+            state.live -= 1
+            state.buf.append(self.env.now - req.created)  # the request's end-to-end latency
             if len(state.buf) >= FLUSH:
-                state.summary.add_many(np.asarray(state.buf))
-                state.buf.clear()
+                state.flush()
 
     def _drop(self, req: Request) -> None:
         if req.counted:
             req.svc.dropped += 1
+            req.svc.live -= 1
 
     # --- running --------------------------------------------------------------------------
 
@@ -463,10 +482,8 @@ class Simulation:
             self._run_with_progress(until)
         else:
             self.env.run(until=until)
-        for state in self.services.values():
-            if state.buf:
-                state.summary.add_many(np.asarray(state.buf))
-                state.buf.clear()
+        for state in self.demands.values():
+            state.flush()
         return self._record(time.perf_counter() - t0)
 
     def _run_with_progress(self, until: float) -> None:
@@ -489,9 +506,19 @@ class Simulation:
             if isinstance(d, FairLinkDir) and d.heap:  # a busy period still open at the end
                 d.busy += self.window.overlap(d.busy_since, end)
                 self.window.add_bins(d.bins, d.busy_since, end)
-        services = {
-            n: ServiceTally(s.arrived, s.completed, s.dropped, s.summary) for n, s in self.services.items()
-        }
+        services = {}
+        for name, svc in self.scenario.services.items():
+            by_site = {
+                site: ServiceTally(d.arrived, d.completed, d.dropped, d.live, d.summary)
+                for (n, site), d in self.demands.items() if n == name
+            }
+            total = LatencySummary(thresholds=[svc.slo.latency_ms / 1e3])
+            for t in by_site.values():
+                total.merge(t.latency_s)
+            services[name] = ServiceTally(
+                sum(t.arrived for t in by_site.values()), sum(t.completed for t in by_site.values()),
+                sum(t.dropped for t in by_site.values()), sum(t.in_flight for t in by_site.values()), total, by_site,
+            )
         pools = [
             PoolTally(
                 id=p.id, line=p.line, busy_s=tuple(p.busy), bins_busy_s=tuple(p.bins), batches=p.batches,

@@ -1,7 +1,7 @@
 """The immutable record of one simulation run: raw tallies, from which metrics are computed."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
@@ -11,16 +11,18 @@ from lepton_sim.sketch import LatencySummary
 
 @dataclass(frozen=True)
 class ServiceTally:
-    """Counts over requests created after the warm-up, and their latency summary (seconds)."""
+    """Counts over requests created after the warm-up, and their latency summary (seconds).
+
+    `in_flight` is tallied by the engine (requests created and neither completed nor dropped when
+    the run ended), not derived, so that conservation can be checked.
+    """
 
     arrived: int
     completed: int
     dropped: int
+    in_flight: int
     latency_s: LatencySummary
-
-    @property
-    def in_flight(self) -> int:
-        return self.arrived - self.completed - self.dropped
+    by_site: Mapping[str, ServiceTally] = field(default_factory=dict)  # per demand site
 
 
 @dataclass(frozen=True)
