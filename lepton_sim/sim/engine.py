@@ -355,6 +355,7 @@ class Simulation:
         self.duration, self.warmup = h.duration_s, h.warmup_s
         self.window = Window(h.warmup_s, h.duration_s)
         self.events = 0
+        self.created = 0  # every request created, warm-up included
         self.demands: dict[tuple[str, str], DemandState] = {}
         for name, svc in scenario.services.items():
             model = scenario.models[svc.model]
@@ -425,6 +426,7 @@ class Simulation:
         _, state, router, in_bits = src
         now = self.env.now
         req = Request(now, state, now >= self.warmup)
+        self.created += 1
         if req.counted:
             state.arrived += 1
             state.live += 1
@@ -537,7 +539,7 @@ class Simulation:
         return SimRecord(
             scenario=self.scenario.name, seed=self.seed, duration_s=self.duration, warmup_s=self.warmup,
             end_s=end, bin_s=self.window.bin_w, services=services, pools=tuple(pools), links=tuple(links),
-            events=self.events, wall_s=wall_s,
+            events=self.events, created=self.created, wall_s=wall_s,
         )
 
 

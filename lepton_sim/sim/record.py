@@ -64,6 +64,7 @@ class SimRecord:
     pools: tuple[PoolTally, ...]
     links: tuple[LinkTally, ...]
     events: int
+    created: int  # requests created over the whole horizon, warm-up included
     wall_s: float
 
     def __post_init__(self) -> None:
