@@ -105,3 +105,18 @@ def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
         assert ok.returncode == 0 and ok.stdout.startswith("ok:"), ok.stderr
         res = subprocess.run([*prefix, "check", str(bad)], capture_output=True, text=True)
         assert res.returncode == 2 and "malformed YAML" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_identical_metrics_across_processes() -> None:
+    """Same scenario and seed in two fresh interpreters with different hash seeds: identical metrics."""
+    import os
+
+    outs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        res = subprocess.run([sys.executable, "-m", "lepton_sim", "simulate", str(ROOT / "scenarios" / "edge-vision.yaml"),
+                              "--seed", "5", "--json"], capture_output=True, text=True, env=env, check=True)
+        m = json.loads(res.stdout)
+        m.pop("wall_s")
+        outs.append(json.dumps(m))
+    assert outs[0] == outs[1]
