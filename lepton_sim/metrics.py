@@ -51,7 +51,7 @@ def _service_entry(t: ServiceTally, slo_ms: float, percentile: float, window_s: 
     """Counts, latency percentiles (ms) and SLO attainment of one group of requests."""
     lat = t.latency_s
     within = round(lat.fraction_at_most(slo_ms / 1e3) * lat.count) if lat.count else 0
-    attainment = within / t.arrived if t.arrived else None  # dropped and unfinished requests miss
+    attainment = within / t.arrived if t.arrived else None  # dropped, failed, unfinished requests miss
     if lat.count:
         qs = lat.quantiles([*PERCENTILES.values(), percentile / 100])
         latency: dict[str, Any] = {"mean": lat.mean * 1e3, **{k: q * 1e3 for k, q in zip(PERCENTILES, qs)},
@@ -63,6 +63,7 @@ def _service_entry(t: ServiceTally, slo_ms: float, percentile: float, window_s: 
         "arrived": t.arrived,
         "completed": t.completed,
         "dropped": t.dropped,
+        "failed": t.failed,
         "in_flight": t.in_flight,
         "throughput_rps": t.completed / window_s,
         "latency_ms": latency,
@@ -86,6 +87,9 @@ def _pools(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, Any
             "service": line.service, "site": line.site, "hardware": line.hardware, "variant": line.variant,
             "replicas": line.count,
             "utilization": busy / (window_s * line.count),
+            "availability": 1 - sum(p.down_s) / (window_s * line.count),
+            "failures": p.failures,
+            "retried": p.retried,
             "batches": p.batches,
             "mean_batch": p.batched / p.batches if p.batches else None,
             "throughput_rps": p.batched / window_s,
@@ -94,26 +98,28 @@ def _pools(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, Any
     return out
 
 
-def node_ids(rec: SimRecord) -> list[tuple[str, str, float]]:
-    """(node id, pool id, busy seconds) per replica; ids number replicas per (site, hardware) in deployment order."""
+def node_ids(rec: SimRecord) -> list[tuple[str, str, float, float]]:
+    """(node id, pool id, busy s, down s) per replica; ids number replicas per (site, hardware) in deployment order."""
     seen: dict[tuple[str, str], int] = defaultdict(int)
     out = []
     for p in rec.pools:
-        for busy in p.busy_s:
+        for busy, down in zip(p.busy_s, p.down_s):
             key = (p.line.site, p.line.hardware)
-            out.append((f"{key[0]}/{key[1]}/{seen[key]}", p.id, busy))
+            out.append((f"{key[0]}/{key[1]}/{seen[key]}", p.id, busy, down))
             seen[key] += 1
     return out
 
 
 def _nodes(rec: SimRecord, window_s: float) -> dict[str, Any]:
-    return {nid: {"pool": pid, "utilization": busy / window_s} for nid, pid, busy in node_ids(rec)}
+    return {nid: {"pool": pid, "utilization": busy / window_s, "availability": 1 - down / window_s}
+            for nid, pid, busy, down in node_ids(rec)}
 
 
 def _links(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for t in rec.links:
-        entry = out.setdefault(t.id, {"utilization": 0.0, "gb": 0.0, "directions": {}})
+        entry = out.setdefault(t.id, {"utilization": 0.0, "gb": 0.0, "availability": 1 - t.down_s / window_s,
+                                      "failures": t.failures, "directions": {}})
         u = t.busy_s / window_s
         entry["directions"][t.direction] = {"utilization": u, "gb": t.bytes / 1e9, "transfers": t.transfers}
         entry["utilization"] = max(entry["utilization"], u)  # the busier direction
@@ -149,13 +155,13 @@ def _cost(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, Any]
 
 
 def _energy(scenario: Scenario, rec: SimRecord, window_s: float) -> tuple[float, dict[str, Any]]:
-    """Busy seconds at `power_w`, the rest of the window at `idle_power_w`, per replica; in kWh."""
+    """Busy seconds at `power_w`, up-and-idle seconds at `idle_power_w`, failed seconds at 0, per replica; in kWh."""
     by_site: dict[str, float] = defaultdict(float)
     by_hw: dict[str, float] = defaultdict(float)
     by_svc: dict[str, float] = defaultdict(float)
     for p in rec.pools:
         hw = scenario.hardware[p.line.hardware]
-        joules = sum(b * hw.power_w + (window_s - b) * hw.idle_power_w for b in p.busy_s)
+        joules = sum(b * hw.power_w + (window_s - b - d) * hw.idle_power_w for b, d in zip(p.busy_s, p.down_s))
         kwh = joules / 3.6e6
         by_site[p.line.site] += kwh
         by_hw[p.line.hardware] += kwh

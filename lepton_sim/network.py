@@ -47,23 +47,26 @@ class Topology:
         for i, link in enumerate(self.links):
             a, b = link.between
             self.graph.add_edge(a, b, index=i, latency_s=link.latency_ms / 1e3)
-        self._routes: dict[tuple[str, str], Route | None] = {}
+        self._routes: dict[tuple[str, str, frozenset[int]], Route | None] = {}
 
-    def route(self, src: str, dst: str) -> Route | None:
-        """The lowest-latency route (fewest hops among equals), or None when `dst` is unreachable."""
-        key = (src, dst)
+    def route(self, src: str, dst: str, down: frozenset[int] = frozenset()) -> Route | None:
+        """The lowest-latency route (fewest hops among equals) avoiding the links indexed in `down`,
+        or None when `dst` is unreachable."""
+        key = (src, dst, down)
         if key not in self._routes:
-            self._routes[key] = self._find(src, dst)
+            self._routes[key] = self._find(src, dst, down)
         return self._routes[key]
 
-    def _find(self, src: str, dst: str) -> Route | None:
+    def _find(self, src: str, dst: str, down: frozenset[int]) -> Route | None:
         if src == dst:
             return Route((), 0.0)
+
+        def weight(u: str, v: str, d: dict) -> float | None:
+            # None hides a failed link; a tiny per-hop term breaks latency ties towards fewer hops
+            return None if d["index"] in down else d["latency_s"] + 1e-12
+
         try:
-            # a tiny per-hop term breaks latency ties towards fewer hops, deterministically
-            path = nx.shortest_path(
-                self.graph, src, dst, weight=lambda u, v, d: d["latency_s"] + 1e-12
-            )
+            path = nx.shortest_path(self.graph, src, dst, weight=weight)
         except nx.NetworkXNoPath:
             return None
         hops = tuple(Hop(self.graph.edges[u, v]["index"], u, v) for u, v in zip(path, path[1:]))

@@ -17,7 +17,7 @@ def _f(v: Any, fmt: str = ".1f") -> str:
 def _service_cells(label: str, s: dict[str, Any]) -> list[str]:
     lat, slo = s["latency_ms"], s["slo"]
     colour = "green" if slo["met"] else "red"
-    return [label, f"{s['arrived']:,}", f"{s['dropped']:,}", _f(lat["mean"]), _f(lat["p50"]), _f(lat["p95"]),
+    return [label, f"{s['arrived']:,}", f"{s['dropped']:,}", f"{s['failed']:,}", _f(lat["mean"]), _f(lat["p50"]), _f(lat["p95"]),
             _f(lat["p99"]), _f(lat["max"]), f"p{slo['percentile']:g}<={slo['latency_ms']:g}",
             f"[{colour}]{_f(s['slo_attainment'], '.2%')}[/{colour}]"]
 
@@ -28,7 +28,8 @@ def print_summary(scenario: Scenario, m: dict[str, Any], console: Console | None
             f"of simulated time  ({m['events']:,} events in {m['wall_s']:.2f} s wall)")
 
     t = Table(title="Services: end-to-end latency (ms) of requests created after the warm-up", title_justify="left")
-    for col in ("service / demand site", "requests", "dropped", "mean", "p50", "p95", "p99", "max", "SLO", "attained"):
+    for col in ("service / demand site", "requests", "dropped", "failed", "mean", "p50", "p95", "p99", "max", "SLO",
+                "attained"):
         t.add_column(col, justify="left" if col.startswith("service") else "right")
     for name, s in m["services"].items():
         t.add_row(*_service_cells(f"[bold]{name}[/bold]", s))
@@ -41,28 +42,30 @@ def print_summary(scenario: Scenario, m: dict[str, Any], console: Console | None
         c.print(f"[yellow]{unfinished:,} requests were still in flight when the run ended (counted as SLO misses)[/yellow]")
 
     t = Table(title="Pools (one FIFO queue each)", title_justify="left")
-    for col in ("pool", "replicas", "utilization", "mean batch", "throughput rps", "compute time"):
+    for col in ("pool", "replicas", "utilization", "availability", "mean batch", "throughput rps", "compute time"):
         t.add_column(col, justify="left" if col in ("pool", "compute time") else "right")
     for pid, p in m["pools"].items():
-        t.add_row(pid, str(p["replicas"]), _f(p["utilization"], ".1%"), _f(p["mean_batch"], ".2f"),
-                  _f(p["throughput_rps"], ".1f"), p["compute"]["source"])
+        t.add_row(pid, str(p["replicas"]), _f(p["utilization"], ".1%"), _f(p["availability"], ".2%"),
+                  _f(p["mean_batch"], ".2f"), _f(p["throughput_rps"], ".1f"), p["compute"]["source"])
     c.print(t)
 
     t = Table(title="Nodes", title_justify="left")
     t.add_column("node")
     t.add_column("pool")
     t.add_column("utilization", justify="right")
+    t.add_column("availability", justify="right")
     for nid, n in m["nodes"].items():
-        t.add_row(nid, n["pool"], _f(n["utilization"], ".1%"))
+        t.add_row(nid, n["pool"], _f(n["utilization"], ".1%"), _f(n["availability"], ".2%"))
     c.print(t)
 
     if m["links"]:
         t = Table(title="Links (per direction)", title_justify="left")
-        for col in ("link", "direction", "sharing", "utilization", "GB"):
+        for col in ("link", "direction", "sharing", "utilization", "availability", "GB"):
             t.add_column(col, justify="left" if col in ("link", "direction", "sharing") else "right")
         for lid, link in m["links"].items():
             for d, v in link["directions"].items():
-                t.add_row(lid, d, link["sharing"], _f(v["utilization"], ".1%"), _f(v["gb"], ".3f"))
+                t.add_row(lid, d, link["sharing"], _f(v["utilization"], ".1%"), _f(link["availability"], ".2%"),
+                          _f(v["gb"], ".3f"))
         c.print(t)
 
     cost = m["cost"]

@@ -1,5 +1,5 @@
-"""Invariants over randomly generated scenarios (hypothesis): conservation, bounded utilisation,
-latency never below the network floor."""
+"""Invariants over randomly generated scenarios (hypothesis), failures included: conservation,
+bounded utilisation and availability, latency never below the network floor."""
 from __future__ import annotations
 
 from typing import Any
@@ -53,8 +53,14 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
                  "count": draw(st.integers(1, 3))}]
     if draw(st.booleans()):
         replicas.append({"service": "s", "site": "e0", "hardware": "box", "variant": "fp16", "count": 1})
+    failures: dict[str, Any] = {}
+    if draw(st.booleans()):
+        failures["box"] = {"mtbf_h": draw(st.floats(0.0005, 0.01)), "mttr_h": draw(st.floats(0.0001, 0.005))}
+    if draw(st.booleans()):
+        failures["e0--dc"] = {"mtbf_h": draw(st.floats(0.0005, 0.01)), "mttr_h": draw(st.floats(0.0001, 0.005))}
     return {
         "name": "prop", "seed": draw(st.integers(0, 2**32)),
+        "failures": failures,
         "horizon": {"duration_s": draw(st.floats(2, 15)), "warmup_s": draw(st.floats(0, 1.5)),
                     "drain_s": draw(st.sampled_from([0.0, 0.05, 10.0]))},
         "hardware": {"box": dict(BOX)},
@@ -79,14 +85,16 @@ def test_invariants(d: dict[str, Any]) -> None:
 
     # conservation: every request created after the warm-up is completed, dropped or still in flight
     for svc in rec.services.values():
-        assert svc.arrived == svc.completed + svc.dropped + svc.in_flight
+        assert svc.arrived == svc.completed + svc.dropped + svc.failed + svc.in_flight
         assert svc.in_flight >= 0 and svc.latency_s.count == svc.completed
         for site in svc.by_site.values():
-            assert site.arrived == site.completed + site.dropped + site.in_flight
+            assert site.arrived == site.completed + site.dropped + site.failed + site.in_flight
 
     # utilisation of every replica, pool, link direction and time bin lies in [0, 1]
     eps = 1e-9
     values = [n["utilization"] for n in m["nodes"].values()]
+    values += [n["availability"] for n in m["nodes"].values()]
+    values += [n["utilization"] + 1 - n["availability"] for n in m["nodes"].values()]  # busy + down <= window
     values += [p["utilization"] for p in m["pools"].values()]
     values += [v["utilization"] for link in m["links"].values() for v in link["directions"].values()]
     values += [u for series in m["timeseries"]["pools"].values() for u in series]

@@ -38,7 +38,7 @@ def test_every_scenario_checks_and_simulates(path: Path, tmp_path: Path, capsys:
     assert set(m["services"]) == set(s.services)
     for svc in m["services"].values():
         assert svc["arrived"] > 0 and svc["completed"] > 0
-        assert svc["arrived"] == svc["completed"] + svc["dropped"] + svc["in_flight"]
+        assert svc["arrived"] == svc["completed"] + svc["dropped"] + svc["failed"] + svc["in_flight"]
     capsys.readouterr()
 
 

@@ -298,8 +298,17 @@ class _Checker:
         self.check_models()
         self.check_links()
         self.check_services()
+        self.check_failures()
         if self.s.deployment is not None:
             self.check_deployment()
+
+    def check_failures(self) -> None:
+        links = {f"{a}--{b}" for a, b in (link.between for link in self.s.links)}
+        links |= {f"{b}--{a}" for a, b in (link.between for link in self.s.links)}
+        for name in self.s.failures:
+            if name not in self.s.hardware and name not in links:
+                known = ", ".join([*self.s.hardware, *(f"{a}--{b}" for a, b in (k.between for k in self.s.links))])
+                self.fail(f"failures.{name}", f"not a hardware type or a link (site--site); known: {known}")
 
     def check_models(self) -> None:
         for name, m in self.s.models.items():

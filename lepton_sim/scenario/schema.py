@@ -266,6 +266,16 @@ class Deployment(Strict):
     routing: Literal["nearest", "least-loaded", "least-latency", "weighted"] = "least-loaded"
 
 
+# --- failures ------------------------------------------------------------------------------
+
+
+class Failure(Strict):
+    """Exponential time between failures and time to repair, in hours."""
+
+    mtbf_h: PositiveFloat
+    mttr_h: PositiveFloat
+
+
 # --- the scenario --------------------------------------------------------------------------
 
 
@@ -282,3 +292,4 @@ class Scenario(Strict):
     models: dict[Name, ModelSpec] = Field(min_length=1)
     services: dict[Name, Service] = Field(min_length=1)
     deployment: Deployment | None = None
+    failures: dict[str, Failure] = Field(default_factory=dict)  # hardware type or link "a--b"

@@ -19,7 +19,8 @@ class ServiceTally:
 
     arrived: int
     completed: int
-    dropped: int
+    dropped: int  # no replica reachable, or the pool's queue was full
+    failed: int  # lost on a link that failed while carrying it
     in_flight: int
     latency_s: LatencySummary
     by_site: Mapping[str, ServiceTally] = field(default_factory=dict)  # per demand site
@@ -32,9 +33,12 @@ class PoolTally:
     id: str
     line: Replicas
     busy_s: tuple[float, ...]
+    down_s: tuple[float, ...]  # per replica, failed time inside the window
     bins_busy_s: tuple[float, ...]  # summed over replicas, over [0, duration] in equal bins
     batches: int
     batched: int
+    failures: int  # replica failures inside the window
+    retried: int  # requests put back in the queue because their replica failed mid-batch
     compute_source: str  # "roofline", "measured" or "service_time override"
     compute_detail: str
 
@@ -50,6 +54,8 @@ class LinkTally:
     bytes: float
     transfers: int
     bins_busy_s: tuple[float, ...]
+    down_s: float  # the link's failed time inside the window (both directions)
+    failures: int
 
 
 @dataclass(frozen=True)

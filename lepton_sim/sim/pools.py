@@ -1,0 +1,159 @@
+"""Replica pools: one FIFO queue per deployment line, served by its replicas with dynamic batching."""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import simpy
+
+from lepton_sim.scenario.schema import Replicas
+from lepton_sim.servicetime import BatchTimes
+from lepton_sim.sim.common import EPS_S, TIME_BINS, Request
+
+if TYPE_CHECKING:
+    from lepton_sim.sim.engine import Simulation
+
+
+class Pool:
+    """`count` replicas behind one FIFO queue.
+
+    An idle replica takes the queue's first `max_batch` requests at once when that many wait, or
+    when the oldest has waited `max_wait_ms`; otherwise it waits for whichever comes first. The
+    batch's compute time is `times[b-1]` from the service-time model, or one draw of the service's
+    `service_time` distribution. A replica that fails mid-batch puts the batch back at the head of
+    the queue (the requests are retried by the next live replica) and takes no work until repaired.
+    """
+
+    def __init__(self, sim: Simulation, index: int, line: Replicas, max_batch: int, max_wait_s: float,
+                 max_queue: int | None, times: BatchTimes | None, draw: Callable[[], float] | None,
+                 per_request_s: float) -> None:
+        self.sim, self.env, self.index, self.line = sim, sim.env, index, line
+        self.id = f"{line.service}@{line.site}/{line.hardware}/{line.variant}"
+        self.times = list(times.times_s) if times is not None else None
+        self.batch_times = times
+        self.draw = draw
+        self.per_request_s = per_request_s  # batch-1 compute time, the unit of "queued work"
+        self.max_batch = max_batch
+        self.max_wait = max_wait_s
+        self.max_queue = max_queue
+        n = line.count
+        self.queue: deque[Request] = deque()
+        self.free: deque[int] = deque(range(n))  # idle, live replicas
+        self.outstanding = 0  # routed here and not yet served: in transit, queued or in service
+        self.timer_due = -1.0
+        self.busy = [0.0] * n
+        self.bins = [0.0] * TIME_BINS
+        self.batches = 0
+        self.batched = 0
+        # failures
+        self.n_live = n
+        self.live = [True] * n
+        self.gen = [0] * n  # bumped when a replica fails, so its pending completion is ignored
+        self.running: list[tuple[float, float, list[Request], bool] | None] = [None] * n
+        self.down_s = [0.0] * n
+        self.down_since = [0.0] * n
+        self.failures = 0
+        self.retried = 0
+
+    def enqueue(self, req: Request) -> None:
+        if self.max_queue is not None and len(self.queue) >= self.max_queue:
+            self.outstanding -= 1
+            self.sim._drop(req)
+            return
+        req.t_enq = self.env.now
+        self.queue.append(req)
+        if self.free:
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        q = self.queue
+        env = self.env
+        while self.free and q:
+            n = len(q)
+            if n < self.max_batch and self.max_wait > 0.0:
+                due = q[0].t_enq + self.max_wait
+                if env.now < due - EPS_S:
+                    if self.timer_due != due:  # wait for the batch to fill, at most until `due`
+                        self.timer_due = due
+                        t = env.timeout(due - env.now)
+                        t.callbacks.append(self._on_timer)
+                        self.sim.events += 1
+                    return
+            b = n if n < self.max_batch else self.max_batch
+            batch = [q.popleft() for _ in range(b)]
+            replica = self.free.popleft()
+            dt = self.times[b - 1] if self.draw is None else self.draw()
+            now = env.now
+            win = self.sim.window
+            self.busy[replica] += win.overlap(now, now + dt)
+            win.add_bins(self.bins, now, now + dt)
+            counted = win.start <= now < win.end
+            if counted:
+                self.batches += 1
+                self.batched += b
+            self.running[replica] = (now, now + dt, batch, counted)
+            ev = env.timeout(dt, (replica, self.gen[replica]))
+            ev.callbacks.append(self._on_done)
+            self.sim.events += 1
+
+    def _on_timer(self, ev: simpy.Event) -> None:
+        self.timer_due = -1.0
+        self._dispatch()
+
+    def _on_done(self, ev: simpy.Event) -> None:
+        replica, gen = ev._value
+        if gen != self.gen[replica]:
+            return  # the replica failed during this batch
+        run = self.running[replica]
+        self.running[replica] = None
+        batch = run[2]  # type: ignore[index]
+        self.free.append(replica)
+        self.outstanding -= len(batch)
+        respond = self.sim._respond
+        for req in batch:
+            respond(req)
+        if self.queue:
+            self._dispatch()
+
+    def fail(self, replica: int) -> None:
+        """The replica goes down; a batch it was running goes back to the head of the queue."""
+        now = self.env.now
+        win = self.sim.window
+        self.n_live -= 1
+        self.live[replica] = False
+        self.down_since[replica] = now
+        if win.in_window(now):
+            self.failures += 1
+        if replica in self.free:
+            self.free.remove(replica)
+            return
+        run = self.running[replica]
+        self.gen[replica] += 1
+        self.running[replica] = None
+        if run is not None:
+            _, end, batch, counted = run
+            self.busy[replica] -= win.overlap(now, end)
+            win.add_bins(self.bins, now, end, -1.0)
+            if counted:
+                self.batches -= 1
+                self.batched -= len(batch)
+            self.retried += len(batch)
+            self.queue.extendleft(reversed(batch))
+        if self.free and self.queue:
+            self._dispatch()
+
+    def repair(self, replica: int) -> None:
+        now = self.env.now
+        self.n_live += 1
+        self.live[replica] = True
+        self.down_s[replica] += self.sim.window.overlap(self.down_since[replica], now)
+        self.free.append(replica)
+        if self.queue:
+            self._dispatch()
+
+    def close(self, end: float) -> None:
+        """Account down time still open when the run ends."""
+        for r, live in enumerate(self.live):
+            if not live:
+                self.down_s[r] += self.sim.window.overlap(self.down_since[r], end)
