@@ -10,6 +10,9 @@ from rich.table import Table
 from lepton_sim.scenario.schema import Scenario
 
 
+MAX_SITE_ROWS = 6  # per-site rows shown under a service; beyond, only its three slowest sites
+
+
 def _f(v: Any, fmt: str = ".1f") -> str:
     return "-" if v is None else format(v, fmt)
 
@@ -33,9 +36,16 @@ def print_summary(scenario: Scenario, m: dict[str, Any], console: Console | None
         t.add_column(col, justify="left" if col.startswith("service") else "right")
     for name, s in m["services"].items():
         t.add_row(*_service_cells(f"[bold]{name}[/bold]", s))
-        if len(s["by_site"]) > 1:
-            for site, st in s["by_site"].items():
-                t.add_row(*_service_cells(f"  from {site}", st))
+        sites = list(s["by_site"].items())
+        if len(sites) > MAX_SITE_ROWS:  # many sites: show the worst by tail latency
+            sites = sorted(sites, key=lambda kv: -(kv[1]["slo"]["latency_at_percentile_ms"] or float("inf")))
+            shown, hidden = sites[:3], len(sites) - 3
+        else:
+            shown, hidden = (sites if len(sites) > 1 else []), 0
+        for site, st in shown:
+            t.add_row(*_service_cells(f"  from {site}", st))
+        if hidden:
+            t.add_row(f"  [dim]{hidden} more sites in metrics.json[/dim]", *[""] * 10)
     c.print(t)
     unfinished = sum(s["in_flight"] for s in m["services"].values())
     if unfinished:
