@@ -15,7 +15,8 @@ from lepton_sim.cli import main
 from lepton_sim.scenario import default_scenario_path, load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = sorted((ROOT / "scenarios").rglob("*.yaml"))
+# scenario files (sweep files in scenarios/sweeps/ name a base scenario and are tested with the sweeps)
+SCENARIOS = sorted(p for p in (ROOT / "scenarios").rglob("*.yaml") if "sweeps" not in p.parts)
 README = (ROOT / "README.md").read_text()
 
 
