@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Validate SCENARIO without running it.")
     chk.add_argument("scenario", help="scenario YAML file")
     chk.set_defaults(func=cmd_check)
+
+    from lepton_sim.kernels_cli import register as register_kernels
+
+    register_kernels(sub)
     return p
 
 

@@ -43,6 +43,14 @@ def _services(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, 
         entry = _service_entry(t, slo.latency_ms, slo.percentile, window_s)
         entry["by_site"] = {site: _service_entry(st, slo.latency_ms, slo.percentile, window_s)
                             for site, st in t.by_site.items()}
+        payload = scenario.services[name].payload
+        if payload is not None and payload.codec != "none":
+            c = payload.model
+            in_bytes = scenario.models[scenario.services[name].model].input_bytes
+            entry["payload"] = {"codec": payload.codec, "level": payload.level, "data": payload.data,
+                                "ratio": c.ratio, "wire_bytes": in_bytes / c.ratio,
+                                "compress_ms": in_bytes * c.compress_s_per_byte * 1e3,
+                                "decompress_ms": in_bytes * c.decompress_s_per_byte * 1e3, "source": c.source}
         out[name] = entry
     return out
 

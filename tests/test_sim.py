@@ -285,3 +285,22 @@ def test_cost_and_energy_hand_computed() -> None:
     # busy 0.2 of the time at 100 W, idle 0.8 at 40 W
     assert m["energy_kwh"] == pytest.approx((0.2 * 100 + 0.8 * 40) * 190 / 3.6e6, rel=0.01)
     assert m["nodes"]["dc/box/0"]["utilization"] == pytest.approx(0.2, rel=0.01)
+
+
+def test_payload_codec_shrinks_transfers_and_adds_codec_time() -> None:
+    """At low load: latency = floor with input_bytes / ratio on the wire + compress + decompress time."""
+    d = scenario()
+    d["services"]["svc"]["service_time"] = {"dist": "deterministic", "ms": 1}
+    d["services"]["svc"]["payload"] = {"codec": "zstd", "level": 3, "data": "uint8-images"}
+    s = parse_scenario(d)
+    codec = s.services["svc"].payload.model
+    assert codec.ratio > 1 and codec.source.startswith("measured")
+    rec, m = run(d)
+    n = 125_000
+    expected = (2 * 5e-3 + n / codec.ratio * 8 / 1e9 + 1250 * 8 / 1e9 + 1e-3
+                + n * codec.compress_s_per_byte + n * codec.decompress_s_per_byte)
+    lo, hi = rec.services["svc"].latency_s.quantiles([0.0, 1.0])
+    assert lo == pytest.approx(expected, rel=1e-9) and hi == pytest.approx(expected, rel=1e-9)
+    gb = m["links"]["edge--dc"]["directions"]["edge->dc"]["gb"]
+    assert gb == pytest.approx(m["services"]["svc"]["arrived"] * n / codec.ratio / 1e9, rel=0.02)
+    assert m["services"]["svc"]["payload"]["ratio"] == pytest.approx(codec.ratio, rel=1e-5)

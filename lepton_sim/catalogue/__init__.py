@@ -24,13 +24,27 @@ def _hardware() -> dict[str, dict[str, Any]]:
     return entries
 
 
+# Built from the committed kernel profile of the reference machine, not from hardware.yaml.
+THIS_MACHINE = "this-machine"
+
+
+@lru_cache(maxsize=1)
+def _this_machine() -> dict[str, Any]:
+    """`this-machine`: peaks, bandwidth and memory measured in the reference profile (lepton_sim.profiles)."""
+    from lepton_sim.profiles import load_profile_cached, reference_profile_path, this_machine_entry
+
+    return this_machine_entry(load_profile_cached(reference_profile_path()), _hardware()["generic-server-cpu"])
+
+
 def hardware_names() -> list[str]:
     """Names of the built-in hardware types."""
-    return sorted(_hardware())
+    return sorted([*_hardware(), THIS_MACHINE])
 
 
 def hardware_entry(name: str) -> dict[str, Any]:
     """A deep copy of catalogue entry ``name`` (safe to override keys); KeyError if unknown."""
+    if name == THIS_MACHINE:
+        return copy.deepcopy(_this_machine())
     try:
         entry = _hardware()[name]
     except KeyError:

@@ -19,10 +19,11 @@ import networkx as nx
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from lepton_sim.catalogue import hardware_entry, hardware_names
+from lepton_sim.catalogue import THIS_MACHINE, hardware_entry, hardware_names
 from lepton_sim.catalogue.zoo import zoo_model, zoo_names
 from lepton_sim.errors import ScenarioError
 from lepton_sim.layers import LayerShapeError, layer_costs
+from lepton_sim.profiles import Codec, codec_model, digits_variants, load_profile_cached, reference_profile_path
 from lepton_sim.scenario.schema import Scenario, Trace
 from lepton_sim.servicetime import UnsupportedPrecision, batch_times, weight_bytes
 
@@ -119,8 +120,13 @@ def _resolve_entries(raw: dict, file: str) -> dict:
 
 def _overlay_hardware(entry: dict, path: str, file: str) -> dict:
     ref = entry["from"]
+    if ref == THIS_MACHINE and "profile" not in entry:
+        entry = {**entry, "profile": str(reference_profile_path())}  # its compute times are the measured ones
     try:
         base = hardware_entry(str(ref))
+    except (OSError, ValueError) as exc:
+        raise ScenarioError(f"cannot build {ref!r} from its kernel profile: {exc}", file=file,
+                            path=f"{path}.from") from None
     except KeyError:
         raise ScenarioError(
             f"unknown hardware catalogue entry {ref!r}; known: {', '.join(hardware_names())}",
@@ -141,6 +147,8 @@ def _overlay_model(entry: dict, path: str, file: str) -> dict:
     params = {k: entry[k] for k in ("seq_len",) if k in entry}
     try:
         base = zoo_model(str(ref), **params)
+        if ref == "digits-mlp":  # the real model: variant accuracy as measured on its test set
+            base["variants"] = digits_variants(load_profile_cached(reference_profile_path()))
     except KeyError:
         raise ScenarioError(
             f"unknown model zoo entry {ref!r}; known: {', '.join(zoo_names())}", file=file, path=f"{path}.from"
@@ -295,12 +303,32 @@ class _Checker:
         raise ScenarioError(msg, file=self.file, path=path)
 
     def run(self) -> None:
+        self.load_profiles()
         self.check_models()
         self.check_links()
         self.check_services()
         self.check_failures()
         if self.s.deployment is not None:
             self.check_deployment()
+
+    def _path(self, rel: str) -> Path:
+        p = Path(rel)
+        return p if p.is_absolute() else self.base_dir / p
+
+    def _profile(self, rel: str, path: str) -> Any:
+        p = self._path(rel)
+        if not p.is_file():
+            self.fail(path, f"profile file not found: {p}")
+        try:
+            return load_profile_cached(p)
+        except (OSError, ValueError) as exc:
+            self.fail(path, f"not a valid kernel profile: {exc}")
+
+    def load_profiles(self) -> None:
+        """Load each hardware type's measured profile once, here at the boundary."""
+        for name, hw in self.s.hardware.items():
+            if hw.profile is not None:
+                hw._measured = self._profile(hw.profile, f"hardware.{name}.profile")
 
     def check_failures(self) -> None:
         links = {f"{a}--{b}" for a, b in (link.between for link in self.s.links)}
@@ -346,6 +374,8 @@ class _Checker:
             for i, v in enumerate(svc.variants or []):
                 if v not in model.variants:
                     self.fail(f"{path}.variants[{i}]", f"model {svc.model!r} has no variant {v!r}; it has: {_names(model.variants)}")
+            if svc.payload is not None:
+                svc.payload._codec = self._codec(svc.payload, f"{path}.payload")
             if svc.batching.max_wait_ms > 0 and svc.batching.max_batch == 1:
                 self.fail(f"{path}.batching.max_wait_ms", "waiting for a batch needs max_batch > 1")
             for i, d in enumerate(svc.demand):
@@ -357,6 +387,14 @@ class _Checker:
                     self.fail(f"{dpath}.rate_rps", f"required for {kind} arrivals (the mean rate, requests per second)")
                 if isinstance(d.arrival, Trace):
                     d.arrival._times_s = self._read_trace(d.arrival, f"{dpath}.arrival.file")
+
+    def _codec(self, payload: Any, path: str) -> Codec:
+        rel = payload.profile if payload.profile is not None else str(reference_profile_path())
+        profile = self._profile(rel, f"{path}.profile")
+        try:
+            return codec_model(profile, payload.codec, payload.level, payload.data)
+        except ValueError as exc:
+            self.fail(path, str(exc))
 
     def _read_trace(self, trace: Trace, path: str) -> tuple[float, ...]:
         p = Path(trace.file)

@@ -6,7 +6,7 @@ also resolves `from:` catalogue and zoo entries before these models see the data
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
@@ -62,8 +62,15 @@ class HardwareSpec(Strict):
     compute_efficiency: Annotated[float, Field(gt=0, le=1)] | None = None
     memory_efficiency: Annotated[float, Field(gt=0, le=1)] | None = None
     kernel_overhead_us: NonNegFloat | None = None
+    profile: str | None = None  # a measured kernel profile (path relative to the scenario file)
     sources: dict[str, str] = Field(default_factory=dict)
     name: str = Field(default="", exclude=True)  # set by the loader from the mapping key
+    _measured: Any = PrivateAttr(default=None)  # the loaded `lepton_sim.profiles.Profile`
+
+    @property
+    def measured(self) -> Any:
+        """The loaded kernel profile whose measurements give this type's compute times, or None."""
+        return self._measured
 
     @model_validator(mode="after")
     def _idle_below_busy(self) -> HardwareSpec:
@@ -227,6 +234,25 @@ class Batching(Strict):
     max_wait_ms: NonNegFloat = 0.0
 
 
+class Payload(Strict):
+    """Compression of the request payload: at the demand site before sending, undone at the pool.
+
+    Ratio and speeds are measured by `lepton-sim kernels measure` on `data` (the kind of payload)
+    and taken from `profile` (default: the reference machine's profile).
+    """
+
+    codec: Literal["none", "zlib", "lzma", "zstd", "lz4"]
+    level: int = 3
+    data: Literal["uint8-images", "float32-activations", "text"] = "uint8-images"
+    profile: str | None = None
+    _codec: Any = PrivateAttr(default=None)  # the measured `lepton_sim.profiles.Codec`, set by the loader
+
+    @property
+    def model(self) -> Any:
+        """The codec's measured ratio and seconds per byte."""
+        return self._codec
+
+
 class Service(Strict):
     """A model served under a latency target, an accuracy floor and a batching policy."""
 
@@ -237,6 +263,7 @@ class Service(Strict):
     batching: Batching = Field(default_factory=Batching)
     demand: list[Demand] = Field(min_length=1)
     service_time: ServiceTime | None = None  # one draw per batch, replacing the compute model
+    payload: Payload | None = None
     max_queue: Annotated[int, Field(ge=1)] | None = None  # per pool; arrivals beyond it are dropped
 
 

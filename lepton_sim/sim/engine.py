@@ -5,7 +5,8 @@ A request's life, and so its latency, is computed here, in this order:
 1. `_arrive`    created at its demand site; routing picks a pool (`routing.Router`).
 2. `_send`      crosses each link on the route (`links.LinkDir`): wait for the direction to be free
                 (FIFO) or share it (fair), serialise `input_bytes` at the link's bandwidth, then
-                propagate `latency_ms`.
+                propagate `latency_ms`. With a `payload` codec the request is compressed first
+                (`_compressed`), crosses at `input_bytes / ratio`, and is decompressed at the pool.
 3. `Pool`       joins the pool's FIFO queue (`pools.Pool`); an idle replica takes a batch of up to
                 `max_batch` (waiting at most `max_wait_ms` for it to fill); compute time comes from
                 the service-time model for that batch size, or the service's `service_time` override.
@@ -55,6 +56,12 @@ class DemandState:
         self.buf: list[float] = []
         self.in_bits = in_bytes * 8.0
         self.out_bits = out_bytes * 8.0
+        codec = svc.payload.model if svc.payload is not None and svc.payload.codec != "none" else None
+        self.codec = codec  # compresses the request payload when it crosses a link
+        if codec is not None:
+            self.wire_bits = self.in_bits / codec.ratio
+            self.compress_s = in_bytes * codec.compress_s_per_byte
+            self.decompress_s = in_bytes * codec.decompress_s_per_byte
         self.arrived = self.completed = self.dropped = self.failed = self.live = 0
 
     def flush(self) -> None:
@@ -172,8 +179,27 @@ class Simulation:
             c.pool.outstanding += 1
             req.pool = c.pool
             req.back = c.back
-            self._send(req, c.there, in_bits, c.pool.enqueue)
+            if state.codec is not None and c.there:
+                req.path = c.there  # compress first, then send the smaller payload
+                ev = self.env.timeout(state.compress_s, req)
+                ev.callbacks.append(self._compressed)
+                self.events += 1
+            else:
+                self._send(req, c.there, in_bits, c.pool.enqueue)
         self._schedule_next(src)
+
+    def _compressed(self, ev: simpy.Event) -> None:
+        req = ev._value
+        self._send(req, req.path, req.svc.wire_bits, self._decompress)
+
+    def _decompress(self, req: Request) -> None:
+        ev = self.env.timeout(req.svc.decompress_s, req)
+        ev.callbacks.append(self._decompressed)
+        self.events += 1
+
+    def _decompressed(self, ev: simpy.Event) -> None:
+        req = ev._value
+        req.pool.enqueue(req)
 
     def _send(self, req: Request, path: tuple[LinkDir, ...], bits: float, then: Callable[[Request], None]) -> None:
         if not path:
@@ -213,7 +239,7 @@ class Simulation:
     def _lose(self, req: Request) -> None:
         """A transfer was lost on a failed link: the request fails."""
         if req.then is not self._complete:
-            req.pool.outstanding -= 1  # it never reached its pool
+            req.pool.outstanding -= 1  # it never reached its pool (forward transfer, maybe compressed)
         if req.counted:
             req.svc.failed += 1
             req.svc.live -= 1

@@ -1,0 +1,324 @@
+"""Measured service-time model: batch times of a model variant from a kernel profile.
+
+In order of preference, per batch size b:
+
+1. **whole model**: the profile timed a forward pass of a model with the same layers, precision
+   and sparsity (or the dense run, since sparse weights run on dense kernels) at batch sizes
+   around b: log-log interpolation over batch size;
+2. **per layer**, summed over the chain: dense layers from the GEMM table (time against rows
+   M = b x tokens, inputs K and outputs N, multilinear in log-log), convolution and attention
+   from their measured shapes (interpolated over batch) or composed from GEMM and copy tables,
+   activations, norms, pooling and embeddings from the memory-bound table (against elements);
+3. **roofline** for a layer whose shape lies outside everything measured: the roofline formula of
+   `lepton_sim.servicetime` for that one layer (no fusion: each numpy op is its own kernel).
+
+`BatchTimes.source` is "measured", "roofline" or "measured+roofline"; `detail` says which layers
+and batch sizes came from where.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from pydantic import TypeAdapter
+
+from lepton_sim.layers import ACT_BYTES, Layer, LayerCost, bytes_per_weight, layer_costs, prunable
+from lepton_sim.profiles.format import Profile
+from lepton_sim.profiles.interp import Curve, Grid
+from lepton_sim.servicetime.roofline import KIND_DEFAULTS, BatchTimes, UnsupportedPrecision
+
+_LAYER: TypeAdapter[Any] = TypeAdapter(Layer)
+_UNARY = ("relu", "gelu", "tanh", "sigmoid", "batchnorm", "layernorm", "softmax")
+# Where a measured time came from, per layer evaluation.
+WHOLE, TABLE, COMPOSED, ROOFLINE = "whole-model", "measured", "composed", "roofline"
+
+
+def canonical_layers(layers: Sequence[Any]) -> tuple[str, ...]:
+    """A comparable form of a layer chain (dicts or pydantic layers), defaults made explicit."""
+    out = []
+    for layer in layers:
+        obj = _LAYER.validate_python(layer) if isinstance(layer, dict) else layer
+        out.append(repr(sorted(obj.model_dump(by_alias=True).items())))
+    return tuple(out)
+
+
+def _sparsity_key(s: Any) -> tuple[str, float] | None:
+    if s is None:
+        return None
+    if isinstance(s, dict):
+        return (s["pattern"], round(float(s["ratio"]), 6))
+    return (s.pattern, round(float(s.ratio), 6))
+
+
+@dataclass
+class Tables:
+    """Lookup structures built once per profile."""
+
+    gemm: dict[str, Grid]
+    elementwise: dict[tuple[str, str, tuple[int, ...]], Curve]
+    conv: dict[tuple[int, int, int, int, int, int, str], Curve]
+    attention: dict[tuple[int, int, int, str], Curve]
+    models: list[tuple[tuple[str, ...], str, tuple[str, float] | None, Curve, str]]
+    label: str
+    precisions: set[str] = field(default_factory=set)
+
+
+def tables(profile: Profile) -> Tables:
+    """The lookup tables of `profile` (built on first use, then kept on the profile)."""
+    if profile._lookup is not None:
+        return profile._lookup  # type: ignore[no-any-return]
+    grids: dict[str, dict[tuple[float, ...], float]] = {}
+    for g in profile.gemm:
+        grids.setdefault(g.precision, {})[(float(g.m), float(g.k), float(g.n))] = g.timing.median_s
+    elem: dict[tuple[str, str, tuple[int, ...]], dict[float, float]] = {}
+    for e in profile.elementwise:
+        key = (e.op, e.precision, _pool_key(e.params.get("kernel"), e.params.get("stride")) if "pool" in e.op else ())
+        elem.setdefault(key, {})[float(e.elems)] = e.timing.median_s
+    conv: dict[tuple[int, int, int, int, int, int, str], dict[float, float]] = {}
+    for c in profile.conv:
+        conv.setdefault((c.in_ch, c.out_ch, c.kernel, c.stride, c.groups, c.in_hw, c.precision), {})[
+            float(c.batch)] = c.timing.median_s
+    att: dict[tuple[int, int, int, str], dict[float, float]] = {}
+    for a in profile.attention:
+        att.setdefault((a.seq, a.heads, a.dim, a.precision), {})[float(a.batch)] = a.timing.median_s
+    models = [(canonical_layers(m.layers), str(m.precision), _sparsity_key(m.sparsity),
+               Curve.of({float(b.batch): b.timing.median_s for b in m.batches}), f"{m.model}/{m.variant}")
+              for m in profile.models]
+    built = Tables(
+        gemm={p: Grid.of(pts) for p, pts in grids.items()},
+        elementwise={k: Curve.of(v) for k, v in elem.items()}, conv={k: Curve.of(v) for k, v in conv.items()},
+        attention={k: Curve.of(v) for k, v in att.items()}, models=models,
+        label=f"profile of {profile.machine.cpu_model!r} ({profile.created_utc})",
+        precisions={g.precision for g in profile.gemm} | {m.precision for m in profile.models},
+    )
+    profile._lookup = built
+    return built
+
+
+def _pool_key(kernel: int | None, stride: int | None) -> tuple[int, ...]:
+    return () if kernel is None else (int(kernel), int(stride or kernel))
+
+
+def act_precision(precision: str) -> str:
+    """Precision of activations between layers: int8/int4 dense layers dequantise to fp32 here."""
+    return precision if precision in ("fp16", "bf16", "fp64") else "fp32"
+
+
+@dataclass(frozen=True)
+class _Roofline:
+    """A per-layer roofline: peak per precision (TFLOPS), bandwidth (B/s), efficiencies, per-kernel overhead."""
+
+    peaks: dict[str, float]
+    bw: float
+    eff_c: float
+    eff_m: float
+    overhead_s: float
+    sparse_2_4: bool
+    what: str
+
+    @staticmethod
+    def of(hardware: Any) -> _Roofline:
+        """The hardware type's datasheet roofline with its (or its kind's default) efficiencies."""
+        d = KIND_DEFAULTS[hardware.kind]
+        pick = lambda name, default: default if getattr(hardware, name, None) is None else float(getattr(hardware, name))  # noqa: E731
+        return _Roofline({k: float(v) for k, v in hardware.peak_tflops.items()},
+                         float(hardware.memory_bandwidth_gbps) * 1e9, pick("compute_efficiency", d.compute_efficiency),
+                         pick("memory_efficiency", d.memory_efficiency), pick("kernel_overhead_us", d.kernel_overhead_us) * 1e-6,
+                         bool(getattr(hardware, "sparse_2_4", False)), "the hardware type's roofline")
+
+    @staticmethod
+    def measured(profile: Profile, hardware: Any) -> _Roofline:
+        """The roofline of the profile's measured ceilings: achieved rates, so efficiency 1.
+
+        Precisions the profile did not measure keep the hardware type's datasheet peak and efficiency.
+        """
+        c = profile.ceilings
+        hw = _Roofline.of(hardware)
+        peaks = {p: hw.peaks[p] * hw.eff_c for p in hw.peaks} | {p: g / 1e3 for p, g in c.gemm_gflops.items()}
+        return _Roofline(peaks, c.memory_bandwidth_gbps * 1e9, 1.0, 1.0, c.call_overhead_s,
+                         hw.sparse_2_4, "the roofline of the profile's measured ceilings")
+
+    def layer_s(self, c: LayerCost, precision: str, sparsity: Any, b: int, name: str) -> float:
+        peak = self.peaks.get(precision) if c.tensor_op else self.peaks.get("fp32", self.peaks.get(precision))
+        if not peak:
+            raise UnsupportedPrecision(f"hardware {name!r}: layer {c.op} needs the roofline, which has no "
+                                       f"{precision} peak (it has: {', '.join(self.peaks) or 'none'})")
+        sparse = sparsity is not None and sparsity.pattern == "2:4" and self.sparse_2_4 and prunable(c)
+        math_s = c.flops * b * (0.5 if sparse else 1.0) / (peak * 1e12 * self.eff_c)
+        w = 0.0 if c.op == "embedding" else c.weight_params * bytes_per_weight(precision, sparsity, prune=prunable(c))
+        mem_s = (w + c.act_elems * ACT_BYTES[precision] * b) / (self.bw * self.eff_m)
+        return self.overhead_s + max(math_s, mem_s)
+
+
+class _LayerModel:
+    """Per-layer times of one chain at one precision from the profile's tables."""
+
+    def __init__(self, t: Tables, layers: Sequence[Any], precision: str) -> None:
+        self.t, self.precision = t, precision
+        self.layers = [_LAYER.validate_python(x) if isinstance(x, dict) else x for x in layers]
+        self.act = act_precision(precision)
+        self.costs = layer_costs(self.layers)
+
+    def gemm(self, precision: str, m: int, k: int, n: int) -> float | None:
+        grid = self.t.gemm.get(precision)
+        return grid(float(m), float(k), float(n)) if grid is not None else None
+
+    def elementwise(self, op: str, elems: float, pool: tuple[int, ...] = ()) -> float | None:
+        curve = self.t.elementwise.get((op, self.act, pool))
+        return curve(elems) if curve is not None and elems > 0 else None
+
+    def layer(self, i: int, b: int) -> tuple[float | None, str]:
+        """(seconds, how) of layer i at batch b; seconds is None when nothing measured covers it."""
+        layer, c = self.layers[i], self.costs[i]
+        op = c.op
+        if op == "dense":
+            return self.gemm(self.precision, b * layer.tokens, layer.in_, layer.out), TABLE
+        if op == "conv2d":
+            return self._conv(layer, c, b)
+        if op == "attention":
+            return self._attention(layer, b)
+        if op in _UNARY:
+            return self.elementwise(op, c.act_elems / 2 * b), TABLE
+        if op == "add":
+            return self.elementwise(op, c.act_elems / 3 * b), TABLE
+        if op in ("maxpool", "avgpool"):
+            s = layer.stride or layer.kernel
+            return self.elementwise(op, c.act_elems / (1 + 1 / s ** 2) * b, (layer.kernel, s)), TABLE
+        if op == "global_avgpool":
+            return self.elementwise(op, c.act_elems * b), TABLE
+        if op == "embedding":
+            return self.elementwise(op, (c.act_elems - layer.seq) / 2 * b), TABLE
+        return None, ROOFLINE
+
+    def _conv(self, layer: Any, c: LayerCost, b: int) -> tuple[float | None, str]:
+        hw = layer.in_hw
+        curve = self.t.conv.get((layer.in_ch, layer.out_ch, layer.kernel, layer.stride, layer.groups, hw or 0,
+                                 self.precision))
+        if curve is not None and (t := curve(float(b))) is not None:
+            return t, TABLE
+        if hw is None or layer.groups != 1:
+            return None, ROOFLINE
+        out_hw = -(-hw // layer.stride)
+        rows = b * out_hw * out_hw
+        k = layer.in_ch * layer.kernel ** 2
+        gemm = self.gemm(self.precision, rows, k, layer.out_ch)
+        cols = self.elementwise("copy", float(rows * k))
+        if gemm is None or cols is None:
+            return None, ROOFLINE
+        return gemm + cols, COMPOSED  # im2col copy, then one GEMM
+
+    def _attention(self, layer: Any, b: int) -> tuple[float | None, str]:
+        curve = self.t.attention.get((layer.seq, layer.heads, layer.dim, self.precision))
+        if curve is not None and (t := curve(float(b))) is not None:
+            return t, TABLE
+        dh = layer.dim // layer.heads
+        rows = b * layer.heads * layer.seq
+        qk = self.gemm(self.precision, rows, dh, layer.seq)
+        av = self.gemm(self.precision, rows, layer.seq, dh)
+        sm = self.elementwise("softmax", float(rows * layer.seq))
+        if qk is None or av is None or sm is None:
+            return None, ROOFLINE
+        return qk + av + sm, COMPOSED
+
+
+def _whole(t: Tables, layers: Sequence[Any], precision: str, sparsity: Any) -> tuple[Curve, str, bool] | None:
+    """The whole-model curve for this chain: exact sparsity first, else the dense run (same kernels here)."""
+    key = canonical_layers(layers)
+    want = _sparsity_key(sparsity)
+    dense = None
+    for layers_key, prec, sp, curve, name in t.models:
+        if layers_key == key and prec == precision:
+            if sp == want:
+                return curve, name, False
+            if sp is None:
+                dense = (curve, name, True)
+    return dense
+
+
+def measured_batch_times(profile: Profile, model: Any, variant: Any, hardware: Any, max_batch: int) -> BatchTimes:
+    """Seconds per batch of 1..max_batch requests of `variant` on `hardware`, from `profile` where measured."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+    t = tables(profile)
+    precision = variant.precision
+    layers = variant.layers if getattr(variant, "layers", None) is not None else model.layers
+    sparsity = getattr(variant, "sparsity", None)
+    hw_name = getattr(hardware, "name", "") or "this hardware"
+    if precision not in t.precisions and precision not in hardware.peak_tflops:
+        raise UnsupportedPrecision(f"hardware {hw_name!r}: {precision} was neither measured in its profile nor "
+                                   f"given a peak (measured: {', '.join(sorted(t.precisions))})")
+    whole = _whole(t, layers, precision, sparsity)
+    per_layer = _LayerModel(t, layers, precision)
+    roof = _Roofline.measured(profile, hardware)
+    times: list[float] = []
+    whole_batches: list[int] = []
+    hows: Counter[tuple[str, str]] = Counter()  # (op, how) per layer evaluation
+    for b in range(1, max_batch + 1):
+        w = whole[0](float(b)) if whole is not None else None
+        if w is not None:
+            times.append(w)
+            whole_batches.append(b)
+            continue
+        total = 0.0
+        for i, c in enumerate(per_layer.costs):
+            s, how = per_layer.layer(i, b)
+            if s is None:
+                s, how = roof.layer_s(c, precision, sparsity, b, hw_name), ROOFLINE
+            total += s
+            hows[(c.op, how)] += 1
+        times.append(total)
+    return BatchTimes(tuple(times), _source(whole_batches, hows), _detail(t, whole, whole_batches, hows, max_batch))
+
+
+def _source(whole_batches: list[int], hows: Counter[tuple[str, str]]) -> str:
+    modelled = sum(n for (_, how), n in hows.items() if how == ROOFLINE)
+    measured = len(whole_batches) + sum(n for (_, how), n in hows.items() if how != ROOFLINE)
+    if modelled == 0:
+        return "measured"
+    return "roofline" if measured == 0 else "measured+roofline"
+
+
+def _detail(t: Tables, whole: tuple[Curve, str, bool] | None, whole_batches: list[int],
+            hows: Counter[tuple[str, str]], max_batch: int) -> str:
+    parts = []
+    if whole_batches:
+        curve, name, dense = whole  # type: ignore[misc]
+        note = " (the dense run: sparse weights run on dense kernels here)" if dense else ""
+        parts.append(f"whole-model {name}{note} at batch {_ranges(whole_batches)}, measured at "
+                     f"{', '.join(f'{x:g}' for x in curve.xs)}, log-log interpolated")
+    if hows:
+        rest = [b for b in range(1, max_batch + 1) if b not in set(whole_batches)]
+        groups: dict[str, list[str]] = {}
+        for (op, how), n in sorted(hows.items()):
+            groups.setdefault(how, []).append(f"{op} x{n}")
+        desc = {TABLE: "measured kernel tables", COMPOSED: "composed from measured GEMM/copy/softmax",
+                ROOFLINE: "roofline over the measured ceilings (modelled)"}
+        per = "; ".join(f"{desc[h]}: {', '.join(v)}" for h, v in groups.items())
+        parts.append(f"per layer at batch {_ranges(rest)} ({per} layer-batch evaluations)")
+    return f"{t.label}: " + "; ".join(parts)
+
+
+def _ranges(xs: list[int]) -> str:
+    """Compact 1-4,6,9-12 form of sorted integers."""
+    out, start = [], None
+    for i, x in enumerate(xs):
+        if start is None:
+            start = x
+        if i + 1 == len(xs) or xs[i + 1] != x + 1:
+            out.append(f"{start}" if start == x else f"{start}-{x}")
+            start = None
+    return ",".join(out) or "none"
+
+
+def predicted_seconds(profile: Profile, layers: Sequence[Any], precision: str, batch: int) -> float | None:
+    """Per-layer measured prediction of a chain at one batch (None if any layer needs the roofline)."""
+    model = _LayerModel(tables(profile), layers, precision)
+    total = 0.0
+    for i in range(len(model.costs)):
+        s, _ = model.layer(i, batch)
+        if s is None:
+            return None
+        total += s
+    return total if math.isfinite(total) else None
