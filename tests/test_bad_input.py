@@ -80,6 +80,9 @@ CASES: list[tuple[str, Callable[[dict], None], str]] = [
      "services.svc.demand[0]"),
     ("unsupported precision", lambda d: _set("models.mlp.variants", {"int4": {"precision": "int4"}})(d)
      or _set("deployment.replicas.0.variant", "int4")(d), "deployment.replicas[0].variant"),
+    ("missing profile file", _set("hardware.box.profile", "absent.json"), "hardware.box.profile"),
+    ("unknown payload codec", _set("services.svc.payload", {"codec": "brotli"}), "services.svc.payload.codec"),
+    ("unknown failure target", _set("failures", {"edge--nowhere": {"mtbf_h": 1, "mttr_h": 1}}), "failures.edge--nowhere"),
     ("missing trace file", _set("services.svc.demand.0.arrival", {"kind": "trace", "file": "nope.csv"}),
      "services.svc.demand[0].arrival.file"),
 ]
