@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=_nonneg_int, help="random seed (default: the scenario's `seed`)")
     sim.add_argument("--out", metavar="DIR", help="write DIR/metrics.json")
     sim.add_argument("--json", action="store_true", help="print the metrics object as JSON instead of tables")
+    sim.add_argument("--report", action="store_true", help="also write DIR/report.html and DIR/report.md (needs --out)")
     sim.set_defaults(func=cmd_simulate)
 
     chk = sub.add_parser("check", help="validate a scenario; exit 2 with the error",
@@ -40,7 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=cmd_check)
 
     from lepton_sim.kernels_cli import register as register_kernels
+    from lepton_sim.planner.cli import register as register_plan
+    from lepton_sim.report.cli import register as register_report
+    from lepton_sim.sweeps.cli import register as register_sweep
 
+    register_plan(sub)
+    register_report(sub)
+    register_sweep(sub)
     register_kernels(sub)
     return p
 
@@ -83,6 +90,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from lepton_sim.sim import Simulation
     from lepton_sim.summary import print_summary
 
+    if args.report and not args.out:
+        raise InputError("simulate: --report needs --out DIR (the report is written beside metrics.json)")
     out_dir = _out_dir(args.out)
     scenario = load_scenario(args.scenario)
     if scenario.deployment is None:
@@ -92,6 +101,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     record = sim.run(progress=not args.json and sys.stderr.isatty())
     metrics = build_metrics(scenario, record)
     if out_dir is not None:
+        from lepton_sim.report.data import FILE as REPORT_DATA
+        from lepton_sim.report.data import report_data
+
+        write_json_atomic(out_dir / REPORT_DATA, report_data(scenario, record))  # what `report` draws
         write_json_atomic(out_dir / "metrics.json", metrics)
     if args.json:
         print(json.dumps(metrics, indent=2))
@@ -99,6 +112,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print_summary(scenario, metrics)
         if out_dir is not None:
             print(f"wrote {out_dir / 'metrics.json'}")
+    if args.report and out_dir is not None:
+        from lepton_sim.report import write_report
+
+        paths = write_report(out_dir, out_dir)
+        if not args.json:
+            print(f"wrote {paths.html} and {paths.markdown}")
     return 0
 
 

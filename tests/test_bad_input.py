@@ -168,4 +168,4 @@ def test_bad_input_leaves_previous_metrics_intact(tmp_path: Path, capsys: pytest
     code, _, _ = _run(capsys, "simulate", str(_write(tmp_path, bad, "bad.yaml")), "--out", str(out))
     assert code == 2
     assert (out / "metrics.json").read_bytes() == before
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report-data.json"]

@@ -196,3 +196,40 @@ def test_cached_loading_reloads_a_changed_file(quick_profile_path: Path, tmp_pat
     data["created_utc"] = "2000-01-01T00:00:00Z"
     copy.write_text(json.dumps(data))
     assert load_profile_cached(copy).created_utc == "2000-01-01T00:00:00Z"
+
+
+def test_measured_profile_loads_into_a_scenario_file(quick_profile_path: Path, tmp_path: Path) -> None:
+    """`profile:` (relative to the scenario file) and `from: this-machine` (the reference) drive compute times."""
+    import shutil
+
+    import yaml
+
+    from lepton_sim.metrics import build_metrics
+    from lepton_sim.scenario import load_scenario
+    from lepton_sim.sim import Simulation
+
+    shutil.copy(quick_profile_path, tmp_path / "my-box.json")
+    tiny = [{"op": "dense", "in": 64, "out": 256}, {"op": "relu"}, {"op": "dense", "in": 256, "out": 10}]
+    doc = {
+        "name": "measured", "seed": 3, "horizon": {"duration_s": 10, "warmup_s": 1},
+        "hardware": {"box": {"from": "this-machine", "profile": "my-box.json"}, "ref": {"from": "this-machine"}},
+        "sites": {"here": {"capacity": {"box": 1, "ref": 1}}},
+        "models": {"tiny": {"layers": tiny, "input_bytes": 256, "output_bytes": 40}, "digits": {"from": "digits-mlp"}},
+        "services": {"a": {"model": "tiny", "slo": {"latency_ms": 50},
+                           "demand": [{"site": "here", "rate_rps": 20}]},
+                     "b": {"model": "digits", "slo": {"latency_ms": 50}, "variants": ["fp32"],
+                           "demand": [{"site": "here", "rate_rps": 20}]}},
+        "deployment": {"replicas": [{"service": "a", "site": "here", "hardware": "box", "variant": "fp32", "count": 1},
+                                    {"service": "b", "site": "here", "hardware": "ref", "variant": "fp32", "count": 1}]},
+    }
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    s = load_scenario(path)
+    assert s.hardware["box"].measured.created_utc == load_profile(quick_profile_path).created_utc
+    assert s.hardware["ref"].measured.created_utc == load_profile(reference_profile_path()).created_utc
+    ref_acc = digits_accuracy(load_profile(reference_profile_path()))
+    assert s.models["digits"].variants["fp32"].accuracy == ref_acc["fp32"]  # measured on the held-out digits
+    sim = Simulation(s)
+    metrics = build_metrics(s, sim.run())
+    assert all(p.batch_times is not None and p.batch_times.source == "measured" for p in sim.pools)
+    assert "whole-model digits-mlp/fp32" in str(metrics)  # the metrics say where compute times came from

@@ -1,0 +1,231 @@
+"""The MILP, built by a pure function from the typed problem for one group of services.
+
+Variables (named by their domain keys):
+
+- `n_<service>_<site>_<hw>_<variant>_t<tier>_k<piece>`: integer replicas of a candidate on one linear
+  capacity piece; `on_...`: a binary per piece where the piece has an intercept or the line has
+  several tiers or pieces (at most one piece of one tier per deployment line); a 0/1 count is its
+  own switch;
+- `x_<service>_<demand site>__<candidate>`: requests per second of planned (peak) demand routed.
+
+Constraints:
+
+- `demand_<service>_<site>`: all planned demand routed;
+- `pool_<line>_t<tier>`: routed rate <= factor x sum(slope x n + intercept x on) over the pieces;
+- `lo_`/`hi_`: a piece's count within [lo, hi] when on and 0 when off; `line_`: one piece per line;
+- `open_<arc>`: x <= peak x (replicas, or on/off) of the candidate. Valid since x <= peak, and the
+  facility-location strengthening: without it the LP relaxation buys a sliver of a replica for a
+  small demand, with it the relaxation pays for the whole replica it routes all the demand to;
+- `site_<site>_<hw>`, `link_<a>_<b>` (in Gbit/s, for scaling), `power_<site>`: shared limits (the
+  parts inside this group).
+
+Objective: dollars per hour, replicas x (price + energy) plus egress on the mean rate.
+With `elastic=True` demand may go unserved and links and power budgets may be overrun; the
+objective becomes the shortfall (each relative to its size), and `Built.cost` keeps the dollar
+objective for a second, cost-minimising pass at that shortfall (the infeasibility diagnosis).
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+import pulp
+
+from lepton_sim.planner.problem import Problem, Resource
+
+# Elastic (diagnosis) objective, in units of the shortfall: unserved demand as a fraction of the
+# demand's peak weighs 1000 times an overrun as a fraction of the resource's limit, so a link or a
+# power budget is overrun before demand is dropped, and only what no routing can fix stays unserved.
+UNSERVED_WEIGHT = 1000.0
+OVERRUN_WEIGHT = 1.0
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """Counts of one model, or summed over the groups solved apart."""
+
+    variables: int = 0
+    integer_variables: int = 0
+    constraints: int = 0
+
+    def __add__(self, other: ModelSize) -> ModelSize:
+        return ModelSize(self.variables + other.variables, self.integer_variables + other.integer_variables,
+                         self.constraints + other.constraints)
+
+
+@dataclass
+class Built:
+    """A PuLP model with its variables by domain index."""
+
+    lp: pulp.LpProblem
+    counts: dict[int, list[pulp.LpVariable]] = field(default_factory=dict)  # candidate -> per piece
+    flows: dict[int, pulp.LpVariable] = field(default_factory=dict)  # arc -> routed rps
+    unserved: dict[tuple[str, str], pulp.LpVariable] = field(default_factory=dict)
+    overrun: dict[str, tuple[Resource, pulp.LpVariable]] = field(default_factory=dict)  # resource id -> slack
+    cost: pulp.LpAffineExpression | None = None  # dollars per hour (the objective unless elastic)
+    switches: dict[int, list[pulp.LpVariable]] = field(default_factory=dict)  # candidate -> on/off per piece
+
+    def start(self, problem: Problem, counts: dict[int, int], flows: dict[int, float]) -> dict[pulp.LpVariable, float]:
+        """Variable values of a known plan (counts per candidate, flows per arc), as a MIP start."""
+        values: dict[pulp.LpVariable, float] = {v: 0.0 for vs in self.counts.values() for v in vs}
+        values.update({v: 0.0 for vs in self.switches.values() for v in vs})
+        for ci, n in counts.items():
+            if ci not in self.counts or n <= 0:
+                continue
+            k = next(k for k, m in enumerate(problem.candidates[ci].modes) if m.lo <= n <= m.hi)
+            values[self.counts[ci][k]] = float(n)
+            if ci in self.switches:
+                values[self.switches[ci][k]] = 1.0
+        values.update({v: flows.get(ai, 0.0) for ai, v in self.flows.items()})
+        return values
+
+    @property
+    def size(self) -> ModelSize:
+        vs = self.lp.variables()
+        return ModelSize(len(vs), sum(1 for v in vs if v.cat == pulp.LpInteger), self.lp.numConstraints())
+
+
+class _Names:
+    """Unique, solver-safe names from domain keys."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, *parts: object) -> str:
+        base = re.sub(r"[^A-Za-z0-9_.]", "_", "_".join(str(p) for p in parts))
+        name, i = base, 1
+        while name in self.seen:
+            i += 1
+            name = f"{base}_{i}"
+        self.seen.add(name)
+        return name
+
+
+def build_model(problem: Problem, services: Collection[str], elastic: bool = False, name: str = "plan") -> Built:
+    """The MILP for `services`, with every shared resource restricted to their candidates and arcs.
+
+    The restriction of a limit to some of its users is a relaxation; it is the limit itself when the
+    group holds every service that can use the resource.
+    """
+    names = _Names()
+    lp = pulp.LpProblem(names(name), pulp.LpMinimize)
+    built = Built(lp)
+    cands = [problem.candidates[i] for s in services for i in problem.candidates_of_service.get(s, [])]
+    arcs = [problem.arcs[a] for c in cands for a in problem.arcs_of_candidate[c.index]]
+    lines: dict[tuple, list[int]] = defaultdict(list)
+    for c in cands:
+        lines[c.key].append(c.index)
+    switched = {ci for ids in lines.values() if len(ids) > 1 for ci in ids}
+    switched |= {c.index for c in cands if c.needs_switch()}
+
+    on: dict[int, list[pulp.LpVariable]] = {}
+    self_switched: set[int] = set()
+    for c in cands:
+        label = (*c.key, f"t{c.tier}")
+        built.counts[c.index] = [lp.add_variable(names("n", *label, f"k{k}"), 0, m.hi, pulp.LpInteger)
+                                 for k, m in enumerate(c.modes)]
+        if c.index not in switched:
+            continue
+        if len(c.modes) == 1 and c.modes[0].hi == 1:
+            on[c.index] = built.counts[c.index]  # a 0/1 count switches itself
+            self_switched.add(c.index)
+        else:
+            on[c.index] = [lp.add_variable(names("on", *label, f"k{k}"), 0, 1, pulp.LpInteger)
+                           for k in range(len(c.modes))]
+    built.switches = on
+    for a in arcs:
+        c = problem.candidates[a.candidate]
+        built.flows[a.index] = lp.add_variable(names("x", *a.demand, "", *c.key, f"t{c.tier}"), 0)
+
+    for key, ids in lines.items():
+        if any(ci in on for ci in ids):
+            lp += pulp.lpSum(z for ci in ids for z in on[ci]) <= 1, names("line", *key)
+    for c in cands:
+        label = (*c.key, f"t{c.tier}")
+        n, z = built.counts[c.index], on.get(c.index)
+        routed = pulp.lpSum(built.flows[a] for a in problem.arcs_of_candidate[c.index])
+        if z is None:
+            lp += routed <= pulp.lpSum(c.factor * m.slope * nk for m, nk in zip(c.modes, n)), names("pool", *label)
+            continue
+        lp += routed <= pulp.lpSum(c.factor * (m.slope * nk + m.intercept * zk)
+                                   for m, nk, zk in zip(c.modes, n, z)), names("pool", *label)
+        if c.index in self_switched:
+            continue
+        for k, (m, nk, zk) in enumerate(zip(c.modes, n, z)):
+            lp += nk <= m.hi * zk, names("hi", *label, f"k{k}")
+            lp += nk >= max(m.lo, 1) * zk, names("lo", *label, f"k{k}")
+
+    for a in arcs:
+        c = problem.candidates[a.candidate]
+        peak = problem.demands[a.demand].peak_rps
+        if c.index in on:
+            lp += built.flows[a.index] <= peak * pulp.lpSum(on[c.index]), names("open", *a.demand, *c.key, f"t{c.tier}")
+        elif peak < c.capacity_rps(1):
+            lp += built.flows[a.index] <= peak * pulp.lpSum(built.counts[c.index]), \
+                names("open", *a.demand, *c.key, f"t{c.tier}")
+
+    for d in (problem.demands[k] for s in services for k in problem.demand_keys_of_service.get(s, [])):
+        ids = [a for a in problem.arcs_of_demand.get(d.key, []) if a in built.flows]
+        if not ids and not elastic:
+            continue
+        served = pulp.lpSum(built.flows[a] for a in ids)
+        if elastic:
+            built.unserved[d.key] = lp.add_variable(names("unserved", *d.key), 0)
+            served = served + built.unserved[d.key]
+        lp += served == d.peak_rps, names("demand", *d.key)
+
+    for ri in sorted({ri for s in services for ri in problem.resources_of_service.get(s, [])}):
+        _add_resource(built, problem, problem.resources[ri], names, elastic)
+
+    replicas = pulp.lpSum(c.usd_per_hour * nk for c in cands for nk in built.counts[c.index])
+    egress = pulp.lpSum(a.usd_per_hour_per_rps * built.flows[a.index] for a in arcs if a.usd_per_hour_per_rps)
+    built.cost = replicas + egress
+    if elastic:
+        lp += shortfall(problem, built)
+    else:
+        lp += built.cost
+    return built
+
+
+def shortfall(problem: Problem, built: Built) -> pulp.LpAffineExpression:
+    """The elastic objective: unserved demand and overruns, each as a fraction of its demand or limit."""
+    return pulp.lpSum(UNSERVED_WEIGHT / problem.demands[k].peak_rps * u for k, u in built.unserved.items()) + \
+        pulp.lpSum(OVERRUN_WEIGHT / (overrun_unit(r) * r.limit) * v for r, v in built.overrun.values())
+
+
+def overrun_unit(r: Resource) -> float:
+    """The factor from a resource's own unit (bit/s, W, replicas) to its row's (Gbit/s for links)."""
+    return 1e-9 if r.kind == "link" else 1.0
+
+
+def _add_resource(built: Built, problem: Problem, r: Resource, names: _Names, elastic: bool) -> None:
+    """Add the part of resource `r` that the group's candidates and arcs use, if it can bind for them."""
+    cand = [(ci, coef) for ci, coef in r.candidate_coef.items() if ci in built.counts]
+    arcs = [(ai, coef) for ai, coef in r.arc_coef.items() if ai in built.flows]
+    if not cand and not arcs:
+        return
+    group_max = _group_max(problem, cand, arcs)
+    if group_max <= r.limit * (1 + 1e-9):
+        return  # the group alone cannot exceed it
+    unit = overrun_unit(r)  # links in Gbit/s keep the coefficients near 1
+    use = pulp.lpSum(unit * coef * nk for ci, coef in cand for nk in built.counts[ci]) + \
+        pulp.lpSum(unit * coef * built.flows[ai] for ai, coef in arcs)
+    if elastic and r.kind in ("link", "power"):
+        slack = built.lp.add_variable(names("overrun", r.id), 0)  # in the row's unit (Gbit/s for links)
+        built.overrun[r.id] = (r, slack)
+        use = use - slack
+    built.lp += use <= unit * r.limit, names(r.kind, r.id.split(":", 1)[1])
+
+
+def _group_max(problem: Problem, cand: list[tuple[int, float]], arcs: list[tuple[int, float]]) -> float:
+    per_line: dict[tuple, float] = defaultdict(float)
+    for ci, coef in cand:
+        c = problem.candidates[ci]
+        per_line[c.key] = max(per_line[c.key], coef * c.max_count)
+    per_demand: dict[tuple[str, str], float] = defaultdict(float)
+    for ai, coef in arcs:
+        a = problem.arcs[ai]
+        per_demand[a.demand] = max(per_demand[a.demand], coef * problem.demands[a.demand].peak_rps)
+    return sum(per_line.values()) + sum(per_demand.values())

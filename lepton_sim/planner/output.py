@@ -1,0 +1,76 @@
+"""Files `plan --out DIR` writes: DIR/plan.json and DIR/scenario.planned.yaml, each atomically.
+
+The planned scenario is the input file's own mapping (so `from:` entries and the user's keys stay as
+written) with `deployment` replaced by the plan's; a relative trace file is rewritten relative to the
+new location (absolute if no relative path exists), so `simulate DIR/scenario.planned.yaml` runs as is.
+Without the input file, the validated scenario is dumped instead (aliases such as a dense layer's
+`in`, no unset keys).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lepton_sim.scenario import parse_yaml
+from lepton_sim.scenario.schema import Scenario
+
+PLAN_FILE = "plan.json"
+PLANNED_FILE = "scenario.planned.yaml"
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_plan(out_dir: Path, doc: dict[str, Any]) -> Path:
+    path = out_dir / PLAN_FILE
+    write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def planned_mapping(scenario: Scenario, deployment: dict[str, Any], out_dir: Path,
+                    source: Path | None = None) -> dict[str, Any]:
+    """The scenario mapping to write: the source file's (or the dumped scenario) with the plan's deployment."""
+    if source is not None:
+        raw = copy.deepcopy(parse_yaml(source.read_text(encoding="utf-8"), str(source)))
+        base = source.resolve().parent
+    else:
+        raw = scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
+        base = Path.cwd()
+    raw["deployment"] = deployment
+    for svc in (raw.get("services") or {}).values():
+        for d in svc.get("demand") or []:
+            arrival = d.get("arrival") or {}
+            if arrival.get("kind") == "trace" and not Path(arrival["file"]).is_absolute():
+                arrival["file"] = _relocated(base / arrival["file"], out_dir)
+    return raw
+
+
+def _relocated(target: Path, out_dir: Path) -> str:
+    try:
+        return Path(os.path.relpath(target.resolve(), out_dir.resolve())).as_posix()
+    except ValueError:  # another drive: no relative path
+        return str(target.resolve())
+
+
+def write_planned_scenario(out_dir: Path, scenario: Scenario, deployment: dict[str, Any],
+                           source: Path | None = None) -> Path:
+    path = out_dir / PLANNED_FILE
+    mapping = planned_mapping(scenario, deployment, out_dir, source)
+    header = f"# {scenario.name}: planned by `lepton-sim plan` (deployment replaced; routing weighted)\n"
+    write_text_atomic(path, header + yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True))
+    return path

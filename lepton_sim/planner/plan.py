@@ -1,0 +1,47 @@
+"""`plan(scenario, options)`: the cheapest deployment meeting every target under the planner's model."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from lepton_sim.planner.baselines import Baseline, greedy_baseline, single_type_baselines
+from lepton_sim.planner.errors import Infeasible
+from lepton_sim.planner.options import PlanOptions
+from lepton_sim.planner.problem import build_problem
+from lepton_sim.planner.result import PlanResult, SolveInfo, assemble
+from lepton_sim.planner.search import solve_problem
+from lepton_sim.planner.solver import PlanStatus, relative_gap
+from lepton_sim.scenario.schema import Scenario
+
+
+def plan(scenario: Scenario, options: PlanOptions = PlanOptions()) -> PlanResult:
+    """Plan `scenario` (its deployment is ignored); raises `Infeasible` with reasons, or `NoPlan`.
+
+    With `options.baselines`, the greedy and single-type plans are computed too and attached; a
+    baseline that beats a time-limited MILP incumbent (all are feasible under the same model) is
+    returned instead, marked as such, with the gap against the MILP's bound.
+    """
+    problem = build_problem(scenario, options)
+    if problem.reasons:
+        raise Infeasible(problem.reasons)
+    sol = solve_problem(problem)
+    info = SolveInfo(sol.status, sol.solver, sol.solve_s, sol.build_s, sol.gap, sol.bound, sol.size, sol.groups,
+                     sol.rounds)
+    result = assemble(problem, sol.counts, sol.flows, info)
+    if not options.baselines:
+        return result
+    baselines = [greedy_baseline(build_problem(scenario, options, variants="uncompressed"))]
+    baselines += single_type_baselines(problem)
+    best = min((b for b in baselines if b.plan is not None), key=lambda b: b.usd_per_hour or 0.0, default=None)
+    result = replace(result, baselines=tuple(baselines))
+    if best is not None and best.plan is not None and best.plan.usd_per_hour < result.usd_per_hour - 1e-9:
+        result = _adopt(result, best)
+    return result
+
+
+def _adopt(result: PlanResult, best: Baseline) -> PlanResult:
+    """A baseline's plan in place of a worse MILP incumbent, keeping the MILP's bound and solve figures."""
+    assert best.plan is not None
+    gap = relative_gap(best.plan.usd_per_hour, result.solve.bound_usd_per_hour)
+    status = PlanStatus.OPTIMAL if gap is not None and gap <= 1e-9 else PlanStatus.FEASIBLE
+    solve = replace(result.solve, status=status, gap=gap, source=best.name)
+    return replace(best.plan, solve=solve, baselines=result.baselines)

@@ -1,0 +1,411 @@
+"""From a scenario to the planner's typed problem: demands, candidate pools, arcs, shared resources.
+
+A **candidate** is one way to run a deployment line (service, site, hardware, variant): a latency
+*tier* (the pool's budget is set by the farthest demand site it admits, so each distinct budget is
+a tier) with its linear capacity pieces. An **arc** routes one (service, demand site) to one
+candidate. A **resource** is a limit several candidates share: a site's slots of one hardware type,
+a link direction's bandwidth, a site's power budget.
+
+Pruned before any model is built (none of it can be in an optimal plan, or it is dominated):
+
+- variants below the accuracy floor, that the hardware cannot run, or whose weights do not fit;
+- per (service, site, hardware), a variant whose capacity is at most another's at every tier and
+  count (the other is as fast: same price, same routes, at least the capacity);
+- a tier that a wider tier of the same line dominates: at every count it could use, the wider one
+  carries as much of the near tier's demand (typical when one replica carries all of it);
+- arcs whose idle latency bound (network + max(w, T) + T) already misses the target, and tiers
+  nobody can use;
+- replica counts above what serving all of a tier's admitted demand needs, and tiers whose full
+  slots carry under `NEGLIGIBLE` of their smallest admitted demand (budgets barely above 2T);
+- resources that cannot bind: the most any optimal plan could use is within the limit.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from lepton_sim.network import Topology
+from lepton_sim.planner.capacity import BatchProfile, Mode, curve, model_capacity_curve, model_capacity_rps, modes
+from lepton_sim.planner.demand import DemandKey, DemandRate, demand_rates
+from lepton_sim.planner.errors import Reason, Why
+from lepton_sim.planner.options import PlanOptions, PoolKey
+from lepton_sim.planner.paths import NETWORK_SHARE, LinkDir, Path, Paths, message_bits, network_floor_s
+from lepton_sim.planner.variants import ProfileCache, allowed_variants, compression_order, profile
+from lepton_sim.scenario.schema import Scenario, Service
+
+VariantPolicy = Literal["best", "uncompressed"]  # every non-dominated variant, or the least compressed per hardware
+NEGLIGIBLE = 1e-3  # a tier whose full capacity carries less than this share of any demand it admits is dropped
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One tier of one deployment line: its capacity pieces (the model's) and the line's factor on them."""
+
+    index: int
+    key: PoolKey
+    tier: int  # 0 admits only the nearest demand sites (largest budget)
+    budget_s: float  # what the pool may add to the latency at the pool's miss probability
+    curve_a: float
+    profile: BatchProfile
+    modes: tuple[Mode, ...]
+    factor: float
+    max_count: int
+    usd_per_hour: float  # replica price plus energy
+    power_w: float
+    admits: tuple[str, ...]  # demand sites
+
+    def capacity_rps(self, count: int) -> float:
+        """The planner's capacity for `count` replicas of this candidate."""
+        return self.factor * model_capacity_rps(self.modes, count)
+
+    def needs_switch(self) -> bool:
+        """True when the MILP needs an on/off binary per piece (a non-zero intercept or several pieces)."""
+        return len(self.modes) > 1 or any(m.intercept < 0 for m in self.modes)
+
+
+@dataclass(frozen=True)
+class Arc:
+    """Demand of one (service, demand site) routed to one candidate."""
+
+    index: int
+    demand: DemandKey
+    candidate: int
+    path: Path
+    usd_per_hour_per_rps: float  # egress, per request per second of planned (peak) flow
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A limit shared by candidates (site hardware, power) or arcs (link direction)."""
+
+    id: str
+    kind: str  # "site", "link" or "power"
+    limit: float
+    candidate_coef: dict[int, float]  # per replica
+    arc_coef: dict[int, float]  # per request per second
+    services: frozenset[str]
+    max_use: float  # the most any optimal plan could use
+
+
+@dataclass
+class Problem:
+    """Everything the MILP, the baselines and the brute force share; indices are stable."""
+
+    scenario: Scenario
+    options: PlanOptions
+    paths: Paths
+    demands: dict[DemandKey, DemandRate]
+    candidates: list[Candidate] = field(default_factory=list)
+    arcs: list[Arc] = field(default_factory=list)
+    resources: list[Resource] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
+    pruned: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    arcs_of_demand: dict[DemandKey, list[int]] = field(default_factory=lambda: defaultdict(list))
+    arcs_of_candidate: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    candidates_of_service: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    demand_keys_of_service: dict[str, list[DemandKey]] = field(default_factory=lambda: defaultdict(list))
+    resources_of_service: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+
+    def demands_of(self, service: str) -> list[DemandRate]:
+        return [self.demands[k] for k in self.demand_keys_of_service.get(service, [])]
+
+    def route_miss(self, service: str) -> float:
+        return 1.0 - self.scenario.services[service].slo.percentile / 100.0
+
+    def pool_miss(self, service: str) -> float:
+        """The pool's share of a route's miss probability (the links get the rest)."""
+        return self.route_miss(service) * (1.0 - NETWORK_SHARE)
+
+
+def build_problem(scenario: Scenario, options: PlanOptions, variants: VariantPolicy = "best") -> Problem:
+    """The planner's problem for `scenario`, pruned; `reasons` lists what cannot be served at all."""
+    topology = Topology(scenario)
+    demands = demand_rates(scenario)
+    hosts = _hardware_sites(scenario, options)
+    runnable: dict[str, dict[str, dict[str, BatchProfile]]] = {}
+    reasons: list[Reason] = []
+    cache = ProfileCache()
+    for name, svc in scenario.services.items():
+        runnable[name] = _runnable(scenario, name, svc, hosts, variants, reasons, cache)
+    paths = Paths(scenario, options.link_utilization, topology, _possible_routes(scenario, topology, hosts, runnable))
+    p = Problem(scenario, options, paths, demands, reasons=reasons)
+    for key in demands:
+        p.demand_keys_of_service[key[0]].append(key)
+    for name, svc in scenario.services.items():
+        if runnable[name]:
+            _add_service(p, name, svc, hosts, runnable[name])
+    _add_resources(p)
+    return p
+
+
+def _hardware_sites(scenario: Scenario, options: PlanOptions) -> dict[str, list[tuple[str, int]]]:
+    """Hardware type -> (site, capacity) where sites can hold it (within the options' type filter)."""
+    out: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for site, spec in scenario.sites.items():
+        for hw, cap in spec.capacity.items():
+            allowed = options.hardware is None or hw in options.hardware
+            if cap > 0 and allowed and hw in scenario.hardware:
+                out[hw].append((site, cap))
+    return out
+
+
+def _runnable(scenario: Scenario, name: str, svc: Service, hosts: dict[str, list[tuple[str, int]]],
+              policy: VariantPolicy, reasons: list[Reason], cache: ProfileCache) -> dict[str, dict[str, BatchProfile]]:
+    """Hardware -> variant -> batch profile, for the variants the service may run; reasons if none."""
+    sites = sorted({d.site for d in svc.demand})
+    allowed, why_not = allowed_variants(scenario, svc)
+    if not allowed:
+        reasons += [Reason(name, s, Why.ACCURACY, why_not) for s in sites]
+        return {}
+    model = scenario.models[svc.model]
+    pool_miss = (1.0 - svc.slo.percentile / 100.0) * (1.0 - NETWORK_SHARE)
+    out: dict[str, dict[str, BatchProfile]] = {}
+    for hw in hosts:
+        profs = {v: pr for v in allowed if (pr := profile(scenario, svc, scenario.hardware[hw], v, pool_miss, cache))}
+        if policy == "uncompressed" and profs:
+            least = min(profs, key=lambda v: (compression_order(model.variants[v]), v))
+            profs = {least: profs[least]}
+        if profs:
+            out[hw] = profs
+    if not out:
+        msg = (f"no hardware type at any site runs an allowed variant ({', '.join(allowed)}): precision not "
+               "supported or weights larger than memory")
+        reasons += [Reason(name, s, Why.HARDWARE, msg) for s in sites]
+    return out
+
+
+def _possible_routes(scenario: Scenario, topology: Topology, hosts: dict[str, list[tuple[str, int]]],
+                     runnable: dict[str, dict[str, dict[str, BatchProfile]]]) -> list[tuple[str, str, str]]:
+    """(service, demand site, pool site) whose floor (propagation, serialisation, idle pool) fits the target."""
+    bits = message_bits(scenario)
+    out = []
+    for name, by_hw in runnable.items():
+        svc = scenario.services[name]
+        floor_at: dict[str, float] = {}
+        for hw, profs in by_hw.items():
+            for site, _ in hosts.get(hw, []):
+                floor_at[site] = min(floor_at.get(site, math.inf), min(pr.floor_s for pr in profs.values()))
+        for src in sorted({d.site for d in svc.demand}):
+            for dst, pool_floor in floor_at.items():
+                route = topology.route(src, dst)
+                if route is not None and network_floor_s(scenario, route, *bits[name]) + pool_floor <= svc.slo.latency_ms / 1e3:
+                    out.append((name, src, dst))
+    return out
+
+
+def _add_service(p: Problem, name: str, svc: Service, hosts: dict[str, list[tuple[str, int]]],
+                 runnable: dict[str, dict[str, BatchProfile]]) -> None:
+    """Candidates and arcs of one service; a latency or capacity reason for each demand site left out."""
+    demands = p.demands_of(name)
+    slo_s = svc.slo.latency_ms / 1e3
+    pool_miss = p.pool_miss(name)
+    served: set[str] = set()
+    best_idle: dict[str, tuple[float, str]] = {}
+    for hw, sites in hosts.items():
+        for site, cap in sites:
+            for v, prof in runnable.get(hw, {}).items():
+                for d in demands:
+                    path = p.paths.path(name, d.site, site, p.route_miss(name))
+                    if path is not None:
+                        idle = path.latency_s + prof.floor_s
+                        if d.site not in best_idle or idle < best_idle[d.site][0]:
+                            best_idle[d.site] = (idle, f"{site}/{hw}/{v}: network {path.latency_s * 1e3:.2f} ms "
+                                                       f"+ idle pool {prof.floor_s * 1e3:.2f} ms")
+            served |= _add_line(p, name, site, hw, cap, runnable.get(hw, {}), demands, slo_s, pool_miss)
+    for d in demands:
+        if d.site in served:
+            _capacity_precheck(p, d)
+            continue
+        if d.site not in best_idle:
+            msg = "no site holding hardware that runs this service is reachable over the network"
+        else:
+            idle, where = best_idle[d.site]
+            msg = (f"no site within the latency target: p{svc.slo.percentile:g} <= {svc.slo.latency_ms:g} ms, "
+                   f"best achievable {idle * 1e3:.2f} ms ({where})")
+        p.reasons.append(Reason(name, d.site, Why.LATENCY, msg))
+
+
+@dataclass(frozen=True)
+class _Tier:
+    """One latency tier of a line before it becomes a candidate."""
+
+    index: int
+    budget_s: float
+    a: float
+    admits: tuple[str, ...]
+    capacity: np.ndarray  # factor x the model's capacity at counts 1..site slots
+    pieces: tuple[Mode, ...]
+
+
+def _add_line(p: Problem, name: str, site: str, hw: str, cap: int, profs: dict[str, BatchProfile],
+              demands: list[DemandRate], slo_s: float, pool_miss: float) -> set[str]:
+    """Add the candidates of every non-dominated variant at (site, hw); return the demand sites they admit."""
+    tiers = {v: _tiers(p, (name, site, hw, v), prof, demands, slo_s, pool_miss, cap) for v, prof in profs.items()}
+    tiers = {v: t for v, t in tiers.items() if t}
+    if not tiers:
+        return set()
+    keep = _undominated(profs, tiers)
+    p.pruned["variants dominated at a site and hardware"] += len(tiers) - len(keep)
+    peak = {d.site: d.peak_rps for d in demands}
+    hw_spec = p.scenario.hardware[hw]
+    price = hw_spec.cost_per_hour + hw_spec.power_w / 1e3 * p.options.energy_usd_per_kwh
+    admitted: set[str] = set()
+    for v in keep:
+        key = (name, site, hw, v)
+        useful = _useful_tiers(tiers[v], peak)
+        p.pruned["tiers dominated by a wider tier"] += len(tiers[v]) - len(useful)
+        for t in useful:
+            if t.capacity[-1] < NEGLIGIBLE * min(peak[s] for s in t.admits):
+                p.pruned["tiers with negligible capacity"] += 1
+                continue
+            _add_candidate(p, key, t, profs[v], cap, price, hw_spec.power_w, demands)
+            admitted |= set(t.admits)
+    return admitted
+
+
+def _tiers(p: Problem, key: PoolKey, prof: BatchProfile, demands: list[DemandRate], slo_s: float, pool_miss: float,
+           cap: int) -> list[_Tier]:
+    """The tiers of one line, widest budget (nearest demand sites only) first."""
+    name, site = key[0], key[1]
+    budgets: dict[str, float] = {}
+    for d in demands:
+        path = p.paths.path(name, d.site, site, p.route_miss(name))
+        if path is None:
+            continue
+        if curve(prof, slo_s - path.latency_s, pool_miss) is None:
+            p.pruned["arcs: idle latency misses the target"] += 1
+            continue
+        budgets[d.site] = slo_s - path.latency_s
+    factor = p.options.factor(key)
+    out = []
+    for i, level in enumerate(sorted(set(budgets.values()), reverse=True)):
+        a = curve(prof, level, pool_miss)
+        assert a is not None  # every level is some admitted site's budget
+        pieces = modes(prof, a, cap)
+        capacity = factor * model_capacity_curve(pieces, cap)
+        out.append(_Tier(i, level, a, tuple(sorted(s for s, b in budgets.items() if b >= level)), capacity, pieces))
+    return out
+
+
+def _add_candidate(p: Problem, key: PoolKey, t: _Tier, prof: BatchProfile, cap: int, price: float, power_w: float,
+                   demands: list[DemandRate]) -> None:
+    """One tier as a candidate, its counts cut to what its admitted demand needs, with its arcs."""
+    name, site = key[0], key[1]
+    factor = p.options.factor(key)
+    peak = {d.site: d for d in demands}
+    need = _needed(t.pieces, factor, sum(peak[s].peak_rps for s in t.admits), cap)
+    pieces = tuple(Mode(m.lo, min(m.hi, need), m.slope, m.intercept) for m in t.pieces if m.lo <= need or m.lo == 0)
+    p.pruned["replica counts above the need"] += cap - need
+    c = Candidate(len(p.candidates), key, t.index, t.budget_s, t.a, prof, pieces, factor, need, price, power_w,
+                  t.admits)
+    p.candidates.append(c)
+    p.candidates_of_service[name].append(c.index)
+    for s in t.admits:
+        d = peak[s]
+        path = p.paths.path(name, s, site, p.route_miss(name))
+        assert path is not None
+        egress = path.egress_usd_per_request * 3600.0 * d.mean_rps / d.peak_rps
+        arc = Arc(len(p.arcs), d.key, c.index, path, egress)
+        p.arcs.append(arc)
+        p.arcs_of_demand[d.key].append(arc.index)
+        p.arcs_of_candidate[c.index].append(arc.index)
+
+
+def _undominated(profs: dict[str, BatchProfile], tiers: dict[str, list[_Tier]]) -> list[str]:
+    """Variants not dominated by another: one dominates when it has every tier and at least the capacity in each."""
+    keep: list[str] = []
+    for v in sorted(tiers, key=lambda v: (profs[v].batch_s, v)):
+        dominated = False
+        for w in keep:
+            by_level = {t.budget_s: t for t in tiers[w]}
+            if all(t.budget_s in by_level and np.all(by_level[t.budget_s].capacity >= t.capacity - 1e-9)
+                   for t in tiers[v]):
+                dominated = True
+                break
+        if not dominated:
+            keep.append(v)
+    return keep
+
+
+def _useful_tiers(tiers: list[_Tier], peak: dict[str, float]) -> list[_Tier]:
+    """Tiers (widest budget first) that no wider tier dominates.
+
+    Tier j (nearer sites, more capacity) is dominated by a later tier k when, at every count n,
+    cap_k(n) >= min(cap_j(n), load_j): whatever tier j carries with n replicas, tier k carries too.
+    """
+    useful = []
+    for j, tj in enumerate(tiers):
+        carried = np.minimum(tj.capacity, sum(peak[s] for s in tj.admits))
+        if not any(np.all(tk.capacity >= carried - 1e-9) for tk in tiers[j + 1:]):
+            useful.append(tj)
+    return useful
+
+
+def _needed(pieces: tuple[Mode, ...], factor: float, rate: float, cap: int) -> int:
+    """The fewest replicas whose capacity covers `rate` (all of `cap` if none does): more is never optimal."""
+    for c in range(1, cap + 1):
+        if factor * model_capacity_rps(pieces, c) >= rate:
+            return c
+    return cap
+
+
+def _capacity_precheck(p: Problem, d: DemandRate) -> None:
+    """A demand whose reachable pools, all filled, cannot carry its peak rate alone is short of replicas."""
+    best: dict[tuple[str, str, str], float] = {}
+    per_replica = 0.0
+    for ai in p.arcs_of_demand[d.key]:
+        c = p.candidates[p.arcs[ai].candidate]
+        full = c.capacity_rps(c.max_count)
+        best[c.key[:3]] = max(best.get(c.key[:3], 0.0), full)  # one line per (site, hardware) at most counts
+        per_replica = max(per_replica, full / c.max_count)
+    total = sum(best.values())
+    if total + 1e-9 >= d.peak_rps or per_replica <= 0:
+        return
+    short = math.ceil((d.peak_rps - total) / per_replica)
+    p.reasons.append(Reason(d.service, d.site, Why.CAPACITY, (
+        f"capacity short by {short} replica{'s' if short > 1 else ''}: planned peak {d.peak_rps:.6g} rps, at most {total:.6g} rps fit in "
+        f"every slot within the latency target")))
+
+
+def _add_resources(p: Problem) -> None:
+    site_hw: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+    power: dict[str, dict[int, float]] = defaultdict(dict)
+    for c in p.candidates:
+        _, site, hw, _ = c.key
+        site_hw[(site, hw)][c.index] = 1.0
+        if site in p.options.power_budget_w:
+            power[site][c.index] = c.power_w
+    for (site, hw), coef in site_hw.items():
+        _resource(p, f"site:{site}:{hw}", "site", float(p.scenario.sites[site].capacity[hw]), coef, {})
+    for site, coef in power.items():
+        _resource(p, f"power:{site}", "power", float(p.options.power_budget_w[site]), coef, {})
+    links: dict[LinkDir, dict[int, float]] = defaultdict(dict)
+    for arc in p.arcs:
+        for d, bits in arc.path.loads:
+            links[d][arc.index] = bits
+    for d, coef in links.items():
+        _resource(p, f"link:{p.paths.direction_name(d)}", "link", p.paths.limit_bps(d), {}, coef)
+
+
+def _resource(p: Problem, rid: str, kind: str, limit: float, cand: dict[int, float], arcs: dict[int, float]) -> None:
+    """Keep a resource only if some optimal plan could exceed it."""
+    per_line: dict[tuple, float] = defaultdict(float)
+    for ci, coef in cand.items():
+        c = p.candidates[ci]
+        per_line[c.key] = max(per_line[c.key], coef * c.max_count)  # one tier per line
+    per_demand: dict[DemandKey, float] = defaultdict(float)
+    for ai, coef in arcs.items():
+        a = p.arcs[ai]
+        per_demand[a.demand] = max(per_demand[a.demand], coef * p.demands[a.demand].peak_rps)
+    max_use = sum(per_line.values()) + sum(per_demand.values())
+    services = frozenset([p.candidates[ci].key[0] for ci in cand] + [p.arcs[ai].demand[0] for ai in arcs])
+    if max_use <= limit * (1 + 1e-9):
+        p.pruned[f"{kind} limits that cannot bind"] += 1
+        return
+    for s in services:
+        p.resources_of_service[s].append(len(p.resources))
+    p.resources.append(Resource(rid, kind, limit, cand, arcs, services, max_use))

@@ -1,0 +1,128 @@
+"""The report of a plan directory: the chosen deployment and compression levels, the baselines it beat,
+predicted against simulated latency, and, when the verifying run was written there, its run sections."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lepton_sim.errors import LeptonError
+from lepton_sim.report.data import FILE as DATA_FILE
+from lepton_sim.report.data import scenario_shape
+from lepton_sim.report.document import Block, Figure, Report, Section, Table, Text
+from lepton_sim.report.planfigs import baselines_png, latency_check_png
+from lepton_sim.report.run import cost_section, latency_section, topology_section, utilisation_section
+from lepton_sim.report.style import fmt, pct
+
+PLANNED = "scenario.planned.yaml"
+
+
+def plan_report(run_dir: Path) -> Report:
+    from lepton_sim.report.build import read_json
+
+    doc = read_json(run_dir / "plan.json")
+    if doc.get("status") == "infeasible":
+        return _infeasible_report(doc)
+    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else None
+    data = read_json(run_dir / DATA_FILE) if (run_dir / DATA_FILE).is_file() else None
+    verify = doc.get("verify")
+    facts: tuple[tuple[str, str], ...] = (
+        ("US$ per hour", f"${fmt(doc['usd_per_hour'])}"), ("status", str(doc["status"])),
+        ("solver", f"{doc.get('solver')} in {fmt(doc.get('solve_s'))} s"),
+        ("optimality gap", "-" if doc.get("gap") is None else pct(doc["gap"])))
+    if verify:
+        facts += (("verified by simulation", f"{'all SLOs met' if verify['met'] else 'SLO missed'}, "
+                                             f"{len(verify['rounds'])} round(s)"),)
+    sections = [topology_section(_shape(run_dir, doc, data), metrics), deployment_section(doc),
+                baselines_section(doc), check_section(doc)]
+    if metrics is not None:
+        sections += [latency_section(metrics, data), utilisation_section(metrics), cost_section(metrics)]
+    subtitle = (f"Plan for scenario {doc.get('scenario')!r}: the cheapest deployment the planner found that meets "
+                "every latency target and accuracy floor under its model" + (", then simulated." if verify else "."))
+    return Report(f"lepton-sim plan: {doc.get('scenario')}", subtitle, tuple(sections), facts)
+
+
+def _shape(run_dir: Path, doc: Mapping[str, Any], data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The planned scenario's shape: from report-data.json, else scenario.planned.yaml, else plan.json alone."""
+    if data:
+        return dict(data["scenario"])
+    if (run_dir / PLANNED).is_file():
+        from lepton_sim.scenario import load_scenario
+
+        try:
+            return scenario_shape(load_scenario(run_dir / PLANNED))
+        except LeptonError:
+            pass  # a planned scenario that no longer loads: fall back to what plan.json says
+    lines = doc["deployment"]["replicas"]
+    return {"sites": {line["site"]: {"kind": "site"} for line in lines}, "links": [], "services": {},
+            "deployment": doc["deployment"]}
+
+
+def deployment_section(doc: Mapping[str, Any]) -> Section:
+    pools = doc.get("pools", {})
+    rows = []
+    for line in doc["deployment"]["replicas"]:
+        pid = f"{line['service']}@{line['site']}/{line['hardware']}/{line['variant']}"
+        p = pools.get(pid, {})
+        weights = ", ".join(f"{site} {100 * w:.0f} %" for site, w in (line.get("weights") or {}).items())
+        rows.append((line["service"], line["site"], line["hardware"], line["variant"], fmt(line["count"]),
+                     fmt(p.get("planned_rps")), fmt(p.get("capacity_rps")), weights))
+    table = Table("Chosen deployment", ("service", "site", "hardware", "variant (compression)", "replicas",
+                                         "planned rps", "capacity rps", "share of each demand site"), tuple(rows),
+                  "Variant is the compression level the planner chose (precision, sparsity, distillation).")
+    routing = tuple((svc, site, pool, pct(f)) for svc, sites in doc.get("routing", {}).items()
+                    for site, pools_ in sites.items() for pool, f in pools_.items())
+    blocks: list[Block] = [table]
+    if routing:
+        blocks.append(Table("Routing fractions", ("service", "demand site", "pool", "fraction"), routing))
+    return Section("Deployment", tuple(blocks))
+
+
+def baselines_section(doc: Mapping[str, Any]) -> Section:
+    baselines = doc.get("baselines", [])
+    if not baselines:
+        return Section("Baselines", (Text("The plan was computed without baselines."),))
+    usd = float(doc["usd_per_hour"])
+    rows = tuple((b["name"], b.get("status", ""), _usd(b.get("usd_per_hour")), _saving(usd, b.get("usd_per_hour")),
+                  b.get("note", "")) for b in baselines)
+    fig = Figure("plan-baselines", "The plan against its baselines", baselines_png(usd, baselines),
+                 "Greedy: least compressed variants, largest demand first; single:TYPE: the best plan on one "
+                 "hardware type. Bars are US$ per hour under the same model.")
+    return Section("Baselines", (fig, Table("", ("baseline", "status", "US$ per hour", "the plan saves", "note"),
+                                            rows)))
+
+
+def _usd(v: float | None) -> str:
+    return "-" if v is None else f"${fmt(v)}"
+
+
+def _saving(plan_usd: float, baseline_usd: float | None) -> str:
+    if baseline_usd is None or baseline_usd <= 0:
+        return "-"
+    return f"{100 * (1 - plan_usd / baseline_usd):.1f} %"
+
+
+def check_section(doc: Mapping[str, Any]) -> Section:
+    predicted = doc.get("predicted", {})
+    verify = doc.get("verify")
+    fig = Figure("plan-latency", "Predicted against simulated latency", latency_check_png(predicted, verify),
+                 "The planner's latency bound at each service's SLO percentile"
+                 + (" and the simulated latency of every verification round (a round that misses tightens the "
+                    "capacity model and re-plans)." if verify else "; run plan --verify to simulate it."))
+    rows = []
+    for name, p in predicted.items():
+        for r in (verify or {}).get("rounds", [{"round": "-", "services": {}}]):
+            s = r["services"].get(name, {})
+            rows.append((name, str(r["round"]), f"p{fmt(p['percentile'])} ≤ {fmt(p['slo_ms'])} ms",
+                         fmt(s.get("predicted_ms", p["latency_ms"])), fmt(s.get("simulated_ms")),
+                         pct(s.get("attainment")), "-" if "met" not in s else ("yes" if s["met"] else "no")))
+    table = Table("", ("service", "round", "SLO", "predicted ms", "simulated ms", "within SLO", "met"), tuple(rows))
+    return Section("Predicted against simulated latency", (fig, table))
+
+
+def _infeasible_report(doc: Mapping[str, Any]) -> Report:
+    rows = tuple((r["service"], r["demand_site"], r["reason"], r["message"]) for r in doc.get("reasons", []))
+    section = Section("Why no deployment meets every target",
+                      (Table("", ("service", "demand site", "reason", "detail"), rows),))
+    return Report(f"lepton-sim plan: {doc.get('scenario')}", "The planner found the scenario infeasible.",
+                  (section,), (("status", "infeasible"),))

@@ -1,0 +1,127 @@
+"""The report of one simulation run: topology, latency, utilisation over time, cost and energy."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lepton_sim.report.document import Block, Figure, Report, Section, Table, Text
+from lepton_sim.report.latency import cdf_png
+from lepton_sim.report.style import energy, fmt, pct
+from lepton_sim.report.topology import topology_png
+from lepton_sim.report.usage import breakdown_png, utilisation_png
+
+
+def run_report(metrics: Mapping[str, Any], data: Mapping[str, Any] | None) -> Report:
+    """A run's report from its metrics.json and, when present, its report-data.json."""
+    shape = data["scenario"] if data else shape_from_metrics(metrics)
+    services = metrics["services"]
+    met = sum(1 for s in services.values() if s["slo"]["met"])
+    facts = (("US$ per hour", f"${fmt(metrics['cost']['usd_per_hour'])}"),
+             ("energy over the window", energy(metrics["energy_kwh"])),
+             ("services meeting their SLO", f"{met} of {len(services)}"),
+             ("measured window", f"{fmt(metrics['warmup_s'])}–{fmt(metrics['duration_s'])} s"),
+             ("simulated events", fmt(metrics.get("events"))))
+    subtitle = (f"Scenario {metrics['scenario']!r}, seed {metrics['seed']}. "
+                + (shape.get("description") or "").strip())
+    sections = (
+        topology_section(shape, metrics, complete=data is not None),
+        latency_section(metrics, data),
+        utilisation_section(metrics),
+        cost_section(metrics),
+    )
+    return Report(f"lepton-sim run: {metrics['scenario']}", subtitle, sections, facts)
+
+
+def topology_section(shape: Mapping[str, Any], metrics: Mapping[str, Any] | None, *, complete: bool = True) -> Section:
+    util = {lid: link["utilization"] for lid, link in (metrics or {}).get("links", {}).items()}
+    blocks: list[Block] = [Figure("topology", "Topology", topology_png(shape, util),
+                                  "Sites with the replicas each runs (▣ service: count × hardware variant) and the "
+                                  "demand that starts there (⇢); links with bandwidth, one-way latency, egress price"
+                                  + (" and the busier direction's utilisation." if util else "."))]
+    if not complete:
+        blocks.append(Text("This run directory has no report-data.json, so the picture is drawn from metrics.json "
+                           "alone: link bandwidths, latencies and demand are not shown."))
+    return Section("Topology", tuple(blocks))
+
+
+def latency_section(metrics: Mapping[str, Any], data: Mapping[str, Any] | None) -> Section:
+    services = metrics["services"]
+    blocks: list[Block] = []
+    if data and data.get("latency_cdf"):
+        slos = {name: s["slo"] for name, s in services.items()}
+        blocks.append(Figure("latency-cdf", "Latency CDF per service", cdf_png(data["latency_cdf"], slos),
+                             "End-to-end latency of requests created in the measured window (network both ways, "
+                             "queueing, batching, compute). Dotted red: the SLO's latency target and percentile."))
+    else:
+        blocks.append(Text("No report-data.json in this run directory: the latency CDF needs it "
+                           "(`simulate --out` writes it); the percentiles below come from metrics.json."))
+    rows = []
+    for name, s in services.items():
+        rows.append(_latency_row(name, "all", s))
+        for site, ss in s.get("by_site", {}).items():
+            rows.append(_latency_row(name, site, ss))
+    header = ("service", "from", "requests", "dropped", "in flight", "mean ms", "p50 ms", "p90 ms", "p95 ms",
+              "p99 ms", "max ms", "SLO", "within SLO", "met")
+    blocks.append(Table("Latency percentiles", header, tuple(rows),
+                        "Dropped and unfinished requests count as SLO misses."))
+    return Section("Latency", tuple(blocks))
+
+
+def _latency_row(name: str, site: str, s: Mapping[str, Any]) -> tuple[str, ...]:
+    lat = s["latency_ms"]
+    slo = s["slo"]
+    return (name, site, fmt(s["arrived"]), fmt(s["dropped"]), fmt(s["in_flight"]), fmt(lat["mean"]),
+            fmt(lat["p50"]), fmt(lat["p90"]), fmt(lat["p95"]), fmt(lat["p99"]), fmt(lat["max"]),
+            f"p{fmt(slo['percentile'])} ≤ {fmt(slo['latency_ms'])} ms", pct(s["slo_attainment"]),
+            "yes" if slo["met"] else "no")
+
+
+def utilisation_section(metrics: Mapping[str, Any]) -> Section:
+    blocks: list[Block] = []
+    ts = metrics.get("timeseries")
+    if ts:
+        blocks.append(Figure("utilisation", "Utilisation over simulated time",
+                             utilisation_png(ts, metrics["warmup_s"], metrics["duration_s"]),
+                             f"Busy fraction per {fmt(ts['bin_s'])} s bin; the shaded warm-up is simulated but "
+                             "not measured."))
+    pools = tuple((pid, fmt(p["replicas"]), pct(p["utilization"]), fmt(p["mean_batch"]), fmt(p["throughput_rps"]),
+                   p["compute"]["source"]) for pid, p in metrics.get("pools", {}).items())
+    blocks.append(Table("Replica pools", ("pool", "replicas", "utilisation", "mean batch", "requests/s",
+                                          "compute times"), pools))
+    links = tuple((d, link_id, pct(dd["utilization"]), fmt(dd["gb"]), fmt(dd["transfers"]))
+                  for link_id, link in metrics.get("links", {}).items() for d, dd in link["directions"].items())
+    if links:
+        blocks.append(Table("Link directions", ("direction", "link", "utilisation", "GB", "transfers"), links))
+    return Section("Utilisation", tuple(blocks))
+
+
+def cost_section(metrics: Mapping[str, Any]) -> Section:
+    cost = metrics["cost"]
+    fig = Figure("cost-energy", "Cost and energy breakdown", breakdown_png(cost, metrics.get("energy_kwh_by", {})),
+                 "Replica-hours at each hardware type's price plus egress per GB crossing a link; energy is busy "
+                 "time at power_w plus the rest of the window at idle_power_w.")
+    totals = (("total", f"${fmt(cost['usd_per_hour'])}", f"${fmt(cost['usd_total'])}"),
+              ("replicas", f"${fmt(cost['replicas_usd_per_hour'])}", ""),
+              ("egress", f"${fmt(cost['egress_usd_per_hour'])}", ""))
+    prices = tuple((hw, f"${fmt(p['usd_per_hour'])}", p["source"]) for hw, p in cost.get("prices", {}).items())
+    blocks: list[Block] = [fig, Table("Cost", ("", "US$ per hour", "US$ over the window"), totals)]
+    if prices:
+        blocks.append(Table("Prices", ("hardware", "US$ per hour", "source"), prices))
+    return Section("Cost and energy", tuple(blocks))
+
+
+def shape_from_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """A topology shape recovered from metrics.json alone (no bandwidths, latencies or demand)."""
+    sites: dict[str, dict[str, Any]] = {}
+    replicas = []
+    for p in metrics.get("pools", {}).values():
+        sites.setdefault(p["site"], {"kind": "site"})
+        replicas.append({k: p[k] for k in ("service", "site", "hardware", "variant")} | {"count": p["replicas"]})
+    links = []
+    for link_id in metrics.get("links", {}):
+        a, b = link_id.split("--", 1)
+        for s in (a, b):
+            sites.setdefault(s, {"kind": "site"})
+        links.append({"between": [a, b]})
+    return {"name": metrics["scenario"], "sites": sites, "links": links, "services": {},
+            "deployment": {"replicas": replicas}}
