@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from lepton_sim.argtypes import int_at_least
+from lepton_sim.argtypes import out_dir as make_out_dir
 from lepton_sim.errors import InputError, LeptonError, ScenarioError
 
 
@@ -29,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="simulate a scenario and print its metrics",
                          description="Simulate SCENARIO (default: the built-in default scenario).")
     sim.add_argument("scenario", nargs="?", help="scenario YAML file; omit for the built-in default")
-    sim.add_argument("--seed", type=_nonneg_int, help="random seed (default: the scenario's `seed`)")
+    sim.add_argument("--seed", type=int_at_least(0), help="random seed (default: the scenario's `seed`)")
     sim.add_argument("--out", metavar="DIR", help="write DIR/metrics.json")
     sim.add_argument("--json", action="store_true", help="print the metrics object as JSON instead of tables")
     sim.add_argument("--report", action="store_true", help="also write DIR/report.html and DIR/report.md (needs --out)")
@@ -50,16 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     register_sweep(sub)
     register_kernels(sub)
     return p
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
-    return v
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,7 +84,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     if args.report and not args.out:
         raise InputError("simulate: --report needs --out DIR (the report is written beside metrics.json)")
-    out_dir = _out_dir(args.out)
+    out_dir = make_out_dir(args.out) if args.out is not None else None
     scenario = load_scenario(args.scenario)
     if scenario.deployment is None:
         raise ScenarioError("required by `simulate` (what to run, as replica pools)", file=args.scenario,
@@ -119,20 +111,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"wrote {paths.html} and {paths.markdown}")
     return 0
-
-
-def _out_dir(out: str | None) -> Path | None:
-    """Check --out before any work, so a bad path fails at once and not after a long run."""
-    if out is None:
-        return None
-    p = Path(out)
-    if p.exists() and not p.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--out {out}: cannot create the directory: {exc.strerror}") from None
-    return p
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

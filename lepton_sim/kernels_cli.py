@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lepton_sim.argtypes import int_at_least
 from lepton_sim.errors import InputError
 from lepton_sim.profiles import load_profile
 from lepton_sim.profiles.format import dumps_profile
@@ -26,22 +27,12 @@ def register(subparsers: Any) -> None:
                                          "digits model, time payload codecs; write the profile.")
     measure.add_argument("--quick", action="store_true", help="a reduced set, under a minute")
     measure.add_argument("--out", metavar="FILE", default="profile.json", help="profile file (default: profile.json)")
-    measure.add_argument("--threads", type=_positive_int, metavar="N",
+    measure.add_argument("--threads", type=int_at_least(1), metavar="N",
                          help="cap BLAS threads while measuring (default: the library's own setting)")
     measure.set_defaults(func=cmd_measure)
     show = sub.add_parser("show", help="print a profile as tables", description="Print what a profile measured.")
     show.add_argument("profile", help="profile JSON file")
     show.set_defaults(func=cmd_show)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
 def _check_out(out: str) -> Path:

@@ -53,7 +53,39 @@ def _as_latencies(values: Any) -> np.ndarray:
     return x
 
 
-class LatencySketch:
+class _Moments:
+    """Exact count, sum, mean, min and max, kept beside the quantile structure."""
+
+    _count: int
+    _sum: float
+    _min: float
+    _max: float
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @property
+    def sum(self) -> float:
+        return self._sum
+
+    @property
+    def mean(self) -> float:
+        """Exact mean (seconds for latencies); NaN when empty."""
+        return self._sum / self._count if self._count else math.nan
+
+    @property
+    def min(self) -> float:
+        """Exact minimum; NaN when empty."""
+        return self._min if self._count else math.nan
+
+    @property
+    def max(self) -> float:
+        """Exact maximum; NaN when empty."""
+        return self._max if self._count else math.nan
+
+
+class LatencySketch(_Moments):
     """DDSketch over non-negative values: quantiles within relative error `alpha`, mergeable exactly.
 
     Values below `min_positive` (including 0) are counted in a zero bucket; a quantile landing there
@@ -156,29 +188,6 @@ class LatencySketch:
         return self._min_positive
 
     @property
-    def count(self) -> int:
-        return self._count
-
-    @property
-    def sum(self) -> float:
-        return self._sum
-
-    @property
-    def mean(self) -> float:
-        """Exact mean; NaN when empty."""
-        return self._sum / self._count if self._count else math.nan
-
-    @property
-    def min(self) -> float:
-        """Exact minimum; NaN when empty."""
-        return self._min if self._count else math.nan
-
-    @property
-    def max(self) -> float:
-        """Exact maximum; NaN when empty."""
-        return self._max if self._count else math.nan
-
-    @property
     def nbytes(self) -> int:
         """Bytes held by the bucket array (the only part that grows)."""
         return int(self._counts.nbytes)
@@ -277,7 +286,7 @@ def _counts_at_most(x: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return np.cumsum(np.bincount(first, minlength=thresholds.size + 1)[:thresholds.size])
 
 
-class LatencySummary:
+class LatencySummary(_Moments):
     """Latency values (seconds) as the simulator sees them: exact up to `exact_limit`, then a sketch.
 
     Quantiles use the inverted-CDF rank in both modes (in exact mode bit-for-bit
@@ -401,29 +410,6 @@ class LatencySummary:
     def thresholds(self) -> tuple[float, ...]:
         """The thresholds whose `fraction_at_most` is exact in either mode."""
         return tuple(float(t) for t in self._thresholds)
-
-    @property
-    def count(self) -> int:
-        return self._count
-
-    @property
-    def sum(self) -> float:
-        return self._sum
-
-    @property
-    def mean(self) -> float:
-        """Exact mean (seconds); NaN when empty."""
-        return self._sum / self._count if self._count else math.nan
-
-    @property
-    def min(self) -> float:
-        """Exact minimum; NaN when empty."""
-        return self._min if self._count else math.nan
-
-    @property
-    def max(self) -> float:
-        """Exact maximum; NaN when empty."""
-        return self._max if self._count else math.nan
 
     def quantiles(self, qs: Iterable[float]) -> list[float]:
         """Inverted-CDF quantiles: exact in exact mode, within `relative_error` in sketch mode."""

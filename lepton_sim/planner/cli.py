@@ -13,39 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lepton_sim.errors import InputError, RunError
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0 or v != v or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return v
-
-
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a relative gap in [0, 1), got {text!r}") from None
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"expected a relative gap in [0, 1), got {text}")
-    return v
-
-
-def _int_at_least(low: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {v}")
-        return v
-    return parse
+from lepton_sim.argtypes import fraction, int_at_least, positive_float
+from lepton_sim.argtypes import out_dir as make_out_dir
+from lepton_sim.errors import RunError
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -56,28 +26,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                     "cost under every service's latency target and accuracy floor (its `deployment` is ignored).")
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--solver", choices=["highs", "cbc"], default="highs", help="MILP solver (default: highs)")
-    p.add_argument("--time-limit", type=_positive_float, metavar="S",
+    p.add_argument("--time-limit", type=positive_float, metavar="S",
                    help="seconds for building and solving the MILP (a stopped run is reported feasible with its gap)")
-    p.add_argument("--gap", type=_fraction, metavar="G", help="stop at this relative optimality gap (e.g. 0.01)")
+    p.add_argument("--gap", type=fraction, metavar="G", help="stop at this relative optimality gap (e.g. 0.01)")
     p.add_argument("--verify", action="store_true",
                    help="simulate the plan; tighten and re-plan services that miss their SLO")
-    p.add_argument("--rounds", type=_int_at_least(1), default=3, metavar="N", help="verify rounds at most (default 3)")
-    p.add_argument("--seed", type=_int_at_least(0), metavar="N", help="simulation seed (default: the scenario's)")
+    p.add_argument("--rounds", type=int_at_least(1), default=3, metavar="N", help="verify rounds at most (default 3)")
+    p.add_argument("--seed", type=int_at_least(0), metavar="N", help="simulation seed (default: the scenario's)")
     p.add_argument("--out", metavar="DIR", help="write DIR/plan.json and DIR/scenario.planned.yaml")
     p.set_defaults(func=cmd_plan)
-    return p
-
-
-def _out_dir(out: str | None) -> Path | None:
-    if out is None:
-        return None
-    p = Path(out)
-    if p.exists() and not p.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--out {out}: cannot create the directory: {exc.strerror}") from None
     return p
 
 
@@ -91,7 +48,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from lepton_sim.planner.verify import verify
     from lepton_sim.scenario import load_scenario
 
-    out_dir = _out_dir(args.out)
+    out_dir = make_out_dir(args.out) if args.out is not None else None
     scenario = load_scenario(args.scenario)
     options = scenario_options(scenario, PlanOptions(solver=args.solver, time_limit_s=args.time_limit, gap=args.gap))
     try:

@@ -4,7 +4,8 @@ Top-level keys: `scenario`, `status` (optimal | feasible | infeasible), `usd_per
 `deployment` (the scenario's shape; routing `weighted`, `weights` per line), `routing` (service ->
 demand site -> pool id -> fraction), `predicted` (service -> `latency_ms` at the SLO percentile, a
 bound, with `by_site`), `pools`, `demand`, `solver`, `solve_s`, `build_s`, `gap`, `bound_usd_per_hour`,
-`plan_source`, `model` (size and pruning), `baselines`, `verify` (null without --verify),
+`plan_source`, `model` (size and pruning), `baselines` (a list of `name`, `usd_per_hour`, `status`,
+`note`, `pools`), `verify` (null without --verify),
 `assumptions`, and `reasons` (when infeasible). Figures are rounded to 6 significant digits except
 routing fractions, which are kept whole so that each demand site's add up to 1.
 """
@@ -89,16 +90,12 @@ def plan_document(result: PlanResult, options: PlanOptions, verified: Verified |
     return doc
 
 
-def _baselines(result: PlanResult) -> dict[str, Any]:
-    out: dict[str, Any] = {"greedy": None, "single_type": {}}
-    for b in result.baselines:
-        entry = {"usd_per_hour": _r(b.usd_per_hour), "note": b.note,
-                 "pools": None if b.plan is None else {p.id: p.count for p in b.plan.pools}}
-        if b.name == "greedy":
-            out["greedy"] = entry
-        else:
-            out["single_type"][b.name.split(":", 1)[1]] = entry
-    return out
+def _baselines(result: PlanResult) -> list[dict[str, Any]]:
+    """One entry per baseline ("greedy", "single:<hardware>"), as `lepton_sim.report` reads them."""
+    return [{"name": b.name, "usd_per_hour": _r(b.usd_per_hour),
+             "status": "infeasible" if b.plan is None else b.plan.solve.status.value, "note": b.note,
+             "pools": None if b.plan is None else {p.id: p.count for p in b.plan.pools}}
+            for b in result.baselines]
 
 
 def _check(c: Check) -> dict[str, Any]:

@@ -65,21 +65,6 @@ class Built:
     unserved: dict[tuple[str, str], pulp.LpVariable] = field(default_factory=dict)
     overrun: dict[str, tuple[Resource, pulp.LpVariable]] = field(default_factory=dict)  # resource id -> slack
     cost: pulp.LpAffineExpression | None = None  # dollars per hour (the objective unless elastic)
-    switches: dict[int, list[pulp.LpVariable]] = field(default_factory=dict)  # candidate -> on/off per piece
-
-    def start(self, problem: Problem, counts: dict[int, int], flows: dict[int, float]) -> dict[pulp.LpVariable, float]:
-        """Variable values of a known plan (counts per candidate, flows per arc), as a MIP start."""
-        values: dict[pulp.LpVariable, float] = {v: 0.0 for vs in self.counts.values() for v in vs}
-        values.update({v: 0.0 for vs in self.switches.values() for v in vs})
-        for ci, n in counts.items():
-            if ci not in self.counts or n <= 0:
-                continue
-            k = next(k for k, m in enumerate(problem.candidates[ci].modes) if m.lo <= n <= m.hi)
-            values[self.counts[ci][k]] = float(n)
-            if ci in self.switches:
-                values[self.switches[ci][k]] = 1.0
-        values.update({v: flows.get(ai, 0.0) for ai, v in self.flows.items()})
-        return values
 
     @property
     def size(self) -> ModelSize:
@@ -134,7 +119,6 @@ def build_model(problem: Problem, services: Collection[str], elastic: bool = Fal
         else:
             on[c.index] = [lp.add_variable(names("on", *label, f"k{k}"), 0, 1, pulp.LpInteger)
                            for k in range(len(c.modes))]
-    built.switches = on
     for a in arcs:
         c = problem.candidates[a.candidate]
         built.flows[a.index] = lp.add_variable(names("x", *a.demand, "", *c.key, f"t{c.tier}"), 0)

@@ -15,9 +15,9 @@ Groups start from the limits the greedy plan fills (at least `TIGHT` of the limi
 likely to bind, so their services share a group from the first round. When the groups (at the
 start, or after a round's violations) would join most of the problem (`MERGE_ALL_SHARE` of the
 candidates), all services are merged at once: merging step by step would solve nearly the whole
-model several times. Every solve starts from the greedy plan (`greedy.greedy` on the
-same candidates, restricted to the group) when the greedy finds one, so a time-limited solve
-always has an incumbent.
+model several times. If a time-limited solve stops before finding any plan, the greedy plan
+(`greedy.greedy` on the same candidates, feasible for every group's model) restricted to the group
+stands in, with the solver's bound if it had one (so the gap stays honest).
 """
 from __future__ import annotations
 
@@ -119,17 +119,21 @@ def solve_problem(problem: Problem) -> Solution:
             built = build_model(problem, sorted(members), name=f"plan_{rounds}_{i}")
             build_s += time.perf_counter() - tb
             limit = _time_share(deadline, weight[members], sum(weight[m] for m in todo[i:]))
-            values = None if start is None else built.start(problem, *start)
-            out = solve(built.lp, opts.solver, limit, opts.gap, opts.threads, values)
+            out = solve(built.lp, opts.solver, limit, opts.gap, opts.threads)
             solve_s += out.solve_s
             if out.status == PlanStatus.INFEASIBLE:
                 raise diagnose(problem, members, opts.solver, _time_share(deadline, 1, 1))
-            if out.status not in (PlanStatus.OPTIMAL, PlanStatus.FEASIBLE):
+            if out.status in (PlanStatus.OPTIMAL, PlanStatus.FEASIBLE):
+                counts = {ci: round(sum(v.varValue or 0.0 for v in vs)) for ci, vs in built.counts.items()}
+                flows = {ai: max(v.varValue or 0.0, 0.0) for ai, v in built.flows.items()}
+            elif start is not None:
+                counts = {ci: n for ci, n in start[0].items() if ci in built.counts}
+                flows = {ai: f for ai, f in start[1].items() if ai in built.flows}
+                out = _greedy_outcome(problem, counts, flows, out)
+            else:
                 listed = ", ".join(sorted(members)[:5]) + (f" and {len(members) - 5} more" if len(members) > 5 else "")
                 raise NoPlan(f"the solver found no plan within the time limit for services {listed} "
                              f"({out.status.value}); infeasibility is not proven: allow more time (--time-limit)")
-            counts = {ci: round(sum(v.varValue or 0.0 for v in vs)) for ci, vs in built.counts.items()}
-            flows = {ai: max(v.varValue or 0.0, 0.0) for ai, v in built.flows.items()}
             solved[members] = _Group(members, out, {k: v for k, v in counts.items() if v > 0},
                                      {k: v for k, v in flows.items() if v > 1e-9}, built.size)
         current = set(groups.members().values())
@@ -141,6 +145,14 @@ def solve_problem(problem: Problem) -> Solution:
             groups.union(r.services)
         _merge_all_if_most(problem, groups, names)
     return _combine(list(solved.values()), build_s, solve_s, rounds)
+
+
+def _greedy_outcome(problem: Problem, counts: dict[int, int], flows: dict[int, float], out: Outcome) -> Outcome:
+    """The greedy plan of a group as its solve outcome: feasible, with the solver's bound if any."""
+    cost = sum(problem.candidates[ci].usd_per_hour * n for ci, n in counts.items()) + \
+        sum(problem.arcs[ai].usd_per_hour_per_rps * f for ai, f in flows.items())
+    bound = 0.0 if out.bound is None else min(out.bound, cost)
+    return Outcome(PlanStatus.FEASIBLE, cost, bound, relative_gap(cost, bound), out.solve_s, out.solver)
 
 
 def _time_share(deadline: float | None, weight: float, total: float) -> float | None:

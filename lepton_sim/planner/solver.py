@@ -31,6 +31,15 @@ import pulp
 
 OPTIMAL_GAP = 1e-4  # HiGHS's default mip_rel_gap: below it a solution counts as proven optimal
 
+# HiGHS 1.15.1 (the newest highspy) returns wrong "optimal" plans on this model's structure: integer
+# counts bounded by `hi x on`, flows by `peak x on` (variable upper bounds). Its root reduced-cost
+# sub-MIP lifted the global dual bound past feasible plans (one service: 0.575 $/h "optimal" where
+# 0.065 is feasible), and presolve's reductions cut off the optimum of others (0.307 for 0.243);
+# the same family as ERGO-Code/HiGHS#3273 and #3170. Both are switched off; with them off HiGHS
+# agrees with CBC on every service of a generated instance (tests/planner/test_plan_solvers.py),
+# and the 500-service benchmark still closes to well under 1 %.
+HIGHS_WORKAROUNDS = {"mip_heuristic_run_root_reduced_cost": False, "presolve": "off"}
+
 
 class PlanStatus(str, Enum):
     """The outcome of a solve (plan.json's `status` takes the first three)."""
@@ -77,18 +86,14 @@ def relative_gap(objective: float | None, bound: float | None) -> float | None:
     return diff / abs(objective) if objective else math.inf
 
 
-class _HiGHSFrom(pulp.HiGHS):  # type: ignore[misc, valid-type]
-    """PuLP's HiGHS interface, passing the model in one call and a starting solution (MIP start).
+class _HiGHSBulk(pulp.HiGHS):  # type: ignore[misc, valid-type]
+    """PuLP's HiGHS interface, passing the model in one call.
 
     PuLP's own transfer adds every column and row through a Python call each, which for a model
     of 100k rows takes seconds before HiGHS's clock (and its time limit) even starts; here the
     rows go over as one row-wise sparse matrix (`Highs.passModel`). Indices are set as PuLP's
     `findSolutionValues` expects them.
     """
-
-    def __init__(self, start: dict[pulp.LpVariable, float] | None, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self.start = start
 
     def buildSolverModel(self, lp: pulp.LpProblem) -> None:
         import highspy
@@ -128,25 +133,18 @@ class _HiGHSFrom(pulp.HiGHS):  # type: ignore[misc, valid-type]
                                   else highspy.HighsVarType.kContinuous for v in cols]
         lp.solverModel.passModel(model)
 
-    def callSolver(self, lp: pulp.LpProblem) -> None:
-        if self.start:
-            h = lp.solverModel
-            idx = np.array([v.index for v in self.start], dtype=np.int32)
-            val = np.array(list(self.start.values()), dtype=np.float64)
-            h.setSolution(len(idx), idx, val)
-        lp.solverModel.run()
-
 
 def solve(lp: pulp.LpProblem, solver: str, time_limit_s: float | None, gap: float | None,
-          threads: int | None = None, start: dict[pulp.LpVariable, float] | None = None) -> Outcome:
+          threads: int | None = None) -> Outcome:
     """Solve `lp` (a minimisation) with "highs" or "cbc" and read status, objective, bound and gap.
 
-    `start` gives values of a known feasible plan: HiGHS takes them through `Highs.setSolution`,
-    CBC through PuLP's warm start (`-mips`); either solver starts from that incumbent.
+    No MIP start is passed: on this model both HiGHS 1.15.1 (`Highs.setSolution`: the search closed
+    at node 0 declaring a greedy start of 0.084 $/h optimal where 0.065 was feasible) and the bundled
+    CBC (`-mips`) returned a start-dependent wrong "optimal" plan in testing.
     """
     t0 = time.perf_counter()
     if solver == "highs":
-        cmd = _HiGHSFrom(start, msg=False, timeLimit=time_limit_s, gapRel=gap, threads=threads)
+        cmd = _HiGHSBulk(msg=False, timeLimit=time_limit_s, gapRel=gap, threads=threads, **HIGHS_WORKAROUNDS)
         lp.solve(cmd)
         bound = _highs_bound(lp)
         name = "HiGHS"
@@ -154,12 +152,9 @@ def solve(lp: pulp.LpProblem, solver: str, time_limit_s: float | None, gap: floa
         fd, log = tempfile.mkstemp(prefix="lepton-cbc-", suffix=".log")
         os.close(fd)
         try:
-            for v, x in (start or {}).items():
-                v.setInitialValue(x)
             with warnings.catch_warnings():  # PuLP 3 deprecates its bundled CBC for PuLP 4; pyproject pins pulp < 4
                 warnings.simplefilter("ignore", DeprecationWarning)
-                cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=gap, threads=threads, logPath=log,
-                                        warmStart=bool(start))
+                cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=gap, threads=threads, logPath=log)
             lp.solve(cmd)
             with open(log, encoding="utf-8", errors="replace") as fh:
                 bound = _cbc_bound(fh.read())

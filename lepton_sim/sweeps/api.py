@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lepton_sim.argtypes import out_dir
 from lepton_sim.errors import InputError
 from lepton_sim.sweeps.executors import Executor, dask_cluster, local_processes, serial
 from lepton_sim.sweeps.points import Task, expand
@@ -32,7 +33,7 @@ def sweep(spec: str | Path | Mapping[str, Any] | SweepSpec, *, out: str | Path |
     sw = _as_spec(spec, base_dir)
     executor = choose_executor(workers, scheduler)
     tasks = expand(sw)
-    store = SweepStore(_out_dir(out), header(sw, tasks)) if out is not None else None
+    store = SweepStore(out_dir(out), header(sw, tasks)) if out is not None else None
     records: dict[int, dict[str, Any]] = dict(store.records) if store else {}
     todo = [t for t in tasks if t.index not in records]
     try:
@@ -87,12 +88,3 @@ def _as_spec(spec: str | Path | Mapping[str, Any] | SweepSpec, base_dir: str | P
     return load_sweep(spec)
 
 
-def _out_dir(out: str | Path) -> Path:
-    p = Path(out)
-    if p.exists() and not p.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--out {out}: cannot create the directory: {exc.strerror}") from None
-    return p

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lepton_sim.argtypes import int_at_least
 from lepton_sim.errors import RunError
 
 
@@ -16,7 +17,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description="Run SWEEP_FILE's grid (every point x every seed) and write DIR/results.parquet and "
                     "DIR/results.csv. Rerunning with the same --out runs only the unfinished points.")
     p.add_argument("sweep_file", metavar="SWEEP_FILE", help="sweep YAML file (base, mode, seeds, grid, collect)")
-    p.add_argument("--workers", type=_positive_int, metavar="N",
+    p.add_argument("--workers", type=int_at_least(1), metavar="N",
                    help="local worker processes (default: all cores; 1 runs in this process)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on the Dask distributed cluster at ADDRESS (e.g. tcp://10.0.0.5:8786)")
@@ -24,16 +25,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true", help="also write DIR/report.html and DIR/report.md")
     p.set_defaults(func=cmd_sweep)
     return p
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

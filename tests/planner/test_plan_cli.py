@@ -38,10 +38,12 @@ def test_plan_out_verify_and_simulate_the_planned_scenario(tmp_path: Path, capsy
     assert doc["verify"]["met"] and doc["verify"]["rounds"][0]["services"]["detect"]["simulated_ms"] > 0
     assert {"detect", "classify-text"} == set(doc["predicted"])
     assert all(v["latency_ms"] > 0 for v in doc["predicted"].values())
-    assert doc["usd_per_hour"] <= doc["baselines"]["greedy"]["usd_per_hour"]
+    greedy = next(b for b in doc["baselines"] if b["name"] == "greedy")
+    assert doc["usd_per_hour"] <= greedy["usd_per_hour"] and greedy["status"] == "feasible"
     planned = load_scenario(out / "scenario.planned.yaml")
     assert planned.deployment is not None and planned.deployment.routing == "weighted"
     assert yaml.safe_load((out / "scenario.planned.yaml").read_text())["hardware"]["l4"] == {"from": "nvidia-l4"}
+    assert lepton_main(["report", str(out), "--out", str(tmp_path / "report")]) == 0  # reads this plan.json
     assert lepton_main(["simulate", str(out / "scenario.planned.yaml"), "--out", str(tmp_path / "sim")]) == 0
     metrics = json.loads((tmp_path / "sim" / "metrics.json").read_text())
     assert set(metrics["pools"]) == {f"{r['service']}@{r['site']}/{r['hardware']}/{r['variant']}"
