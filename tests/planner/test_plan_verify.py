@@ -9,7 +9,7 @@ from lepton_sim.planner import PlanOptions
 from lepton_sim.planner.verify import planned_scenario, verify
 
 
-@pytest.mark.parametrize("name", ["default.yaml", "edge-vision.yaml", "planner-small.yaml"])
+@pytest.mark.parametrize("name", ["default.yaml", "edge-vision.yaml", "planner-small.yaml", "metro-fleet.yaml"])
 def test_shipped_scenarios_verify_with_every_slo_met(shipped, name: str) -> None:
     v = verify(shipped(name), PlanOptions(baselines=False))
     assert v.met and len(v.rounds) == 1
