@@ -59,7 +59,14 @@ def test_measured_model_predicts_a_direct_timing(quick_profile: Profile, blas_th
     assert predicted.source == "measured", predicted.detail
     assert "whole-model" not in predicted.detail  # built layer by layer, not looked up
     for b in batches:
-        ratio = predicted.times_s[b - 1] / direct_seconds(layers, precision, b, blas_threads)
+        # another process taking a core stretches a direct timing (never shortens it): time again,
+        # up to three times, and keep the least disturbed (fastest) median
+        direct = direct_seconds(layers, precision, b, blas_threads)
+        for _ in range(2):
+            if predicted.times_s[b - 1] / direct >= 1 / TOLERANCE:
+                break
+            direct = min(direct, direct_seconds(layers, precision, b, blas_threads))
+        ratio = predicted.times_s[b - 1] / direct
         assert 1 / TOLERANCE <= ratio <= TOLERANCE, f"batch {b}: predicted / direct = {ratio:.2f}"
 
 
@@ -80,7 +87,7 @@ def test_simulated_compute_time_matches_a_direct_timing(quick_profile: Profile, 
     tiny = metrics["services"]["tiny"]
     assert tiny["completed"] >= 90 and tiny["dropped"] == 0
     compute_s = sim.pools[0].times[0]
-    assert tiny["latency_ms"]["mean"] / 1e3 == pytest.approx(compute_s, rel=1e-6)
+    assert tiny["latency_ms"]["mean"] / 1e3 == pytest.approx(compute_s, rel=1e-5)  # metrics keep 6 digits
     assert "measured" in str(metrics)  # the metrics say where the compute time came from
     ratio = compute_s / direct_seconds(TINY, "fp32", 1, blas_threads)
     assert 1 / TOLERANCE <= ratio <= TOLERANCE, f"simulated / direct = {ratio:.2f}"
