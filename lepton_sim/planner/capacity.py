@@ -39,8 +39,10 @@ the simulated p99 in every case but one at M/D/1 utilisation 0.85, where it was 
 the sampling error of a p99 at that load (`tests/planner/test_capacity.py` checks a few points).
 
 **Pooling.** `g` is convex and decreasing, so `cap` is the perspective of a convex function: convex
-in `c`, with `cap(c) >= c cap(1)`. Any tangent of a convex function lies below it, so the MILP uses
-tangent lines, exact at their touching point and safe everywhere (`modes`).
+in `c`, with `cap(c) >= c cap(1)`. The planner takes `cap` exactly at every count (`capacity_table`);
+where it is within `LINEAR_TOLERANCE` of the line `c cap(1)` it uses that line instead (safe, since
+it lies below, and linear in the MILP). Convexity is what lets the MILP write the exact table with
+ordered increments (`lepton_sim.planner.model`).
 
 **Tightening.** A per-pool factor `f <= 1` scales `cap` (the verify loop lowers it when simulation
 misses a target).
@@ -52,7 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MODE_TOLERANCE = 0.02  # a linear piece may under-state capacity by at most 2 % before a new piece starts
+LINEAR_TOLERANCE = 0.02  # the line c cap(1) replaces the exact table when it under-states it by at most 2 %
 
 
 @dataclass(frozen=True)
@@ -76,34 +78,12 @@ class BatchProfile:
         return max(self.max_wait_s, self.batch_s) + self.batch_s
 
 
-@dataclass(frozen=True)
-class Mode:
-    """One linear piece of a pool's capacity for counts in [lo, hi]: rate <= slope * count + intercept."""
-
-    lo: int
-    hi: int
-    slope: float
-    intercept: float  # <= 0; a piece with a non-zero intercept needs an on/off binary in the MILP
-
-    def rate(self, count: int) -> float:
-        return self.slope * count + self.intercept
-
-
 def g(x: float) -> float:
     """x / (e^x - 1), the utilisation the Kingman bound allows at decay rate x (g(0) = 1)."""
     if x == 0.0:
         return 1.0
     e = math.exp(-x)  # x e^-x / (1 - e^-x): no overflow for large x
     return x * e / -math.expm1(-x)
-
-
-def _dg(x: float) -> float:
-    """d g / d x = e^-x (1 - e^-x - x) / (1 - e^-x)^2 (-1/2 at 0)."""
-    if x < 1e-6:
-        return -0.5 + x / 6.0
-    e = math.exp(-x)
-    d = -math.expm1(-x)
-    return e * (d - x) / (d * d)
 
 
 def kingman_theta(load: float, slots: float) -> float:
@@ -152,13 +132,6 @@ def capacity_rps(profile: BatchProfile, a: float, count: int) -> float:
     return 0.0 if count < 1 else count * profile.replica_rps * g(a / count)
 
 
-def _tangent(profile: BatchProfile, a: float, c0: int) -> tuple[float, float]:
-    """(slope, intercept) of cap's tangent at c0: cap'(c) = mu (g(x) - x g'(x)), x = a / c."""
-    x = a / c0
-    slope = profile.replica_rps * (g(x) - x * _dg(x))
-    return slope, capacity_rps(profile, a, c0) - slope * c0
-
-
 def _capacity_curve(profile: BatchProfile, a: float, max_count: int) -> np.ndarray:
     """cap(c) for c = 1..max_count: c mu g(a / c), g evaluated as x e^-x / (1 - e^-x)."""
     c = np.arange(1, max_count + 1, dtype=float)
@@ -168,42 +141,24 @@ def _capacity_curve(profile: BatchProfile, a: float, max_count: int) -> np.ndarr
     return c * profile.replica_rps * gx
 
 
-def modes(profile: BatchProfile, a: float, max_count: int, tol: float = MODE_TOLERANCE) -> tuple[Mode, ...]:
-    """Linear pieces below cap(c) on 1..max_count: the chord c cap(1) when it is within `tol`, else tangents.
+@dataclass(frozen=True)
+class CapacityTable:
+    """The planner's capacity of 1..len(rps) replicas: exact, or the line c cap(1) when `linear`."""
 
-    A tangent piece starts at `lo` (where it is exact) and runs while it stays within `tol` of cap.
-    """
+    rps: tuple[float, ...]
+    linear: bool
+
+    def at(self, count: int) -> float:
+        return 0.0 if count < 1 else self.rps[min(count, len(self.rps)) - 1]
+
+    def cut(self, max_count: int) -> CapacityTable:
+        """The table for at most `max_count` replicas."""
+        return CapacityTable(self.rps[:max_count], self.linear)
+
+
+def capacity_table(profile: BatchProfile, a: float, max_count: int, tol: float = LINEAR_TOLERANCE) -> CapacityTable:
+    """cap(1..max_count), or the line c cap(1) when it stays within `tol` of cap (then linear in the MILP)."""
     true = _capacity_curve(profile, a, max_count)
-    counts = np.arange(1, max_count + 1, dtype=float)
     if max_count * true[0] >= (1.0 - tol) * true[-1]:
-        return (Mode(0, max_count, float(true[0]), 0.0),)
-    out: list[Mode] = []
-    lo = 1
-    while lo <= max_count:
-        slope, icept = _tangent(profile, a, lo)
-        below = slope * counts[lo:] + icept < (1.0 - tol) * true[lo:]  # counts lo+1..max_count
-        hi = lo + (int(np.argmax(below)) if below.any() else max_count - lo)
-        out.append(Mode(lo, hi, slope, min(icept, 0.0)))
-        lo = hi + 1
-    return tuple(out)
-
-
-def model_capacity_curve(pieces: tuple[Mode, ...], max_count: int) -> np.ndarray:
-    """`model_capacity_rps` at counts 1..max_count, as one array."""
-    counts = np.arange(1, max_count + 1, dtype=float)
-    out = np.zeros(max_count)
-    for m in pieces:
-        lo, hi = max(m.lo, 1), min(m.hi, max_count)
-        if lo <= hi:
-            out[lo - 1:hi] = np.maximum(m.slope * counts[lo - 1:hi] + m.intercept, 0.0)
-    return out
-
-
-def model_capacity_rps(pieces: tuple[Mode, ...], count: int) -> float:
-    """The planner's capacity for `count` replicas: the linear piece that covers `count` (0 for none)."""
-    if count < 1:
-        return 0.0
-    for m in pieces:
-        if m.lo <= count <= m.hi:
-            return max(m.rate(count), 0.0)
-    return 0.0
+        return CapacityTable(tuple(float(true[0]) * c for c in range(1, max_count + 1)), True)
+    return CapacityTable(tuple(float(v) for v in true), False)

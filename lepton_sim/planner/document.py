@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lepton_sim.planner.capacity import MODE_TOLERANCE
+from lepton_sim.planner.capacity import LINEAR_TOLERANCE
 from lepton_sim.planner.errors import Infeasible
 from lepton_sim.planner.options import PlanOptions, scenario_options
 from lepton_sim.planner.paths import NETWORK_SHARE
@@ -42,7 +42,7 @@ def assumptions(options: PlanOptions) -> dict[str, Any]:
     return {
         "link_utilization": options.link_utilization,
         "network_miss_share": NETWORK_SHARE,
-        "capacity_piece_tolerance": MODE_TOLERANCE,
+        "capacity_linear_tolerance": LINEAR_TOLERANCE,
         "energy_usd_per_kwh": options.energy_usd_per_kwh,
         "power_budget_w": dict(options.power_budget_w),
         "capacity_model": "per pool: Kingman bound on the queue of a batching pool (lepton_sim/planner/capacity.py); "

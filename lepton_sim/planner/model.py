@@ -2,18 +2,24 @@
 
 Variables (named by their domain keys):
 
-- `n_<service>_<site>_<hw>_<variant>_t<tier>_k<piece>`: integer replicas of a candidate on one linear
-  capacity piece; `on_...`: a binary per piece where the piece has an intercept or the line has
-  several tiers or pieces (at most one piece of one tier per deployment line); a 0/1 count is its
-  own switch;
+- a candidate (one tier of a deployment line, `<service>_<site>_<hw>_<variant>_t<tier>`) whose
+  capacity is linear in the count (`CapacityTable.linear`): `n_...`, its integer replicas; where a
+  line has several tiers it also gets `on_...`, a binary (or the count itself when it is 0/1);
+- a candidate whose capacity is convex but not linear: `r_..._k<k>`, binary, "the k-th replica is
+  deployed", ordered r_1 >= r_2 >= ...; the count is their sum and r_1 is the candidate's switch.
+  Since cap is convex its increments cap(k) - cap(k-1) grow with k, so sum_k increment_k r_k is
+  cap(count) exactly at every count, with only non-negative coefficients. (Tangent pieces with
+  on/off binaries and negative intercepts, tried first, drove HiGHS 1.15.1 and the bundled CBC to
+  wrong "optimal" answers on larger instances; this form does not.);
 - `x_<service>_<demand site>__<candidate>`: requests per second of planned (peak) demand routed.
 
 Constraints:
 
 - `demand_<service>_<site>`: all planned demand routed;
-- `pool_<line>_t<tier>`: routed rate <= factor x sum(slope x n + intercept x on) over the pieces;
-- `lo_`/`hi_`: a piece's count within [lo, hi] when on and 0 when off; `line_`: one piece per line;
-- `open_<arc>`: x <= peak x (replicas, or on/off) of the candidate. Valid since x <= peak, and the
+- `pool_<line>_t<tier>`: routed rate <= factor x (cap(1) n, or sum_k increment_k r_k);
+- `order_..._k<k>`: r_k >= r_(k+1); `hi_`/`lo_`: a linear count within [1, max] when on, 0 when off;
+- `line_<line>`: at most one tier of a deployment line is on;
+- `open_<arc>`: x <= peak x (the switch, or the count) of the candidate. Valid since x <= peak, and the
   facility-location strengthening: without it the LP relaxation buys a sliver of a replica for a
   small demand, with it the relaxation pays for the whole replica it routes all the demand to;
 - `site_<site>_<hw>`, `link_<a>_<b>` (in Gbit/s, for scaling), `power_<site>`: shared limits (the
@@ -33,7 +39,7 @@ from dataclasses import dataclass, field
 
 import pulp
 
-from lepton_sim.planner.problem import Problem, Resource
+from lepton_sim.planner.problem import Candidate, Problem, Resource
 
 # Elastic (diagnosis) objective, in units of the shortfall: unserved demand as a fraction of the
 # demand's peak weighs 1000 times an overrun as a fraction of the resource's limit, so a link or a
@@ -102,50 +108,26 @@ def build_model(problem: Problem, services: Collection[str], elastic: bool = Fal
     lines: dict[tuple, list[int]] = defaultdict(list)
     for c in cands:
         lines[c.key].append(c.index)
-    switched = {ci for ids in lines.values() if len(ids) > 1 for ci in ids}
-    switched |= {c.index for c in cands if c.needs_switch()}
-
-    on: dict[int, list[pulp.LpVariable]] = {}
-    self_switched: set[int] = set()
+    multi = {ci for ids in lines.values() if len(ids) > 1 for ci in ids}
+    on: dict[int, pulp.LpVariable] = {}
     for c in cands:
-        label = (*c.key, f"t{c.tier}")
-        built.counts[c.index] = [lp.add_variable(names("n", *label, f"k{k}"), 0, m.hi, pulp.LpInteger)
-                                 for k, m in enumerate(c.modes)]
-        if c.index not in switched:
-            continue
-        if len(c.modes) == 1 and c.modes[0].hi == 1:
-            on[c.index] = built.counts[c.index]  # a 0/1 count switches itself
-            self_switched.add(c.index)
-        else:
-            on[c.index] = [lp.add_variable(names("on", *label, f"k{k}"), 0, 1, pulp.LpInteger)
-                           for k in range(len(c.modes))]
+        _add_candidate(built, c, c.index in multi, on, names)
     for a in arcs:
         c = problem.candidates[a.candidate]
         built.flows[a.index] = lp.add_variable(names("x", *a.demand, "", *c.key, f"t{c.tier}"), 0)
 
     for key, ids in lines.items():
-        if any(ci in on for ci in ids):
-            lp += pulp.lpSum(z for ci in ids for z in on[ci]) <= 1, names("line", *key)
+        if len(ids) > 1:
+            lp += pulp.lpSum(on[ci] for ci in ids) <= 1, names("line", *key)
     for c in cands:
-        label = (*c.key, f"t{c.tier}")
-        n, z = built.counts[c.index], on.get(c.index)
         routed = pulp.lpSum(built.flows[a] for a in problem.arcs_of_candidate[c.index])
-        if z is None:
-            lp += routed <= pulp.lpSum(c.factor * m.slope * nk for m, nk in zip(c.modes, n)), names("pool", *label)
-            continue
-        lp += routed <= pulp.lpSum(c.factor * (m.slope * nk + m.intercept * zk)
-                                   for m, nk, zk in zip(c.modes, n, z)), names("pool", *label)
-        if c.index in self_switched:
-            continue
-        for k, (m, nk, zk) in enumerate(zip(c.modes, n, z)):
-            lp += nk <= m.hi * zk, names("hi", *label, f"k{k}")
-            lp += nk >= max(m.lo, 1) * zk, names("lo", *label, f"k{k}")
-
+        lp += routed <= pulp.lpSum(c.factor * inc * v for inc, v in zip(_increments(c), built.counts[c.index])), \
+            names("pool", *c.key, f"t{c.tier}")
     for a in arcs:
         c = problem.candidates[a.candidate]
         peak = problem.demands[a.demand].peak_rps
         if c.index in on:
-            lp += built.flows[a.index] <= peak * pulp.lpSum(on[c.index]), names("open", *a.demand, *c.key, f"t{c.tier}")
+            lp += built.flows[a.index] <= peak * on[c.index], names("open", *a.demand, *c.key, f"t{c.tier}")
         elif peak < c.capacity_rps(1):
             lp += built.flows[a.index] <= peak * pulp.lpSum(built.counts[c.index]), \
                 names("open", *a.demand, *c.key, f"t{c.tier}")
@@ -171,6 +153,35 @@ def build_model(problem: Problem, services: Collection[str], elastic: bool = Fal
     else:
         lp += built.cost
     return built
+
+
+def _add_candidate(built: Built, c: Candidate, several_tiers: bool, on: dict[int, pulp.LpVariable],
+                   names: _Names) -> None:
+    """The count variables of one candidate, and its on/off switch where it needs one."""
+    lp, label = built.lp, (*c.key, f"t{c.tier}")
+    if not c.table.linear:
+        r = [lp.add_variable(names("r", *label, f"k{k}"), 0, 1, pulp.LpInteger) for k in range(1, c.max_count + 1)]
+        for k in range(len(r) - 1):
+            lp += r[k] >= r[k + 1], names("order", *label, f"k{k + 1}")
+        built.counts[c.index], on[c.index] = r, r[0]
+        return
+    n = lp.add_variable(names("n", *label), 0, c.max_count, pulp.LpInteger)
+    built.counts[c.index] = [n]
+    if not several_tiers:
+        return
+    if c.max_count == 1:
+        on[c.index] = n  # a 0/1 count switches itself
+        return
+    z = on[c.index] = lp.add_variable(names("on", *label), 0, 1, pulp.LpInteger)
+    lp += n <= c.max_count * z, names("hi", *label)
+    lp += n >= z, names("lo", *label)
+
+
+def _increments(c: Candidate) -> list[float]:
+    """Capacity added by each count variable: cap(1) for a linear count, else cap(k) - cap(k-1) per replica."""
+    if c.table.linear:
+        return [c.table.at(1)]
+    return [c.table.at(k) - c.table.at(k - 1) for k in range(1, c.max_count + 1)]
 
 
 def shortfall(problem: Problem, built: Built) -> pulp.LpAffineExpression:

@@ -2,7 +2,7 @@
 
 A **candidate** is one way to run a deployment line (service, site, hardware, variant): a latency
 *tier* (the pool's budget is set by the farthest demand site it admits, so each distinct budget is
-a tier) with its linear capacity pieces. An **arc** routes one (service, demand site) to one
+a tier) with its capacity at every replica count. An **arc** routes one (service, demand site) to one
 candidate. A **resource** is a limit several candidates share: a site's slots of one hardware type,
 a link direction's bandwidth, a site's power budget.
 
@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from lepton_sim.network import Topology
-from lepton_sim.planner.capacity import BatchProfile, Mode, curve, model_capacity_curve, model_capacity_rps, modes
+from lepton_sim.planner.capacity import BatchProfile, CapacityTable, capacity_table, curve
 from lepton_sim.planner.demand import DemandKey, DemandRate, demand_rates
 from lepton_sim.planner.errors import Reason, Why
 from lepton_sim.planner.options import PlanOptions, PoolKey
@@ -43,7 +43,7 @@ NEGLIGIBLE = 1e-3  # a tier whose full capacity carries less than this share of 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One tier of one deployment line: its capacity pieces (the model's) and the line's factor on them."""
+    """One tier of one deployment line: its capacity table (the model's) and the line's factor on it."""
 
     index: int
     key: PoolKey
@@ -51,7 +51,7 @@ class Candidate:
     budget_s: float  # what the pool may add to the latency at the pool's miss probability
     curve_a: float
     profile: BatchProfile
-    modes: tuple[Mode, ...]
+    table: CapacityTable  # counts 1..max_count
     factor: float
     max_count: int
     usd_per_hour: float  # replica price plus energy
@@ -59,12 +59,8 @@ class Candidate:
     admits: tuple[str, ...]  # demand sites
 
     def capacity_rps(self, count: int) -> float:
-        """The planner's capacity for `count` replicas of this candidate."""
-        return self.factor * model_capacity_rps(self.modes, count)
-
-    def needs_switch(self) -> bool:
-        """True when the MILP needs an on/off binary per piece (a non-zero intercept or several pieces)."""
-        return len(self.modes) > 1 or any(m.intercept < 0 for m in self.modes)
+        """The planner's capacity for `count` replicas of this candidate (0 beyond `max_count`)."""
+        return 0.0 if count > self.max_count else self.factor * self.table.at(count)
 
 
 @dataclass(frozen=True)
@@ -238,7 +234,7 @@ class _Tier:
     a: float
     admits: tuple[str, ...]
     capacity: np.ndarray  # factor x the model's capacity at counts 1..site slots
-    pieces: tuple[Mode, ...]
+    table: CapacityTable
 
 
 def _add_line(p: Problem, name: str, site: str, hw: str, cap: int, profs: dict[str, BatchProfile],
@@ -285,9 +281,9 @@ def _tiers(p: Problem, key: PoolKey, prof: BatchProfile, demands: list[DemandRat
     for i, level in enumerate(sorted(set(budgets.values()), reverse=True)):
         a = curve(prof, level, pool_miss)
         assert a is not None  # every level is some admitted site's budget
-        pieces = modes(prof, a, cap)
-        capacity = factor * model_capacity_curve(pieces, cap)
-        out.append(_Tier(i, level, a, tuple(sorted(s for s, b in budgets.items() if b >= level)), capacity, pieces))
+        table = capacity_table(prof, a, cap)
+        capacity = factor * np.array(table.rps)
+        out.append(_Tier(i, level, a, tuple(sorted(s for s, b in budgets.items() if b >= level)), capacity, table))
     return out
 
 
@@ -297,11 +293,10 @@ def _add_candidate(p: Problem, key: PoolKey, t: _Tier, prof: BatchProfile, cap: 
     name, site = key[0], key[1]
     factor = p.options.factor(key)
     peak = {d.site: d for d in demands}
-    need = _needed(t.pieces, factor, sum(peak[s].peak_rps for s in t.admits), cap)
-    pieces = tuple(Mode(m.lo, min(m.hi, need), m.slope, m.intercept) for m in t.pieces if m.lo <= need or m.lo == 0)
+    need = _needed(t.capacity, sum(peak[s].peak_rps for s in t.admits))
     p.pruned["replica counts above the need"] += cap - need
-    c = Candidate(len(p.candidates), key, t.index, t.budget_s, t.a, prof, pieces, factor, need, price, power_w,
-                  t.admits)
+    c = Candidate(len(p.candidates), key, t.index, t.budget_s, t.a, prof, t.table.cut(need), factor, need, price,
+                  power_w, t.admits)
     p.candidates.append(c)
     p.candidates_of_service[name].append(c.index)
     for s in t.admits:
@@ -345,12 +340,10 @@ def _useful_tiers(tiers: list[_Tier], peak: dict[str, float]) -> list[_Tier]:
     return useful
 
 
-def _needed(pieces: tuple[Mode, ...], factor: float, rate: float, cap: int) -> int:
-    """The fewest replicas whose capacity covers `rate` (all of `cap` if none does): more is never optimal."""
-    for c in range(1, cap + 1):
-        if factor * model_capacity_rps(pieces, c) >= rate:
-            return c
-    return cap
+def _needed(capacity: np.ndarray, rate: float) -> int:
+    """The fewest replicas whose capacity covers `rate` (all of them if none does): more is never optimal."""
+    enough = np.nonzero(capacity >= rate)[0]
+    return int(enough[0]) + 1 if len(enough) else len(capacity)
 
 
 def _capacity_precheck(p: Problem, d: DemandRate) -> None:

@@ -12,11 +12,12 @@ from typing import Any
 
 from lepton_sim.sweeps.keypath import KeyPathError, get_path, parse_path
 
-# top-level keys of metrics.json (SCENARIO.md) and of plan.json (the planner's contract)
+# top-level keys of metrics.json (SCENARIO.md) and of plan.json (lepton_sim/planner/document.py)
 METRICS_KEYS = ("scenario", "seed", "duration_s", "warmup_s", "services", "pools", "nodes", "links", "cost",
                 "energy_kwh", "energy_kwh_by", "timeseries", "events", "wall_s")
-PLAN_KEYS = ("scenario", "status", "usd_per_hour", "cost", "deployment", "routing", "predicted", "pools", "solver",
-             "solve_s", "gap", "source", "baselines", "verify", "reasons")
+PLAN_KEYS = ("scenario", "status", "usd_per_hour", "cost", "deployment", "routing", "predicted", "pools", "demand",
+             "solver", "solve_s", "build_s", "gap", "bound_usd_per_hour", "plan_source", "model", "baselines",
+             "verify", "assumptions", "reasons")
 RESERVED = ("point", "seed", "run_seed", "status", "error")  # the table's own columns
 _KEYS = {"metrics": METRICS_KEYS, "plan": PLAN_KEYS}
 

@@ -1,8 +1,8 @@
 """What a sweep runs per point: each mode maps (scenario, seed) to the documents its metrics come from.
 
-`simulate` gives metrics.json; `plan` gives plan.json (an infeasible point is an answer, not a
-failure: status ``infeasible`` with the reasons); `plan+verify` gives plan.json with its
-verification rounds and the metrics.json of the last round's simulation.
+`simulate` gives metrics.json; `plan` and `plan+verify` give what the planner's
+`plan_outputs` gives: plan.json (an infeasible point is an answer, not a failure: status
+``infeasible`` with the reasons) and, verified, the metrics.json of the last round's simulation.
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from lepton_sim.errors import ScenarioError
 from lepton_sim.scenario import Scenario
 
 Outputs = dict[str, Any]  # document name ("metrics", "plan") -> its JSON object, None when there is none
-VERIFY_ROUNDS = 3
 
 
 def run_simulate(scenario: Scenario, seed: int) -> Outputs:
@@ -28,27 +27,16 @@ def run_simulate(scenario: Scenario, seed: int) -> Outputs:
 
 def run_plan(scenario: Scenario, seed: int) -> Outputs:
     """plan.json of the cheapest deployment (the planner is deterministic: `seed` is unused)."""
-    from lepton_sim.planner import Infeasible, plan
-    from lepton_sim.sweeps.plandoc import infeasible_document, plan_document
+    from lepton_sim.planner.document import plan_outputs
 
-    try:
-        return {"plan": plan_document(plan(scenario))}
-    except Infeasible as exc:
-        return {"plan": infeasible_document(scenario.name, exc)}
+    return plan_outputs(scenario, seed, with_verify=False)
 
 
 def run_plan_verify(scenario: Scenario, seed: int) -> Outputs:
-    """plan.json with up to `VERIFY_ROUNDS` plan-simulate-tighten rounds, and the last round's metrics.json."""
-    from lepton_sim.planner import Infeasible
-    from lepton_sim.planner.verify import verify
-    from lepton_sim.sweeps.plandoc import infeasible_document, plan_document
+    """plan.json with its plan-simulate-tighten rounds, and the last round's metrics.json (simulated with `seed`)."""
+    from lepton_sim.planner.document import plan_outputs
 
-    try:
-        verified = verify(scenario, rounds=VERIFY_ROUNDS, seed=seed)
-    except Infeasible as exc:
-        return {"plan": infeasible_document(scenario.name, exc), "metrics": None}
-    final = verified.final
-    return {"plan": plan_document(final.plan, verified), "metrics": final.metrics}
+    return plan_outputs(scenario, seed, with_verify=True)
 
 
 MODES: dict[str, Callable[[Scenario, int], Outputs]] = {

@@ -8,7 +8,7 @@ import pytest
 
 from lepton_sim.metrics import build_metrics
 from lepton_sim.planner.capacity import (
-    BatchProfile, _dg, capacity_rps, curve, g, kingman_theta, model_capacity_rps, modes, sojourn_bound_s,
+    BatchProfile, capacity_rps, capacity_table, curve, g, kingman_theta, sojourn_bound_s,
 )
 from lepton_sim.scenario import parse_scenario
 from lepton_sim.servicetime import batch_times
@@ -18,12 +18,10 @@ GRID = [(0.001, 1, 0.0, 0.004), (0.002, 8, 0.002, 0.030), (0.0028, 16, 0.002, 0.
         (0.01, 32, 0.005, 0.05)]  # (T, B, w, D)
 
 
-def test_g_and_its_derivative() -> None:
+def test_g() -> None:
     assert g(0.0) == 1.0 and g(800.0) == 0.0
     for x in (1e-4, 0.3, 2.0, 25.0):
         assert g(x) == pytest.approx(x / math.expm1(x), rel=1e-12)
-        h = 1e-6 * x
-        assert _dg(x) == pytest.approx((g(x + h) - g(x - h)) / (2 * h), rel=1e-5)
 
 
 def test_kingman_root() -> None:
@@ -50,19 +48,19 @@ def test_no_rate_fits_a_budget_of_two_batches() -> None:
 
 
 @pytest.mark.parametrize("T,B,w,D", GRID)
-def test_pieces_lie_below_the_convex_capacity_and_within_tolerance(T: float, B: int, w: float, D: float) -> None:
+def test_the_table_is_the_convex_capacity_or_a_line_within_tolerance(T: float, B: int, w: float, D: float) -> None:
     prof = BatchProfile(T, T / 2, B, w, "test")
     a = curve(prof, D, 0.009)
     assert a is not None
     true = np.array([capacity_rps(prof, a, c) for c in range(0, 65)])
-    assert np.all(np.diff(true, 2) >= -1e-9 * true[2:])  # convex in the count
-    pieces = modes(prof, a, 64)
-    for c in range(1, 65):
-        m = model_capacity_rps(pieces, c)
-        assert (1 - 0.02 - 1e-9) * true[c] <= m <= true[c] * (1 + 1e-12)
-    for p in pieces:
-        if p.lo >= 1:
-            assert p.rate(p.lo) == pytest.approx(true[p.lo], rel=1e-9)  # a tangent is exact where it touches
+    assert np.all(np.diff(true, 2) >= -1e-9 * true[2:])  # convex in the count: increments grow
+    table = capacity_table(prof, a, 64)
+    model = np.array([table.at(c) for c in range(1, 65)])
+    assert np.all(model <= true[1:] * (1 + 1e-12))
+    if table.linear:
+        assert model == pytest.approx(np.arange(1, 65) * true[1]) and np.all(model >= 0.98 * true[1:])
+    else:
+        assert model == pytest.approx(true[1:], rel=1e-12)
 
 
 def _one_pool(B: int, w_ms: float, c: int, rate: float, duration: float) -> dict:

@@ -46,27 +46,17 @@ def make_sweep(out: Path, grid: dict[str, list[Any]], collect: list[str], seeds:
 
 
 def make_plan(out: Path, scenario: Path = ROOT / "scenarios" / "default.yaml", verified: bool = True) -> dict[str, Any]:
-    """Plan (and verify) `scenario` with a shortened horizon; write plan.json, scenario.planned.yaml, metrics.json."""
-    from lepton_sim.planner import plan
-    from lepton_sim.planner.verify import verify
-    from lepton_sim.sweeps.plandoc import plan_document
+    """`lepton-sim plan [--verify] --out` on `scenario` with a shortened horizon; returns plan.json."""
+    import json
+
+    from lepton_sim.cli import main
 
     raw = parse_yaml(scenario.read_text(), str(scenario))
     raw["horizon"] = {"duration_s": 30, "warmup_s": 5}
-    s = parse_scenario(raw, file=str(scenario), base_dir=scenario.parent)
-    out.mkdir(parents=True, exist_ok=True)
-    if verified:
-        v = verify(s, seed=1)
-        doc = plan_document(v.final.plan, v)
-        write_json_atomic(out / "metrics.json", v.final.metrics)
-        deployment = v.final.plan.deployment()
-    else:
-        result = plan(s)
-        doc = plan_document(result)
-        deployment = result.deployment()
-    write_json_atomic(out / "plan.json", doc)
-    (out / "scenario.planned.yaml").write_text(yaml.safe_dump({**raw, "deployment": deployment}, sort_keys=False))
-    return doc
+    source = out.parent / f"{out.name}-scenario.yaml"
+    source.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["plan", str(source), "--out", str(out), *(["--verify", "--seed", "1"] if verified else [])]) == 0
+    return dict(json.loads((out / "plan.json").read_text()))
 
 
 __all__ = ["MM1", "ROOT", "load_scenario", "make_plan", "make_run", "make_sweep"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from pathlib import Path
 
@@ -55,8 +56,6 @@ def _assert_self_contained(out: Path, figure_names: set[str]) -> None:
 
 
 def test_cdf_points_agree_with_the_metrics(run_dir: Path) -> None:
-    import json
-
     metrics = json.loads((run_dir / "metrics.json").read_text())
     data = json.loads((run_dir / "report-data.json").read_text())
     assert data["latency_cdf"]["quantiles"] == list(QUANTILES)
@@ -143,11 +142,9 @@ def plan_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_plan_report_shows_deployment_baselines_and_the_check(plan_dir: Path, tmp_path: Path) -> None:
-    import json
-
     assert detect_kind(plan_dir) == "plan"
     paths = write_report(plan_dir, tmp_path)
-    names = {"topology", "plan-baselines", "plan-latency", "utilisation", "cost-energy"}
+    names = {"topology", "plan-baselines", "plan-latency"}
     assert {p.stem for p in paths.figures} == names
     _assert_self_contained(tmp_path, names)
     html = paths.html.read_text()
@@ -156,7 +153,21 @@ def test_plan_report_shows_deployment_baselines_and_the_check(plan_dir: Path, tm
         assert line["variant"] in html and line["hardware"] in html
     for b in doc["baselines"]:
         assert b["name"] in html
-    assert "Predicted against simulated latency" in html and "simulated, round 1" not in html  # that is in the PNG
+    assert "verified by simulation" in html and "Predicted against simulated latency" in html
+
+
+def test_a_plan_with_its_verifying_run_beside_it_adds_the_run_sections(plan_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from lepton_sim.planner.document import plan_outputs
+    from lepton_sim.scenario import load_scenario
+
+    shutil.copytree(plan_dir, tmp_path / "p")
+    outputs = plan_outputs(load_scenario(plan_dir / "scenario.planned.yaml"), 1, with_verify=True)
+    (tmp_path / "p" / "metrics.json").write_text(json.dumps(outputs["metrics"]))
+    paths = write_report(tmp_path / "p")
+    assert {p.stem for p in paths.figures} == {"topology", "plan-baselines", "plan-latency", "utilisation",
+                                               "cost-energy"}
 
 
 def test_an_unverified_plan_reports_without_simulation(tmp_path: Path) -> None:
@@ -167,8 +178,6 @@ def test_an_unverified_plan_reports_without_simulation(tmp_path: Path) -> None:
 
 
 def test_an_infeasible_plan_reports_its_reasons(tmp_path: Path) -> None:
-    import json
-
     doc = {"scenario": "x", "status": "infeasible", "usd_per_hour": None,
            "reasons": [{"service": "detect", "demand_site": "edge-a", "reason": "latency", "message": "too far"}]}
     (tmp_path / "plan.json").write_text(json.dumps(doc))
