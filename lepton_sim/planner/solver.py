@@ -14,12 +14,20 @@ The gap is `(objective - best bound) / |objective|`:
 
 The objective is always recomputed from the variable values (CBC's log can print a pre-
 postprocessing objective), and a bound above it is clamped to it.
+
+HiGHS runs in this process, so two of its habits are contained here: highspy 1.16 prints a banner
+on stdout when a `Highs` object is made, before any option can silence it (it goes to /dev/null
+with `msg=False`, so `plan --json` stays parseable), and its thread pool outlives the solve (it is
+shut down after each solve, so a process that forks later holds no half-owned solver locks; sweep
+workers are not forked in any case, see `lepton_sim.sweeps.executors`).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import sys
 import tempfile
 import time
 import warnings
@@ -95,6 +103,10 @@ class _HiGHSBulk(pulp.HiGHS):  # type: ignore[misc, valid-type]
     `findSolutionValues` expects them.
     """
 
+    def createAndConfigureSolver(self, lp: pulp.LpProblem) -> None:
+        with _stdout_to_devnull() if not self.msg else contextlib.nullcontext():
+            super().createAndConfigureSolver(lp)
+
     def buildSolverModel(self, lp: pulp.LpProblem) -> None:
         import highspy
 
@@ -145,8 +157,11 @@ def solve(lp: pulp.LpProblem, solver: str, time_limit_s: float | None, gap: floa
     t0 = time.perf_counter()
     if solver == "highs":
         cmd = _HiGHSBulk(msg=False, timeLimit=time_limit_s, gapRel=gap, threads=threads, **HIGHS_WORKAROUNDS)
-        lp.solve(cmd)
-        bound = _highs_bound(lp)
+        try:
+            lp.solve(cmd)
+            bound = _highs_bound(lp)
+        finally:
+            _stop_highs_threads()
         name = "HiGHS"
     elif solver == "cbc":
         fd, log = tempfile.mkstemp(prefix="lepton-cbc-", suffix=".log")
@@ -175,6 +190,29 @@ def solve(lp: pulp.LpProblem, solver: str, time_limit_s: float | None, gap: floa
         g = g or 0.0
     return Outcome(status, objective if status in (PlanStatus.OPTIMAL, PlanStatus.FEASIBLE) else None,
                    bound, g, solve_s, name)
+
+
+@contextlib.contextmanager
+def _stdout_to_devnull():  # type: ignore[no-untyped-def]
+    """Send file descriptor 1 (where native code prints) to /dev/null for the duration."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _stop_highs_threads() -> None:
+    """End HiGHS's worker threads (they restart on the next solve); a no-op on builds without the call."""
+    import highspy
+
+    reset = getattr(highspy.Highs, "resetGlobalScheduler", None)
+    if reset is not None:
+        reset(True)
 
 
 def _highs_bound(lp: pulp.LpProblem) -> float | None:
