@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lepton_sim.argtypes import int_at_least
 from lepton_sim.errors import InputError
+from lepton_sim.fileio import atomic_write
 from lepton_sim.profiles import load_profile
 from lepton_sim.profiles.format import dumps_profile
 from lepton_sim.profiles.show import render_profile
@@ -49,18 +49,8 @@ def _check_out(out: str) -> Path:
 
 
 def write_profile_atomic(path: Path, profile: dict[str, Any]) -> None:
-    """Write JSON beside `path`, then rename: readers never see half a profile."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(dumps_profile(profile))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a profile is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the profile atomically (readers never see half of one), with the umask's permissions."""
+    atomic_write(path, dumps_profile(profile))
 
 
 def cmd_measure(args: argparse.Namespace) -> int:

@@ -85,6 +85,9 @@ CASES: list[tuple[str, Callable[[dict], None], str]] = [
     ("unknown failure target", _set("failures", {"edge--nowhere": {"mtbf_h": 1, "mttr_h": 1}}), "failures.edge--nowhere"),
     ("missing trace file", _set("services.svc.demand.0.arrival", {"kind": "trace", "file": "nope.csv"}),
      "services.svc.demand[0].arrival.file"),
+    ("bare arrival kind that needs keys", _set("services.svc.demand.0.arrival", "mmpp"), "services.svc.demand[0].arrival"),
+    ("misspelt required key", _set("services.svc.slo", {"latncy_ms": 50}), "services.svc.slo.latncy_ms"),
+    ("unknown service in the deployment", _set("deployment.replicas.0.service", "svd"), "deployment.replicas[0].service"),
 ]
 
 
@@ -122,7 +125,8 @@ def test_malformed_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str], 
 
 
 @pytest.mark.parametrize("text,expect", [
-    ("name: x\nhorizon: {duration_s: 10\n", "malformed YAML: line"),
+    ("name: x\nhorizon: {duration_s: 10\n", "malformed YAML: line 2, column 10: a flow mapping"),
+    ("name: x\nseed: 1\n  bad: 2\n", "malformed YAML: line 3,"),
     ("name: x\nname: y\n", "duplicate key 'name'"),
     ("- just\n- a list\n", "expected a mapping"),
     ("", "expected a mapping"),

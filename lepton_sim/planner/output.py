@@ -9,14 +9,13 @@ Without the input file, the validated scenario is dumped instead (aliases such a
 from __future__ import annotations
 
 import copy
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from lepton_sim.fileio import atomic_write, write_json_atomic
 from lepton_sim.scenario import parse_yaml
 from lepton_sim.scenario.schema import Scenario
 
@@ -24,21 +23,9 @@ PLAN_FILE = "plan.json"
 PLANNED_FILE = "scenario.planned.yaml"
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_plan(out_dir: Path, doc: dict[str, Any]) -> Path:
     path = out_dir / PLAN_FILE
-    write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
+    write_json_atomic(path, doc)
     return path
 
 
@@ -72,5 +59,5 @@ def write_planned_scenario(out_dir: Path, scenario: Scenario, deployment: dict[s
     path = out_dir / PLANNED_FILE
     mapping = planned_mapping(scenario, deployment, out_dir, source)
     header = f"# {scenario.name}: planned by `lepton-sim plan` (deployment replaced; routing weighted)\n"
-    write_text_atomic(path, header + yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True))
+    atomic_write(path, header + yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True))
     return path

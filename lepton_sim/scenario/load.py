@@ -1,13 +1,18 @@
 """Read a scenario file: parse YAML, resolve `from:` entries, validate once, check cross-references.
 
-This is the only boundary where scenario input is checked. Every problem becomes one
-`ScenarioError` naming the file, the key path (``services.detect.demand[1].rate_rps``) and what
-was expected; past this point the code trusts the typed `Scenario`.
+This is the only boundary where scenario input is checked. Every problem found names the file,
+the key path (``services.detect.demand[1].rate_rps``) and what was expected, and all of a file's
+problems are raised together as one `ScenarioError` (a numbered list when there are several):
+schema problems first, an unknown key first of all with the valid key it is closest to, then
+references to names the file does not define, then the checks that need the whole typed scenario.
+Past this point the code trusts the typed `Scenario`; `Scenario.notes` says what is valid but has
+no effect.
 """
 from __future__ import annotations
 
 import copy
 import csv
+import difflib
 import math
 import typing
 from collections.abc import Mapping
@@ -24,7 +29,7 @@ from lepton_sim.catalogue.zoo import zoo_model, zoo_names
 from lepton_sim.errors import ScenarioError
 from lepton_sim.layers import LayerShapeError, layer_costs
 from lepton_sim.profiles import Codec, codec_model, digits_variants, load_profile_cached, reference_profile_path
-from lepton_sim.scenario.schema import Scenario, Trace
+from lepton_sim.scenario.schema import ModelSpec, Scenario, Trace
 from lepton_sim.servicetime import UnsupportedPrecision, batch_times, weight_bytes
 
 DEFAULT_SCENARIO = "default.yaml"
@@ -56,25 +61,45 @@ def parse_yaml(text: str, file: str) -> Any:
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ScenarioError(f"malformed YAML: {where}{exc.problem or exc}", file=file) from None
+        raise ScenarioError(f"malformed YAML: {_yaml_problem(exc)}", file=file) from None
     except yaml.YAMLError as exc:
         raise ScenarioError(f"malformed YAML: {exc}", file=file) from None
 
 
 def parse_scenario(data: Any, *, file: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
-    """Validate an already-parsed scenario mapping (used by sweeps, which edit the mapping first)."""
+    """Validate an already-parsed scenario mapping (used by sweeps, which edit the mapping first).
+
+    Raises one `ScenarioError` carrying every problem found (see the module docstring).
+    """
     if not isinstance(data, Mapping):
         raise ScenarioError(f"expected a mapping of scenario keys at the top, got {_kind(data)}", file=file)
-    raw = _resolve_entries(copy.deepcopy(dict(data)), file)
+    problems: list[ScenarioError] = []
+    raw, broken = _resolve_entries(copy.deepcopy(dict(data)), file, problems)
+    scenario: Scenario | None = None
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise _first_error(exc, raw, file) from None
-    scenario = _name_entries(scenario)
-    _Checker(scenario, file, base_dir or Path.cwd()).run()
+        problems += _schema_problems(exc, raw, file, broken)
+    said = {p.path for p in problems}
+    problems += [ScenarioError(msg, file=file, path=path) for path, msg in _reference_problems(raw)
+                 if path not in said]
+    if scenario is not None:
+        scenario = _name_entries(scenario)
+        checker = _Checker(scenario, file, base_dir or Path.cwd(), known=len(problems))
+        checker.run()
+        problems += checker.problems
+    if problems:
+        raise ScenarioError.of(problems)
+    assert scenario is not None
+    scenario._notes = tuple(_notes(scenario))
     return scenario
+
+
+def _notes(s: Scenario) -> list[str]:
+    """Valid settings that have no effect, as ``key.path: why`` lines for `lepton-sim check`."""
+    return [f"services.{name}.batching.max_wait_ms: {svc.batching.unused_wait_ms:g} ms has no effect with "
+            f"max_batch 1 (a replica takes each request as it comes; nothing to wait for)"
+            for name, svc in s.services.items() if svc.batching.unused_wait_ms > 0]
 
 
 # --- YAML ------------------------------------------------------------------------------------
@@ -99,23 +124,54 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
+# What was left open when YAML met something it could not continue with (the context mark).
+_UNCLOSED = {
+    "while parsing a flow mapping": "a flow mapping ({...}) opened here is not closed",
+    "while parsing a flow sequence": "a flow sequence ([...]) opened here is not closed",
+    "while scanning a quoted scalar": "a quoted string opened here is not closed",
+}
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    """Where the file is broken, 1-based, and what YAML expected there.
+
+    YAML notices an unclosed bracket or quote only where the next thing cannot belong to it, often
+    a line or more later (or the end of the file); the broken line is then where it was opened.
+    """
+    problem, context = exc.problem or str(exc), exc.context or ""
+    pm, cm = exc.problem_mark, exc.context_mark
+
+    def at(mark: Any) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    if cm is not None and pm is not None and cm.line < pm.line and context in _UNCLOSED:
+        return f"{at(cm)}: {_UNCLOSED[context]}: {problem} at {at(pm)}"
+    mark = pm or cm
+    return f"{at(mark)}: {problem}" if mark is not None else problem
+
 
 # --- from: catalogue and zoo entries -------------------------------------------------------
 
 
-def _resolve_entries(raw: dict, file: str) -> dict:
-    """Replace `from:` references with the catalogue/zoo entry overlaid by the scenario's keys."""
-    hardware = raw.get("hardware")
-    if isinstance(hardware, dict):
-        for name, entry in hardware.items():
+def _resolve_entries(raw: dict, file: str, problems: list[ScenarioError]) -> tuple[dict, set[tuple]]:
+    """Replace `from:` references with the catalogue/zoo entry overlaid by the scenario's keys.
+
+    A reference that cannot be resolved is added to `problems`, and its entry's location is
+    returned among the broken ones, whose schema errors (consequences of it) are not reported.
+    """
+    broken: set[tuple] = set()
+    for section, overlay in (("hardware", _overlay_hardware), ("models", _overlay_model)):
+        entries = raw.get(section)
+        if not isinstance(entries, dict):
+            continue
+        for name, entry in entries.items():
             if isinstance(entry, dict) and "from" in entry:
-                hardware[name] = _overlay_hardware(entry, f"hardware.{name}", file)
-    models = raw.get("models")
-    if isinstance(models, dict):
-        for name, entry in models.items():
-            if isinstance(entry, dict) and "from" in entry:
-                models[name] = _overlay_model(entry, f"models.{name}", file)
-    return raw
+                try:
+                    entries[name] = overlay(entry, f"{section}.{name}", file)
+                except ScenarioError as exc:
+                    problems.append(exc)
+                    broken.add((section, name))
+    return raw, broken
 
 
 def _overlay_hardware(entry: dict, path: str, file: str) -> dict:
@@ -168,54 +224,131 @@ def _name_entries(s: Scenario) -> Scenario:
     return s.model_copy(update={"hardware": hardware, "models": models})
 
 
-# --- pydantic errors -> one ScenarioError ---------------------------------------------------
+# --- pydantic errors -> problems ------------------------------------------------------------
 
 
-def _first_error(exc: ValidationError, raw: Any, file: str) -> ScenarioError:
-    err = exc.errors(include_url=False)[0]
-    loc = _clean_loc(err["loc"], raw)
-    kind, msg = err["type"], err["msg"]
-    if kind == "extra_forbidden":
-        parent, key = loc[:-1], loc[-1]
-        allowed = _allowed_keys(parent, raw)
-        hint = f"; expected one of: {', '.join(allowed)}" if allowed else ""
-        return ScenarioError(f"unknown key {key!r}{hint}", file=file, path=_fmt_loc(loc))
+def _schema_problems(exc: ValidationError, raw: Any, file: str, broken: set[tuple]) -> list[ScenarioError]:
+    """Every schema error as a problem: unknown keys first, each with the valid key closest to it.
+
+    An unknown key that is a near miss of a required key missing beside it is one problem (the
+    typo, with the suggestion), not two. Errors of one location (a union's members) are merged.
+    """
+    by_loc: dict[tuple, list[dict]] = {}
+    errors = exc.errors(include_url=False)
+    errors.sort(key=lambda e: _position(raw, _clean_loc(e["loc"], raw)))  # the file's order
+    for err in errors:
+        loc = _clean_loc(err["loc"], raw)
+        if any(loc[:len(b)] == b for b in broken):
+            continue  # a consequence of an unresolved `from:`, already reported
+        by_loc.setdefault(loc, []).append(err)
+    missing = {loc for loc, errs in by_loc.items() if errs[0]["type"] == "missing"}
+    said: set[tuple] = set()
+    unknown: list[ScenarioError] = []
+    for loc, errs in by_loc.items():
+        if errs[0]["type"] == "extra_forbidden":
+            unknown.append(_unknown_key(loc, raw, file, missing, said))
+    others = [_problem(loc, errs, file) for loc, errs in by_loc.items()
+              if errs[0]["type"] != "extra_forbidden" and loc not in said]
+    return unknown + others
+
+
+def _unknown_key(loc: tuple, raw: Any, file: str, missing: set[tuple], said: set[tuple]) -> ScenarioError:
+    parent, key = loc[:-1], str(loc[-1])
+    allowed = _allowed_keys(parent, raw)
+    node = _node_at(raw, parent)
+    present = set(node) if isinstance(node, dict) else set()
+    absent_required = [str(m[-1]) for m in missing if m[:-1] == parent]
+    near = difflib.get_close_matches(key, absent_required, n=1, cutoff=0.6)
+    if near:
+        said.add((*parent, near[0]))  # the missing required key is this typo: say it once
+        return ScenarioError(f"unknown key {key!r}; did you mean {near[0]!r}? ({near[0]} is required and not given)",
+                             file=file, path=_fmt_loc(loc))
+    near = difflib.get_close_matches(key, [k for k in allowed if k not in present], n=1, cutoff=0.6)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    listed = f" (expected one of: {', '.join(allowed)})" if near and allowed else \
+        f"; expected one of: {', '.join(allowed)}" if allowed else ""
+    return ScenarioError(f"unknown key {key!r}{hint}{listed}", file=file, path=_fmt_loc(loc))
+
+
+def _problem(loc: tuple, errs: list[dict], file: str) -> ScenarioError:
+    """One location's errors as one problem (several when a value matched none of a union's members)."""
+    path = _fmt_loc(loc)
+    err = errs[0]
+    kind = err["type"]
     if kind == "missing":
-        return ScenarioError("required key is missing", file=file, path=_fmt_loc(loc))
+        return ScenarioError("required key is missing", file=file, path=path)
     if kind == "union_tag_invalid":
         ctx = err.get("ctx", {})
         return ScenarioError(
             f"unknown {ctx.get('discriminator', 'kind').strip(chr(39))} {ctx.get('tag')!r}; expected one of: "
-            f"{ctx.get('expected_tags')}",
-            file=file, path=_fmt_loc(loc),
-        )
+            f"{ctx.get('expected_tags')}", file=file, path=path)
     if kind == "union_tag_not_found":
         ctx = err.get("ctx", {})
-        return ScenarioError(f"missing {ctx.get('discriminator', 'kind')} key", file=file, path=_fmt_loc(loc))
+        return ScenarioError(f"missing {ctx.get('discriminator', 'kind')} key", file=file, path=path)
+    msgs = list(dict.fromkeys(_lower_first(e["msg"].removeprefix("Value error, ")) for e in errs))
+    if len(msgs) > 1 and all(m.startswith("input should be ") for m in msgs):  # a union: what each member takes
+        msgs = ["input should be " + " or ".join(dict.fromkeys(
+            m.removeprefix("input should be ").split(", ")[0] for m in msgs))]
     got = err.get("input")
     got_txt = "" if kind.startswith("value_error") or isinstance(got, (dict, list)) else f", got {got!r}"
-    msg = msg.removeprefix("Value error, ")
-    return ScenarioError(f"{_lower_first(msg)}{got_txt}", file=file, path=_fmt_loc(loc))
+    return ScenarioError(f"{' or '.join(msgs)}{got_txt}", file=file, path=path)
 
 
 def _clean_loc(loc: tuple, raw: Any) -> tuple:
-    """Drop discriminated-union tags (e.g. 'mmpp') that pydantic inserts into error locations."""
+    """The error's location as keys and indices of the file.
+
+    Pydantic inserts discriminated-union tags ('mmpp'), `[key]` and the names of a scalar union's
+    members ('str', 'int') into locations; none of them is in the file.
+    """
     out: list = []
     node = raw
     for part in loc:
-        if isinstance(node, dict) and isinstance(part, str) and part not in node:
-            if part in {node.get("kind"), node.get("op"), node.get("dist")}:
-                continue
         if part == "[key]":
             continue
-        out.append(part)
+        if isinstance(node, dict):
+            if part in node:
+                out.append(part)
+                node = node[part]
+            elif part in {node.get(k) for k in ("kind", "op", "dist")}:
+                continue
+            else:
+                out.append(part)  # a missing key
+                break
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            out.append(part)
+            node = node[part]
+        else:
+            break  # below a scalar: the labels of union members
+    return tuple(out)
+
+
+def _position(raw: Any, loc: tuple) -> tuple[int, ...]:
+    """Where `loc` is in the file, as indices in key order (a missing key sorts after its siblings)."""
+    out: list[int] = []
+    node = raw
+    for part in loc:
+        if isinstance(node, dict):
+            keys = list(node)
+            out.append(keys.index(part) if part in node else len(keys))
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int):
+            out.append(part)
+            node = node[part] if part < len(node) else None
+        else:
+            break
+    return tuple(out)
+
+
+def _node_at(raw: Any, loc: tuple) -> Any:
+    node = raw
+    for part in loc:
         if isinstance(node, dict):
             node = node.get(part)
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
         else:
-            node = None
-    return tuple(out)
+            return None
+    return node
 
 
 def _fmt_loc(loc: tuple) -> str:
@@ -290,26 +423,146 @@ def _kind(v: Any) -> str:
     return "nothing (empty file)" if v is None else type(v).__name__
 
 
-# --- cross-references -----------------------------------------------------------------------
+# --- references to names, on the mapping ---------------------------------------------------
+
+
+def _reference_problems(raw: dict) -> list[tuple[str, str]]:
+    """(key path, message) for every name used but not defined: sites, models, variants, hardware, services.
+
+    These read the mapping rather than the typed scenario, so that they are reported beside the
+    schema's problems even when those keep the scenario from being typed. A section that is not
+    the right shape is skipped (the schema reports it).
+    """
+    out: list[tuple[str, str]] = []
+    sites, hardware = _defined(raw.get("sites")), _defined(raw.get("hardware"))
+    models, services = _mapping(raw.get("models")), _mapping(raw.get("services"))
+    misnamed: set[str] = set()  # services whose `variants` name one their model does not have
+
+    def ref(path: str, what: str, name: Any, known: list[str] | None) -> bool:
+        """Record `name` at `path` if unknown; True when it is known (or cannot be checked)."""
+        if known is None or not isinstance(name, str) or name in known:
+            return True
+        out.append((path, _unknown(what, name, known)))
+        return False
+
+    for i, link in enumerate(_list(raw.get("links"))):
+        between = link.get("between") if isinstance(link, dict) else None
+        for j, site in enumerate(between if isinstance(between, list) else []):
+            ref(f"links[{i}].between[{j}]", "site", site, sites)
+    for name, svc in services.items():
+        if not isinstance(svc, dict):
+            continue
+        path = f"services.{name}"
+        model = svc.get("model")
+        if ref(f"{path}.model", "model", model, _defined(raw.get("models"))) and isinstance(model, str):
+            have = _variant_names(models.get(model))
+            for i, v in enumerate(_list(svc.get("variants"))):
+                if have is not None and isinstance(v, str) and v not in have:
+                    misnamed.add(name)
+                    out.append((f"{path}.variants[{i}]", f"model {model!r} has no variant {v!r}{_near(v, have)}; "
+                                                         f"it has: {', '.join(have)}"))
+        for i, d in enumerate(_list(svc.get("demand"))):
+            if isinstance(d, dict):
+                ref(f"{path}.demand[{i}].site", "site", d.get("site"), sites)
+    dep = raw.get("deployment")
+    for i, r in enumerate(_list(dep.get("replicas")) if isinstance(dep, dict) else []):
+        if not isinstance(r, dict):
+            continue
+        path = f"deployment.replicas[{i}]"
+        ref(f"{path}.site", "site", r.get("site"), sites)
+        ref(f"{path}.hardware", "hardware type", r.get("hardware"), hardware)
+        service = r.get("service")
+        if not ref(f"{path}.service", "service", service, _defined(raw.get("services"))) or not isinstance(service, str):
+            continue
+        svc = services.get(service)
+        svc = svc if isinstance(svc, dict) else {}
+        model, variant = svc.get("model"), r.get("variant")
+        have = _variant_names(models.get(model)) if isinstance(model, str) else None
+        if have is not None and isinstance(variant, str) and variant not in have:
+            out.append((f"{path}.variant", f"model {model!r} has no variant {variant!r}{_near(variant, have)}; "
+                                           f"it has: {', '.join(have)}"))
+        elif isinstance(svc.get("variants"), list) and isinstance(variant, str) and variant not in svc["variants"] \
+                and service not in misnamed:
+            out.append((f"{path}.variant", f"variant {variant!r} is not among services.{service}.variants "
+                                           f"{svc['variants']}"))
+    pairs = [b for b in (link.get("between") for link in _list(raw.get("links")) if isinstance(link, dict))
+             if isinstance(b, list) and len(b) == 2 and all(isinstance(x, str) for x in b)]
+    links = [f"{a}--{b}" for a, b in pairs]
+    either_way = set(links) | {f"{b}--{a}" for a, b in pairs}
+    for name in _mapping(raw.get("failures")):
+        if hardware is not None and name not in hardware and name not in either_way:
+            known = [*hardware, *links]
+            out.append((f"failures.{name}", f"not a hardware type or a link (site--site){_near(str(name), known)}; "
+                                            f"known: {', '.join(known)}"))
+    return out
+
+
+def _defined(section: Any) -> list[str] | None:
+    """The names a section defines, or None when it is not a mapping (then nothing can be checked)."""
+    return [str(k) for k in section] if isinstance(section, dict) else None
+
+
+def _mapping(v: Any) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _list(v: Any) -> list:
+    return v if isinstance(v, list) else []
+
+
+def _variant_names(model: Any) -> list[str] | None:
+    """A model entry's variant names (after `from:` is resolved), the schema's default when it sets none."""
+    if not isinstance(model, dict):
+        return None
+    variants = model.get("variants", _DEFAULT_VARIANTS)
+    return [str(k) for k in variants] if isinstance(variants, dict) else None
+
+
+_DEFAULT_VARIANTS = ModelSpec.model_fields["variants"].get_default(call_default_factory=True)
+
+
+def _near(name: str, known: list[str]) -> str:
+    near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def _unknown(what: str, name: str, known: list[str]) -> str:
+    plural = "hardware types" if what == "hardware type" else f"{what}s"
+    return f"unknown {what} {name!r}{_near(name, known)}; {plural} are: {', '.join(known) or '(none)'}"
+
+
+# --- checks on the typed scenario -----------------------------------------------------------
 
 
 class _Checker:
-    """Checks that need the whole scenario: references, shapes, capacity, connectivity."""
+    """Checks that need the whole typed scenario: shapes, files, capacity, memory, connectivity.
 
-    def __init__(self, s: Scenario, file: str, base_dir: Path) -> None:
+    Every problem is collected in `problems`. A line naming something undefined is skipped (that is
+    a reference problem, already reported); the checks over the whole scenario (every demand site
+    reaches a replica, weights add up) run only when nothing else was found, since they mostly
+    restate earlier problems.
+    """
+
+    def __init__(self, s: Scenario, file: str, base_dir: Path, known: int = 0) -> None:
         self.s, self.file, self.base_dir = s, file, base_dir
+        self.known = known  # problems found before these checks
+        self.problems: list[ScenarioError] = []
+        self.misshapen: set[tuple[str, str | None]] = set()  # (model, variant) whose layers do not chain
 
-    def fail(self, path: str, msg: str) -> typing.NoReturn:
-        raise ScenarioError(msg, file=self.file, path=path)
+    def fail(self, path: str, msg: str) -> None:
+        self.problems.append(ScenarioError(msg, file=self.file, path=path))
 
     def run(self) -> None:
         self.load_profiles()
         self.check_models()
         self.check_links()
         self.check_services()
-        self.check_failures()
         if self.s.deployment is not None:
             self.check_deployment()
+            if not self.known and not self.problems:
+                self._check_reachability()
+                if self.s.deployment.routing == "weighted":
+                    self._check_weights()
 
     def _path(self, rel: str) -> Path:
         p = Path(rel)
@@ -318,11 +571,11 @@ class _Checker:
     def _profile(self, rel: str, path: str) -> Any:
         p = self._path(rel)
         if not p.is_file():
-            self.fail(path, f"profile file not found: {p}")
+            return self.fail(path, f"profile file not found: {p}")
         try:
             return load_profile_cached(p)
         except (OSError, ValueError) as exc:
-            self.fail(path, f"not a valid kernel profile: {exc}")
+            return self.fail(path, f"not a valid kernel profile: {exc}")
 
     def load_profiles(self) -> None:
         """Load each hardware type's measured profile once, here at the boundary."""
@@ -330,36 +583,29 @@ class _Checker:
             if hw.profile is not None:
                 hw._measured = self._profile(hw.profile, f"hardware.{name}.profile")
 
-    def check_failures(self) -> None:
-        links = {f"{a}--{b}" for a, b in (link.between for link in self.s.links)}
-        links |= {f"{b}--{a}" for a, b in (link.between for link in self.s.links)}
-        for name in self.s.failures:
-            if name not in self.s.hardware and name not in links:
-                known = ", ".join([*self.s.hardware, *(f"{a}--{b}" for a, b in (k.between for k in self.s.links))])
-                self.fail(f"failures.{name}", f"not a hardware type or a link (site--site); known: {known}")
-
     def check_models(self) -> None:
         for name, m in self.s.models.items():
-            self._shapes(m.layers, f"models.{name}.layers")
+            if not self._shapes(m.layers, f"models.{name}.layers"):
+                self.misshapen.add((name, None))
             for vname, v in m.variants.items():
-                if v.layers is not None:
-                    self._shapes(v.layers, f"models.{name}.variants.{vname}.layers")
+                if v.layers is not None and not self._shapes(v.layers, f"models.{name}.variants.{vname}.layers"):
+                    self.misshapen.add((name, vname))
 
-    def _shapes(self, layers: list, path: str) -> None:
+    def _shapes(self, layers: list, path: str) -> bool:
         try:
             layer_costs(layers)
         except LayerShapeError as exc:
             self.fail(f"{path}[{exc.index}]", exc.detail)
+            return False
+        return True
 
     def check_links(self) -> None:
         seen: set[frozenset[str]] = set()
         for i, link in enumerate(self.s.links):
             a, b = link.between
-            for j, site in enumerate((a, b)):
-                if site not in self.s.sites:
-                    self.fail(f"links[{i}].between[{j}]", f"unknown site {site!r}; sites are: {_names(self.s.sites)}")
             if a == b:
                 self.fail(f"links[{i}].between", f"a link joins two different sites, got {a!r} twice")
+                continue
             pair = frozenset((a, b))
             if pair in seen:
                 self.fail(f"links[{i}].between", f"a second link between {a!r} and {b!r}; give one link per pair")
@@ -368,66 +614,32 @@ class _Checker:
     def check_services(self) -> None:
         for name, svc in self.s.services.items():
             path = f"services.{name}"
-            if svc.model not in self.s.models:
-                self.fail(f"{path}.model", f"unknown model {svc.model!r}; models are: {_names(self.s.models)}")
-            model = self.s.models[svc.model]
-            for i, v in enumerate(svc.variants or []):
-                if v not in model.variants:
-                    self.fail(f"{path}.variants[{i}]", f"model {svc.model!r} has no variant {v!r}; it has: {_names(model.variants)}")
             if svc.payload is not None:
                 svc.payload._codec = self._codec(svc.payload, f"{path}.payload")
-            if svc.batching.max_wait_ms > 0 and svc.batching.max_batch == 1:
-                self.fail(f"{path}.batching.max_wait_ms", "waiting for a batch needs max_batch > 1")
             for i, d in enumerate(svc.demand):
                 dpath = f"{path}.demand[{i}]"
-                if d.site not in self.s.sites:
-                    self.fail(f"{dpath}.site", f"unknown site {d.site!r}; sites are: {_names(self.s.sites)}")
                 kind = d.arrival.kind
                 if d.rate_rps is None and kind in ("poisson", "constant", "diurnal"):
                     self.fail(f"{dpath}.rate_rps", f"required for {kind} arrivals (the mean rate, requests per second)")
                 if isinstance(d.arrival, Trace):
                     d.arrival._times_s = self._read_trace(d.arrival, f"{dpath}.arrival.file")
 
-    def _codec(self, payload: Any, path: str) -> Codec:
+    def _codec(self, payload: Any, path: str) -> Codec | None:
         rel = payload.profile if payload.profile is not None else str(reference_profile_path())
         profile = self._profile(rel, f"{path}.profile")
+        if profile is None:
+            return None
         try:
             return codec_model(profile, payload.codec, payload.level, payload.data)
         except ValueError as exc:
-            self.fail(path, str(exc))
+            return self.fail(path, str(exc))
 
     def _read_trace(self, trace: Trace, path: str) -> tuple[float, ...]:
-        p = Path(trace.file)
-        p = p if p.is_absolute() else self.base_dir / p
-        if not p.is_file():
-            self.fail(path, f"trace file not found: {p}")
-        times: list[float] = []
         try:
-            with p.open(newline="", encoding="utf-8") as fh:
-                rows = list(csv.reader(fh))
-        except (OSError, UnicodeDecodeError) as exc:
-            self.fail(path, f"cannot read trace file {p}: {exc}")
-        col = trace.column
-        start = 0
-        if isinstance(col, str):
-            if not rows or col not in rows[0]:
-                self.fail(path, f"trace file {p} has no column {col!r} in its header")
-            col, start = rows[0].index(col), 1
-        for n, row in enumerate(rows[start:], start=start + 1):
-            if not row or not "".join(row).strip():
-                continue
-            try:
-                t = float(row[col])
-            except (IndexError, ValueError):
-                if n == 1 and start == 0:
-                    continue  # a header line
-                self.fail(path, f"trace file {p} line {n}: expected a timestamp in seconds in column {col}")
-            if not math.isfinite(t) or t < 0 or (times and t < times[-1]):
-                self.fail(path, f"trace file {p} line {n}: timestamps must be finite, >= 0 and non-decreasing")
-            times.append(t)
-        if len(times) < 2:
-            self.fail(path, f"trace file {p} holds fewer than 2 timestamps")
-        return tuple(times)
+            return _trace_times(trace, self._path(trace.file))
+        except _TraceProblem as exc:
+            self.fail(path, str(exc))
+            return ()
 
     def check_deployment(self) -> None:
         dep = self.s.deployment
@@ -435,38 +647,30 @@ class _Checker:
         used: dict[tuple[str, str], int] = {}
         for i, r in enumerate(dep.replicas):
             path = f"deployment.replicas[{i}]"
-            if r.service not in self.s.services:
-                self.fail(f"{path}.service", f"unknown service {r.service!r}; services are: {_names(self.s.services)}")
-            if r.site not in self.s.sites:
-                self.fail(f"{path}.site", f"unknown site {r.site!r}; sites are: {_names(self.s.sites)}")
-            if r.hardware not in self.s.hardware:
-                self.fail(f"{path}.hardware", f"unknown hardware type {r.hardware!r}; types are: {_names(self.s.hardware)}")
-            svc = self.s.services[r.service]
-            model = self.s.models[svc.model]
-            if r.variant not in model.variants:
-                self.fail(f"{path}.variant", f"model {svc.model!r} has no variant {r.variant!r}; it has: {_names(model.variants)}")
-            if svc.variants is not None and r.variant not in svc.variants:
-                self.fail(f"{path}.variant", f"variant {r.variant!r} is not among services.{r.service}.variants {svc.variants}")
-            hw = self.s.hardware[r.hardware]
+            if r.weights is not None and dep.routing != "weighted":
+                self.fail(f"{path}.weights", f"weights apply only to routing: weighted (routing is {dep.routing})")
+            svc = self.s.services.get(r.service)
+            model = self.s.models.get(svc.model) if svc is not None else None
+            hw = self.s.hardware.get(r.hardware)
+            if model is None or hw is None or r.site not in self.s.sites or r.variant not in model.variants:
+                continue  # a reference problem, reported already
+            assert svc is not None
             variant = model.variants[r.variant]
+            shaped = not {(svc.model, None), (svc.model, r.variant)} & self.misshapen  # else reported already
             try:
-                if svc.service_time is None:
+                if shaped and svc.service_time is None and not (hw.profile and hw.measured is None):
                     batch_times(model, variant, hw, svc.batching.max_batch)
             except UnsupportedPrecision as exc:
                 self.fail(f"{path}.variant", str(exc))
-            need_gb = weight_bytes(model, variant) / 1e9
+            need_gb = weight_bytes(model, variant) / 1e9 if shaped else 0.0
             if need_gb > hw.memory_gb:
                 self.fail(f"{path}.variant", f"{r.variant} of {svc.model} needs {need_gb:.2f} GB of weights; {r.hardware} has {hw.memory_gb:g} GB")
             key = (r.site, r.hardware)
-            used[key] = used.get(key, 0) + r.count
+            before = used.get(key, 0)
+            used[key] = before + r.count
             cap = self.s.sites[r.site].capacity.get(r.hardware, 0)
-            if used[key] > cap:
+            if used[key] > cap and before <= cap:  # said once per (site, hardware), at the line that overflows
                 self.fail(f"{path}.count", f"site {r.site!r} holds {cap} of {r.hardware!r} (sites.{r.site}.capacity) but the deployment uses {used[key]}")
-            if r.weights is not None and dep.routing != "weighted":
-                self.fail(f"{path}.weights", f"weights apply only to routing: weighted (routing is {dep.routing})")
-        self._check_reachability()
-        if dep.routing == "weighted":
-            self._check_weights()
 
     def _check_reachability(self) -> None:
         graph = nx.Graph()
@@ -477,6 +681,7 @@ class _Checker:
             pools = sorted({r.site for r in self.s.deployment.replicas if r.service == name})
             if not pools:
                 self.fail(f"services.{name}", "the deployment has no replicas of this service")
+                continue
             for i, d in enumerate(svc.demand):
                 if not any(nx.has_path(graph, d.site, p) for p in pools):
                     self.fail(f"services.{name}.demand[{i}].site", f"site {d.site!r} has no network path to any replica of {name} (replicas at: {', '.join(pools)})")
@@ -492,5 +697,38 @@ class _Checker:
                     self.fail(f"services.{name}.demand[{i}]", f"weighted routing: the weights for site {d.site!r} over the pools of {name} add up to {total:.6g}, expected 1")
 
 
-def _names(d: Mapping[str, Any]) -> str:
-    return ", ".join(d) or "(none)"
+class _TraceProblem(ValueError):
+    """Why a trace file cannot give arrival times."""
+
+
+def _trace_times(trace: Trace, p: Path) -> tuple[float, ...]:
+    """The timestamps (seconds) of a trace file's column: finite, >= 0, non-decreasing, at least 2."""
+    if not p.is_file():
+        raise _TraceProblem(f"trace file not found: {p}")
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _TraceProblem(f"cannot read trace file {p}: {exc}") from None
+    col = trace.column
+    start = 0
+    if isinstance(col, str):
+        if not rows or col not in rows[0]:
+            raise _TraceProblem(f"trace file {p} has no column {col!r} in its header")
+        col, start = rows[0].index(col), 1
+    times: list[float] = []
+    for n, row in enumerate(rows[start:], start=start + 1):
+        if not row or not "".join(row).strip():
+            continue
+        try:
+            t = float(row[col])
+        except (IndexError, ValueError):
+            if n == 1 and start == 0:
+                continue  # a header line
+            raise _TraceProblem(f"trace file {p} line {n}: expected a timestamp in seconds in column {col}") from None
+        if not math.isfinite(t) or t < 0 or (times and t < times[-1]):
+            raise _TraceProblem(f"trace file {p} line {n}: timestamps must be finite, >= 0 and non-decreasing")
+        times.append(t)
+    if len(times) < 2:
+        raise _TraceProblem(f"trace file {p} holds fewer than 2 timestamps")
+    return tuple(times)

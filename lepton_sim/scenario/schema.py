@@ -6,9 +6,10 @@ also resolves `from:` catalogue and zoo entries before these models see the data
 """
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from lepton_sim.layers import Layer
 
@@ -188,7 +189,23 @@ class Trace(Strict):
         return self._times_s
 
 
+ARRIVALS: tuple[type[Strict], ...] = (Poisson, Constant, MMPP, Diurnal, Trace)
 Arrival = Annotated[Union[Poisson, Constant, MMPP, Diurnal, Trace], Field(discriminator="kind")]
+
+
+def arrival_from_kind(kind: str) -> dict[str, Any]:
+    """`arrival: constant` is short for `arrival: {kind: constant}`, for a kind that needs nothing more.
+
+    A kind that needs more keys (mmpp, trace) is an error saying which; an unknown kind is left for
+    the discriminated union to report with the known ones.
+    """
+    for model in ARRIVALS:
+        if kind in typing.get_args(model.model_fields["kind"].annotation):
+            needs = [n for n, f in model.model_fields.items() if n != "kind" and f.is_required()]
+            if needs:
+                example = ", ".join(f"{n}: ..." for n in needs)
+                raise ValueError(f"arrival {kind!r} needs {' and '.join(needs)}: write {{kind: {kind}, {example}}}")
+    return {"kind": kind}
 
 
 class Demand(Strict):
@@ -196,11 +213,17 @@ class Demand(Strict):
 
     For mmpp and trace arrivals `rate_rps` is optional: when given, the arrival pattern is scaled
     so that its long-run mean equals it (the shape is kept); when omitted, the pattern is used as is.
+    `arrival: constant` (a bare kind) is short for `arrival: {kind: constant}` (`arrival_from_kind`).
     """
 
     site: Name
     rate_rps: PositiveFloat | None = None
     arrival: Arrival = Field(default_factory=Poisson)
+
+    @field_validator("arrival", mode="before")
+    @classmethod
+    def _bare_kind(cls, v: Any) -> Any:
+        return arrival_from_kind(v) if isinstance(v, str) else v
 
 
 class Exponential(Strict):
@@ -228,10 +251,31 @@ class SLO(Strict):
 
 
 class Batching(Strict):
-    """Dynamic batching: a replica takes up to max_batch queued requests, waiting at most max_wait_ms for them."""
+    """Dynamic batching: a replica takes up to max_batch queued requests, waiting at most max_wait_ms for them.
+
+    With max_batch 1 there is nothing to wait for: a wait given with it is kept in `unused_wait_ms`
+    (the loader notes it) and `max_wait_ms` is 0, so that the simulator and the planner both treat
+    the service exactly as max_batch 1 without a wait (a sweep over max_batch may keep one wait).
+    """
 
     max_batch: Annotated[int, Field(ge=1, le=4096)] = 1
     max_wait_ms: NonNegFloat = 0.0
+    _unused_wait_ms: float = PrivateAttr(default=0.0)
+
+    @property
+    def unused_wait_ms(self) -> float:
+        """The max_wait_ms given with max_batch 1, which has no effect (0 when none was)."""
+        return self._unused_wait_ms
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _no_wait_without_a_batch(cls, data: Any, handler: Any) -> Batching:
+        b = handler(data)
+        if b.max_batch == 1 and b.max_wait_ms > 0:
+            unused = b.max_wait_ms
+            b = b.model_copy(update={"max_wait_ms": 0.0})
+            b._unused_wait_ms = unused
+        return b
 
 
 class Payload(Strict):
@@ -320,3 +364,9 @@ class Scenario(Strict):
     services: dict[Name, Service] = Field(min_length=1)
     deployment: Deployment | None = None
     failures: dict[str, Failure] = Field(default_factory=dict)  # hardware type or link "a--b"
+    _notes: tuple[str, ...] = PrivateAttr(default=())  # set by the loader
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the loader noticed that is valid but has no effect, as ``key.path: why`` lines."""
+        return self._notes

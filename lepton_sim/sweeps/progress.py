@@ -13,13 +13,14 @@ class SweepProgress:
         self._bar: Any = None
         self._task: Any = None
         if enabled:
-            from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                        TimeRemainingColumn)
 
+            from lepton_sim.termtable import console
+
             self._bar = Progress(TextColumn("sweep {task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[errors]} failed"), TimeElapsedColumn(),
-                                 TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True),
+                                 TextColumn("ETA"), TimeRemainingColumn(), console=console(stderr=True),
                                  transient=False)
 
     def __enter__(self) -> SweepProgress:

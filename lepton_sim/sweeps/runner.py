@@ -30,6 +30,8 @@ def run_task(task: Task, modes: dict[str, Callable[[Scenario, int], Outputs]] = 
         status, error = "ok", None
         if missing:
             status, error = "error", f"not in the outputs: {', '.join(missing)}"
+    except ScenarioError as exc:
+        status, error = "error", exc.one_line()  # every problem of the point, in one table cell
     except LeptonError as exc:
         status, error = "error", str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad point must not stop the sweep

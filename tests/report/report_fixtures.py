@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from lepton_sim.cli import write_json_atomic
+from lepton_sim.fileio import write_json_atomic
 from lepton_sim.metrics import build_metrics
 from lepton_sim.report import report_data
 from lepton_sim.scenario import load_scenario, parse_scenario, parse_yaml
