@@ -5,16 +5,19 @@ Exit codes: 0 success; 1 the run itself failed; 2 bad input (one message on stde
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
-import tempfile
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
+from lepton_sim import __version__
 from lepton_sim.argtypes import int_at_least
 from lepton_sim.argtypes import out_dir as make_out_dir
 from lepton_sim.errors import InputError, LeptonError, ScenarioError
+from lepton_sim.fileio import write_json_atomic
+
+__all__ = ["build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,9 +26,38 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise InputError(f"{self.prog}: {message} (see --help)")
 
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        """As argparse, but an unknown flag is reported by the (sub)command it was given to, with the
+        closest valid flag: `lepton-sim simulate: unrecognized arguments: --sed (did you mean --seed?)`."""
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = _chosen(self, ns)
+            parser.error(f"unrecognized arguments: {', '.join(_with_suggestion(parser, a) for a in extras)}")
+        return ns
+
+
+def _chosen(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost (sub)command parser the arguments selected (`lepton-sim kernels measure`)."""
+    while True:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        name = getattr(ns, sub.dest, None) if sub is not None else None
+        if sub is None or name not in sub.choices:
+            return parser
+        parser = sub.choices[name]
+
+
+def _with_suggestion(parser: argparse.ArgumentParser, arg: str) -> str:
+    if not arg.startswith("-"):
+        return arg
+    flags = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    close = difflib.get_close_matches(arg.split("=", 1)[0], flags, n=1, cutoff=0.6)
+    return f"{arg} (did you mean {close[0]}?)" if close else arg
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lepton-sim", description="Simulate and plan AI inference infrastructure.")
+    p.add_argument("--version", action="version", version=f"lepton-sim {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sim = sub.add_parser("simulate", help="simulate a scenario and print its metrics",
@@ -64,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`lepton-sim simulate --json | head`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer whose pipe closed
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -73,6 +109,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     pools = len(s.deployment.replicas) if s.deployment else 0
     print(f"ok: {args.scenario}: scenario {s.name!r}: {len(s.sites)} sites, {len(s.links)} links, "
           f"{len(s.services)} services, {pools} deployment lines")
+    for note in s.notes:  # valid, but without effect
+        print(f"note: {args.scenario}: {note}")
     return 0
 
 
@@ -111,16 +149,3 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"wrote {paths.html} and {paths.markdown}")
     return 0
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temporary file beside `path`, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -4,10 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lepton_sim.argtypes import int_at_least
 from lepton_sim.errors import RunError
+
+if TYPE_CHECKING:
+    from lepton_sim.sweeps.spec import SweepSpec
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -32,7 +35,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     spec = load_sweep(args.sweep_file)
     out = Path(args.out) if args.out else Path(f"sweep-{Path(args.sweep_file).stem}")
-    table = sweep(spec, out=out, workers=args.workers, scheduler=args.scheduler, progress=sys.stderr.isatty())
+    try:
+        table = sweep(spec, out=out, workers=args.workers, scheduler=args.scheduler, progress=sys.stderr.isatty())
+    except KeyboardInterrupt:
+        print(f"interrupted: {_done(spec, out)}; run the same command again to resume from {out}", file=sys.stderr)
+        return 130
     rows = table.to_pylist()
     failed = [r for r in rows if r["status"] != "ok"]
     print(f"sweep {spec.name}: {len(rows)} rows ({len(rows) // len(spec.seeds)} points x {len(spec.seeds)} seeds), "
@@ -48,3 +55,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if rows and len(failed) == len(rows):
         raise RunError(f"every point of the sweep failed; first error: {failed[0]['error']}")
     return 0
+
+
+def _done(spec: SweepSpec, out: Path) -> str:
+    """How far an interrupted sweep got, from its journal (what a resume will skip)."""
+    from lepton_sim.sweeps.api import header
+    from lepton_sim.sweeps.points import expand
+    from lepton_sim.sweeps.store import SPEC, SweepStore
+
+    tasks = expand(spec)
+    done = 0
+    if (out / SPEC).exists():  # else it stopped before the directory was set up: nothing finished
+        store = SweepStore(out, header(spec, tasks))
+        done = len(store.records)
+        store.close()
+    return f"{done} of {len(tasks)} runs (grid point x seed) done"
