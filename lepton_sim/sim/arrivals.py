@@ -1,7 +1,8 @@
 """Arrival processes: each kind is an iterator of absolute arrival times (seconds), drawn in blocks.
 
 `rate_rps` is the long-run mean rate. For mmpp and trace arrivals, a given `rate_rps` rescales the
-pattern so that its mean equals it; without it the pattern's own rates are used.
+pattern so that its mean equals it (a trace's gaps are scaled; its first stamp stays where it is);
+without it the pattern's own rates are used.
 """
 from __future__ import annotations
 
@@ -106,14 +107,22 @@ def _trace_mean(times: tuple[float, ...]) -> float:
 
 
 def _trace(a: Trace, rate_rps: float | None) -> Iterator[float]:
-    base = np.asarray(a.times_s, dtype=float)
-    if rate_rps is not None:
-        base = base * (_trace_mean(a.times_s) / rate_rps)
-    # a looped trace repeats with a period of its span plus one mean gap
-    period = float(base[-1] - base[0]) + float(base[-1] - base[0]) / max(len(base) - 1, 1)
+    """The trace's stamps; with `rate_rps`, its gaps scaled by its mean rate / rate_rps.
+
+    Scaling the gaps, not the clock, keeps the first arrival at the trace's own first stamp (a
+    trace that starts at 100 s still starts at 100 s) and makes the rate from there on `rate_rps`.
+    A looped trace repeats with a period of its (scaled) span plus one (scaled) mean gap, so that
+    it keeps that rate across the seams.
+    """
+    times = np.asarray(a.times_s, dtype=float)
+    first, n = float(times[0]), len(times)
+    if rate_rps is not None and times[-1] > first:  # a trace all at one instant has no rate to scale
+        times = first + (times - first) * (_trace_mean(a.times_s) / rate_rps)
+    span = float(times[-1]) - first
+    period = span + span / max(n - 1, 1)
     offset = 0.0
     while True:
-        yield from (base + offset).tolist()
+        yield from (times + offset).tolist()
         if not a.loop:
             return
         offset += period
