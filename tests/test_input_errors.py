@@ -238,3 +238,13 @@ def test_a_wait_with_max_batch_1_runs_exactly_as_no_wait() -> None:
 
 def test_the_default_scenario_has_no_notes() -> None:
     assert load_scenario().notes == ()
+
+
+def test_a_trace_whose_stamps_are_all_equal_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # no span: no rate to scale to, and a looped replay would repeat one instant for ever
+    (tmp_path / "same.csv").write_text("t\n5\n5\n5\n")
+    data = copy.deepcopy(BASE)
+    data["services"]["svc"]["demand"][0]["arrival"] = {"kind": "trace", "file": "same.csv", "loop": True}
+    code, out, err = _run(capsys, "check", str(_write(tmp_path, data)))
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "services.svc.demand[0].arrival.file" in err and "every timestamp is 5 s" in err

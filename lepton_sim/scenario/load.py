@@ -731,4 +731,6 @@ def _trace_times(trace: Trace, p: Path) -> tuple[float, ...]:
         times.append(t)
     if len(times) < 2:
         raise _TraceProblem(f"trace file {p} holds fewer than 2 timestamps")
+    if times[-1] == times[0]:  # no span: no rate to scale to, and a loop would repeat one instant forever
+        raise _TraceProblem(f"trace file {p}: every timestamp is {times[0]:g} s; a trace needs two different times")
     return tuple(times)
