@@ -1,16 +1,18 @@
 """A report as plain data (sections of figures, tables and text) and its two renderings.
 
 `render_html` embeds every figure as a base64 PNG, so report.html is one file that opens offline;
-`render_markdown` refers to the same PNGs written beside report.md.
+`render_markdown` refers to the same PNGs written beside report.md. The page fits a 1,280 px window
+without sideways scrolling: headers wrap (at the dots and slashes of key paths too), numbers do not.
 """
 from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lepton_sim.sweeps.store import atomic_write
+from lepton_sim.fileio import atomic_write
 
 
 @dataclass(frozen=True)
@@ -77,16 +79,18 @@ def write(report: Report, out_dir: Path) -> ReportPaths:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1100px;
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1120px;
      padding:1.5rem;color:#1d2733;background:#fff;line-height:1.45}
 h1{margin-bottom:.2rem} .sub{color:#5b6b7c;margin-top:0}
 h2{border-bottom:2px solid #e3e8ee;padding-bottom:.25rem;margin-top:2.2rem}
-figure{margin:1rem 0} figure img{max-width:100%;height:auto;border:1px solid #e3e8ee;border-radius:4px}
+figure{margin:1rem 0} figure img{max-width:100%;height:auto;box-sizing:border-box;border:1px solid #e3e8ee;
+     border-radius:4px}
 figcaption{color:#5b6b7c;font-size:.9rem}
 table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.88rem}
-th,td{border:1px solid #d5dde6;padding:.25rem .55rem;text-align:right;white-space:nowrap}
-.scroll{overflow-x:auto} td.wrap{white-space:normal;min-width:16rem;text-align:left}
-th{background:#f3f6f9} td:first-child,th:first-child{text-align:left}
+th,td{border:1px solid #d5dde6;padding:.25rem .5rem;text-align:left;white-space:nowrap}
+th{background:#f3f6f9;white-space:normal;overflow-wrap:break-word;vertical-align:bottom}
+.num{text-align:right} .scroll{overflow-x:auto} td.wrap{white-space:normal;min-width:16rem}
+table.wide{font-size:.8rem} table.wide th,table.wide td{padding:.2rem .35rem}
 .facts{display:flex;flex-wrap:wrap;gap:.6rem;margin:1rem 0}
 .fact{background:#f3f6f9;border-radius:6px;padding:.45rem .8rem}
 .fact b{display:block;font-size:1.15rem} .note{color:#5b6b7c;font-size:.85rem}
@@ -118,19 +122,41 @@ def _html_block(block: Block) -> str:
         return (f'<figure id="{e(block.name)}"><img alt="{e(block.title)}" '
                 f'src="data:image/png;base64,{data}">{caption}</figure>')
     if isinstance(block, Table):
-        head = "".join(f"<th>{e(h)}</th>" for h in block.header)
-        body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in block.rows)
+        num = numeric_columns(block)
+        head = "".join(f"<th{_cls(n)}>{_breakable(h)}</th>" for h, n in zip(block.header, num))
+        body = "".join("<tr>" + "".join(_td(c, n) for c, n in zip(row, num)) + "</tr>" for row in block.rows)
         title = f"<h3>{e(block.title)}</h3>" if block.title else ""
         note = f'<p class="note">{e(block.note)}</p>' if block.note else ""
-        table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        wide = ' class="wide"' if len(block.header) > WIDE else ""
+        table = f"<table{wide}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         return f'{title}<div class="scroll">{table}</div>{note}'
     return f"<p>{e(block.text)}</p>"
 
 
-def _td(text: str) -> str:
+WIDE = 12  # columns beyond which a table is set smaller
+_NUMBER = re.compile(r"[-+]?\$?[-+]?(\d[\d,]*(\.\d*)?|\.\d+)([eE][-+]?\d+)?( ?(%|ms|s|GB|Wh|kWh|rps))?")
+
+
+def numeric_columns(table: Table) -> list[bool]:
+    """Which columns hold only numbers (a "-" or nothing where there is none): those are right-aligned."""
+    cols = list(zip(*table.rows)) if table.rows else [() for _ in table.header]
+    return [any(c not in ("", "-") for c in col) and all(c in ("", "-") or _NUMBER.fullmatch(c) for c in col)
+            for col in cols]
+
+
+def _cls(numeric: bool) -> str:
+    return ' class="num"' if numeric else ""
+
+
+def _breakable(text: str) -> str:
+    """Header text that may also break after the dots, slashes, @, hyphens and underscores of a key path."""
+    return re.sub(r"([./@_-])(?=\w)", r"\1<wbr>", html.escape(text))
+
+
+def _td(text: str, numeric: bool = False) -> str:
     """A table cell; long text (a note, an error) wraps instead of widening the table."""
-    wrap = ' class="wrap"' if len(text) > 40 else ""
-    return f"<td{wrap}>{html.escape(text)}</td>"
+    cls = ' class="num"' if numeric else ' class="wrap"' if len(text) > 40 else ""
+    return f"<td{cls}>{html.escape(text)}</td>"
 
 
 def render_markdown(report: Report) -> str:
@@ -151,7 +177,7 @@ def _md_block(block: Block) -> list[str]:
     if isinstance(block, Table):
         out = [f"### {block.title}", ""] if block.title else []
         out.append("| " + " | ".join(_md_cell(h) for h in block.header) + " |")
-        out.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(block.header))) + "|")
+        out.append("|" + "|".join("---:" if n else "---" for n in numeric_columns(block)) + "|")
         out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
         return out + (["", block.note] if block.note else [])
     return [block.text]

@@ -1,4 +1,10 @@
-"""Latency figures: the CDF of every service (and of each demand site) with its SLO marked."""
+"""Latency figures: the CDF of every service (and of each demand site) with its SLO marked.
+
+Nothing is drawn inside the plotting areas but the curves and the SLO's lines: the SLO is named in
+each panel's title and one legend for the whole figure sits below the panels, so that no label
+hides a curve. Demand sites have the report's colours (`style.site_colours`); all requests of a
+service are the solid dark line.
+"""
 from __future__ import annotations
 
 import math
@@ -6,49 +12,70 @@ from collections.abc import Mapping
 from typing import Any
 
 from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from lepton_sim.report.style import MUTED, color, drawing, png_bytes
+from lepton_sim.report.style import INK, NEUTRAL, SLO_RED, drawing, fmt, png_bytes, row_major, site_colours
 
 MAX_SITES = 6
+ALL_LABEL = "all requests of the service"
+SLO_LABEL = "SLO: latency target and percentile"
 
 
-def cdf_png(cdf: Mapping[str, Any], slos: Mapping[str, Mapping[str, float]]) -> bytes:
-    """One column per service: the CDF on top, the tail (1 - CDF, log scale) below, SLO lines on both."""
+def cdf_png(cdf: Mapping[str, Any], slos: Mapping[str, Mapping[str, float]],
+            colours: Mapping[str, str] | None = None) -> bytes:
+    """One column per service: the CDF on top, the tail (1 - CDF, log scale) below, SLO lines on both.
+
+    `colours` maps demand sites to their colours in this report (default: in the order met here).
+    """
     qs = cdf["quantiles"]
     names = [n for n, s in cdf["services"].items() if s.get("latency_ms")]
+    colours = dict(colours) if colours is not None else site_colours(
+        site for n in names for site in cdf["services"][n].get("by_site", {}))
     cols = max(1, len(names))
-    with drawing(min(max(4.2 * cols, 7.0), 13.0), 6.0) as fig:
+    drawn: dict[str, str] = {}  # demand sites drawn in any panel -> colour, for the legend
+    any_slo = False
+    with drawing(min(max(3.4 * cols, 7.0), 10.0), 6.6) as fig:
         axes = fig.subplots(2, cols, squeeze=False)
         for c, name in enumerate(names):
             series = cdf["services"][name]
             slo = slos.get(name)
             top, tail = axes[0][c], axes[1][c]
-            _plot_series(top, tail, qs, series["latency_ms"], f"all ({series['count']:,})", color(c), 2.0, "-")
-            sites = _slowest(series.get("by_site", {}), qs) if len(series.get("by_site", {})) > 1 else {}
-            for i, (site, s) in enumerate(sites.items()):
-                _plot_series(top, tail, qs, s["latency_ms"], f"from {site} ({s['count']:,})", color(c + 1 + i), 1.1,
-                             "--")
-            if len(series.get("by_site", {})) > MAX_SITES:
-                top.text(0.02, 0.97, f"dashed: the {len(sites)} slowest of {len(series['by_site'])} demand sites",
-                         fontsize=7, color=MUTED, va="top", transform=top.transAxes)
-            every = [v for s in (series, *series.get("by_site", {}).values()) for v in (s.get("latency_ms") or [])]
+            by_site = series.get("by_site", {})
+            _plot_series(top, tail, qs, series["latency_ms"], INK, 2.2, "-")  # under the sites' dashes
+            sites = _slowest(by_site, qs) if len(by_site) > 1 else {}
+            for site, s in sites.items():
+                col = colours.get(site, NEUTRAL)
+                drawn[site] = col
+                _plot_series(top, tail, qs, s["latency_ms"], col, 1.2, (0, (4, 2)))
+            every = [v for s in (series, *by_site.values()) for v in (s.get("latency_ms") or [])]
             _latency_axis((top, tail), min(every), max([*every, slo["latency_ms"] if slo else 0.0]))
             if slo:
+                any_slo = True
                 _mark_slo(top, tail, slo)
-            top.set_title(name)
+            title = name + (f": SLO p{fmt(slo['percentile'])} ≤ {fmt(slo['latency_ms'])} ms" if slo else "")
+            if len(by_site) > MAX_SITES:
+                title += f"\nthe {len(sites)} slowest of {len(by_site)} demand sites"
+            top.set_title(title, fontsize=9)
             top.set_ylabel("fraction of requests within")
             top.set_ylim(0, 1.02)
             tail.set_ylabel("fraction slower (log)")
-            tail.set_xlabel("end-to-end latency (ms)")
+            tail.set_xlabel("end-to-end latency (ms)" + ("" if series["exact"] else
+                                                         "\nquantiles from the sketch (error ≤ 0.5 %)"))
             tail.set_yscale("log")
             tail.set_ylim(max(1e-4, 0.5 / max(series["count"], 1)), 1.0)
-            top.legend(loc="lower right", frameon=True, framealpha=0.92, edgecolor="none")
-            if not series["exact"]:
-                tail.text(0.02, 0.04, "quantiles from the sketch (relative error ≤ 0.5 %)", fontsize=7,
-                          color=MUTED, transform=tail.transAxes)
         if not names:
             axes[0][0].text(0.5, 0.5, "no completed requests", ha="center", transform=axes[0][0].transAxes)
+        else:
+            entries = [(Line2D([], [], color=INK, lw=2.2), ALL_LABEL)]
+            if any_slo:
+                entries.append((Line2D([], [], color=SLO_RED, lw=1.2, ls=":"), SLO_LABEL))
+            entries += [(Line2D([], [], color=drawn[site], lw=1.2, ls=(0, (4, 2))), f"from {site}")
+                        for site in [*[s for s in colours if s in drawn], *[s for s in drawn if s not in colours]]]
+            ncol = max(1, min(len(entries), int(fig.get_figwidth() / 2.3)))
+            entries = row_major(entries, ncol)
+            fig.legend([h for h, _ in entries], [t for _, t in entries], loc="outside lower center", ncol=ncol,
+                       fontsize=8)
         return png_bytes(fig)
 
 
@@ -60,9 +87,8 @@ def _slowest(by_site: Mapping[str, Any], qs: list[float]) -> dict[str, Any]:
     return {site: s for site, s in have.items() if site in keep}
 
 
-def _plot_series(top: Axes, tail: Axes, qs: list[float], lat: list[float], label: str, col: str, lw: float,
-                 ls: str) -> None:
-    top.plot(lat, qs, color=col, lw=lw, ls=ls, label=label, drawstyle="steps-post")
+def _plot_series(top: Axes, tail: Axes, qs: list[float], lat: list[float], col: str, lw: float, ls: Any) -> None:
+    top.plot(lat, qs, color=col, lw=lw, ls=ls, drawstyle="steps-post")
     pairs = [(x, 1 - q) for x, q in zip(lat, qs) if 1 - q > 0]
     tail.plot([x for x, _ in pairs], [y for _, y in pairs], color=col, lw=lw, ls=ls, drawstyle="steps-post")
 
@@ -81,10 +107,8 @@ def _latency_axis(axes: tuple[Axes, Axes], lo: float, hi: float) -> None:
 def _mark_slo(top: Axes, tail: Axes, slo: Mapping[str, float]) -> None:
     target, pct = slo["latency_ms"], slo["percentile"] / 100
     for ax in (top, tail):
-        ax.axvline(target, color="#c2414b", lw=1.2, ls=":")
-    top.axhline(pct, color="#c2414b", lw=0.8, ls=":")
-    tail.axhline(1 - pct, color="#c2414b", lw=0.8, ls=":")
-    label = f"SLO p{slo['percentile']:g} ≤ {target:g} ms"
-    top.text(target, 0.45, f"{label} ", color="#c2414b", fontsize=7.5, rotation=90, va="bottom", ha="right")
+        ax.axvline(target, color=SLO_RED, lw=1.2, ls=":", zorder=1)
+    top.axhline(pct, color=SLO_RED, lw=0.8, ls=":", zorder=1)
+    tail.axhline(1 - pct, color=SLO_RED, lw=0.8, ls=":", zorder=1)
     if math.isfinite(target):
-        tail.plot([target], [1 - pct], marker="o", color="#c2414b", ms=4)
+        tail.plot([target], [1 - pct], marker="o", color=SLO_RED, ms=4, zorder=1)

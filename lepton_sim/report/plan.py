@@ -2,7 +2,7 @@
 predicted against simulated latency, and, when the verifying run was written there, its run sections."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from lepton_sim.report.data import scenario_shape
 from lepton_sim.report.document import Block, Figure, Report, Section, Table, Text
 from lepton_sim.report.planfigs import baselines_png, latency_check_png
 from lepton_sim.report.run import cost_section, latency_section, topology_section, utilisation_section
-from lepton_sim.report.style import fmt, pct
+from lepton_sim.report.style import fmt, pct, site_colours
 
 PLANNED = "scenario.planned.yaml"
 
@@ -33,10 +33,13 @@ def plan_report(run_dir: Path) -> Report:
     if verify:
         facts += (("verified by simulation", f"{'all SLOs met' if verify['met'] else 'SLO missed'}, "
                                              f"{len(verify['rounds'])} round(s)"),)
-    sections = [topology_section(_shape(run_dir, doc, data), metrics), deployment_section(doc),
+    shape = _shape(run_dir, doc, data)
+    colours = site_colours(shape["sites"])
+    sections = [topology_section(shape, metrics, colours=colours), deployment_section(doc),
                 baselines_section(doc), check_section(doc)]
     if metrics is not None:
-        sections += [latency_section(metrics, data), utilisation_section(metrics), cost_section(metrics)]
+        sections += [latency_section(metrics, data, colours), utilisation_section(metrics, colours),
+                     cost_section(metrics, colours)]
     subtitle = (f"Plan for scenario {doc.get('scenario')!r}: the cheapest deployment the planner found that meets "
                 "every latency target and accuracy floor under its model" + (", then simulated." if verify else "."))
     return Report(f"lepton-sim plan: {doc.get('scenario')}", subtitle, tuple(sections), facts)
@@ -86,10 +89,29 @@ def baselines_section(doc: Mapping[str, Any]) -> Section:
     rows = tuple((b["name"], b.get("status", ""), _usd(b.get("usd_per_hour")), _saving(usd, b.get("usd_per_hour")),
                   b.get("note", "")) for b in baselines)
     fig = Figure("plan-baselines", "The plan against its baselines", baselines_png(usd, baselines),
-                 "Greedy: least compressed variants, largest demand first; single:TYPE: the best plan on one "
-                 "hardware type. Bars are US$ per hour under the same model.")
+                 "; ".join(f"{name}: {what}" for name, what in _baseline_kinds(baselines))
+                 + ". Bars are US$ per hour under the same model.")
     return Section("Baselines", (fig, Table("", ("baseline", "status", "US$ per hour", "the plan saves", "note"),
                                             rows)))
+
+
+# the planner's own words for its greedy baseline (planner/baselines.py), which plan.json repeats as the
+# greedy row's note when the greedy found a plan
+GREEDY = "least compressed variants, most constrained demand first"
+SINGLE = "the best plan on one hardware type"
+
+
+def _baseline_kinds(baselines: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """What each kind of baseline is; the greedy one in the words of its note in plan.json (when it found a
+    plan: otherwise the note says why not), so that the caption and the table describe it alike."""
+    out = []
+    greedy = next((b for b in baselines if b["name"] == "greedy"), None)
+    if greedy is not None:
+        solved = greedy.get("usd_per_hour") is not None and greedy.get("note")
+        out.append(("greedy", str(greedy["note"]) if solved else GREEDY))
+    if any(b["name"].startswith("single:") for b in baselines):
+        out.append(("single:TYPE", SINGLE))
+    return out
 
 
 def _usd(v: float | None) -> str:

@@ -1,10 +1,15 @@
-"""Plan figures: the plan's cost against its baselines, and predicted against simulated latency."""
+"""Plan figures: the plan's cost against its baselines, and predicted against simulated latency.
+
+Drawn in greys (and the SLO's red), since in a report colours stand for sites.
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lepton_sim.report.style import MUTED, color, drawing, fmt, png_bytes
+from lepton_sim.report.style import INK, MUTED, NEUTRAL, SLO_RED, drawing, fmt, png_bytes
+
+ROUNDS = (NEUTRAL, "#b5c0cb", "#d5dde6")  # simulated latency of verification rounds 1, 2, 3...
 
 
 def baselines_png(usd_per_hour: float, baselines: Sequence[Mapping[str, Any]]) -> bytes:
@@ -19,7 +24,7 @@ def baselines_png(usd_per_hour: float, baselines: Sequence[Mapping[str, Any]]) -
             if value is None:
                 ax.text(top * 0.01, i, note, va="center", fontsize=8, color=MUTED, style="italic")
                 continue
-            ax.barh(i, value, height=0.6, color=color(0) if i == 0 else "#9aa7b4")
+            ax.barh(i, value, height=0.6, color=INK if i == 0 else NEUTRAL)
             ratio = f"  (×{value / usd_per_hour:.2f})" if i and usd_per_hour > 0 else ""
             ax.text(value + top * 0.01, i, f"${fmt(value)}{ratio}", va="center", fontsize=8)
         ax.set_yticks(range(len(rows)), [r[0] for r in rows])
@@ -40,15 +45,15 @@ def latency_check_png(predicted: Mapping[str, Mapping[str, Any]], verify: Mappin
         width = 0.8 / (1 + len(rounds))
         for i, name in enumerate(services):
             p = predicted[name]
-            bars = [("predicted (plan)", p.get("latency_ms"), color(0))]
-            bars += [(f"simulated, round {r['round']}", r["services"].get(name, {}).get("simulated_ms"), color(1 + k))
-                     for k, r in enumerate(rounds)]
+            bars = [("predicted (plan)", p.get("latency_ms"), MUTED)]
+            bars += [(f"simulated, round {r['round']}", r["services"].get(name, {}).get("simulated_ms"),
+                      ROUNDS[min(k, len(ROUNDS) - 1)]) for k, r in enumerate(rounds)]
             for j, (label, value, col) in enumerate(bars):
                 x = i - 0.4 + width * (j + 0.5)
                 if value is not None:
                     ax.bar(x, value, width * 0.9, color=col, label=label if i == 0 else "_nolegend_")
                     ax.text(x, value, fmt(value), ha="center", va="bottom", fontsize=7)
-            ax.hlines(p["slo_ms"], i - 0.45, i + 0.45, color="#c2414b", lw=1.5, ls="--",
+            ax.hlines(p["slo_ms"], i - 0.45, i + 0.45, color=SLO_RED, lw=1.5, ls=":",
                       label="SLO target" if i == 0 else "_nolegend_")
         ax.set_xticks(range(len(services)), [f"{n}\n(p{fmt(predicted[n]['percentile'])})" for n in services])
         ax.set_ylabel("latency at the SLO percentile (ms)")

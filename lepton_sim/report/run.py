@@ -1,4 +1,7 @@
-"""The report of one simulation run: topology, latency, utilisation over time, cost and energy."""
+"""The report of one simulation run: topology, latency, utilisation over time, cost and energy.
+
+Sites keep one colour across the figures (`style.site_colours` over the scenario's sites).
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -6,7 +9,8 @@ from typing import Any
 
 from lepton_sim.report.document import Block, Figure, Report, Section, Table, Text
 from lepton_sim.report.latency import cdf_png
-from lepton_sim.report.style import energy, fmt, pct
+from lepton_sim.report.style import energy, fmt, pct, site_colours
+from lepton_sim.report.topology import caption as topology_caption
 from lepton_sim.report.topology import topology_png
 from lepton_sim.report.usage import breakdown_png, utilisation_png
 
@@ -23,35 +27,38 @@ def run_report(metrics: Mapping[str, Any], data: Mapping[str, Any] | None) -> Re
              ("simulated events", fmt(metrics.get("events"))))
     subtitle = (f"Scenario {metrics['scenario']!r}, seed {metrics['seed']}. "
                 + (shape.get("description") or "").strip())
+    colours = site_colours(shape["sites"])
     sections = (
-        topology_section(shape, metrics, complete=data is not None),
-        latency_section(metrics, data),
-        utilisation_section(metrics),
-        cost_section(metrics),
+        topology_section(shape, metrics, complete=data is not None, colours=colours),
+        latency_section(metrics, data, colours),
+        utilisation_section(metrics, colours),
+        cost_section(metrics, colours),
     )
     return Report(f"lepton-sim run: {metrics['scenario']}", subtitle, sections, facts)
 
 
-def topology_section(shape: Mapping[str, Any], metrics: Mapping[str, Any] | None, *, complete: bool = True) -> Section:
+def topology_section(shape: Mapping[str, Any], metrics: Mapping[str, Any] | None, *, complete: bool = True,
+                     colours: Mapping[str, str] | None = None) -> Section:
     util = {lid: link["utilization"] for lid, link in (metrics or {}).get("links", {}).items()}
-    blocks: list[Block] = [Figure("topology", "Topology", topology_png(shape, util),
-                                  "Sites with the replicas each runs (▣ service: count × hardware variant) and the "
-                                  "demand that starts there (⇢); links with bandwidth, one-way latency, egress price"
-                                  + (" and the busier direction's utilisation." if util else "."))]
+    blocks: list[Block] = [Figure("topology", "Topology", topology_png(shape, util, colours),
+                                  topology_caption(shape, util))]
     if not complete:
         blocks.append(Text("This run directory has no report-data.json, so the picture is drawn from metrics.json "
                            "alone: link bandwidths, latencies and demand are not shown."))
     return Section("Topology", tuple(blocks))
 
 
-def latency_section(metrics: Mapping[str, Any], data: Mapping[str, Any] | None) -> Section:
+def latency_section(metrics: Mapping[str, Any], data: Mapping[str, Any] | None,
+                    colours: Mapping[str, str] | None = None) -> Section:
     services = metrics["services"]
     blocks: list[Block] = []
     if data and data.get("latency_cdf"):
         slos = {name: s["slo"] for name, s in services.items()}
-        blocks.append(Figure("latency-cdf", "Latency CDF per service", cdf_png(data["latency_cdf"], slos),
+        blocks.append(Figure("latency-cdf", "Latency CDF per service", cdf_png(data["latency_cdf"], slos, colours),
                              "End-to-end latency of requests created in the measured window (network both ways, "
-                             "queueing, batching, compute). Dotted red: the SLO's latency target and percentile."))
+                             "queueing, batching, compute): solid, all requests of the service; dashed, those from "
+                             "each demand site (of a service with more than one) in the site's colour. Dotted red: the SLO's latency target and "
+                             "percentile. Request counts are in the table below."))
     else:
         blocks.append(Text("No report-data.json in this run directory: the latency CDF needs it "
                            "(`simulate --out` writes it); the percentiles below come from metrics.json."))
@@ -76,14 +83,15 @@ def _latency_row(name: str, site: str, s: Mapping[str, Any]) -> tuple[str, ...]:
             "yes" if slo["met"] else "no")
 
 
-def utilisation_section(metrics: Mapping[str, Any]) -> Section:
+def utilisation_section(metrics: Mapping[str, Any], colours: Mapping[str, str] | None = None) -> Section:
     blocks: list[Block] = []
     ts = metrics.get("timeseries")
     if ts:
         blocks.append(Figure("utilisation", "Utilisation over simulated time",
-                             utilisation_png(ts, metrics["warmup_s"], metrics["duration_s"]),
+                             utilisation_png(ts, metrics["warmup_s"], metrics["duration_s"], colours),
                              f"Busy fraction per {fmt(ts['bin_s'])} s bin; the shaded warm-up is simulated but "
-                             "not measured."))
+                             "not measured. A pool is in the colour of its site, a link direction in that of "
+                             "the site it leaves."))
     pools = tuple((pid, fmt(p["replicas"]), pct(p["utilization"]), fmt(p["mean_batch"]), fmt(p["throughput_rps"]),
                    p["compute"]["source"]) for pid, p in metrics.get("pools", {}).items())
     blocks.append(Table("Replica pools", ("pool", "replicas", "utilisation", "mean batch", "requests/s",
@@ -95,11 +103,12 @@ def utilisation_section(metrics: Mapping[str, Any]) -> Section:
     return Section("Utilisation", tuple(blocks))
 
 
-def cost_section(metrics: Mapping[str, Any]) -> Section:
+def cost_section(metrics: Mapping[str, Any], colours: Mapping[str, str] | None = None) -> Section:
     cost = metrics["cost"]
-    fig = Figure("cost-energy", "Cost and energy breakdown", breakdown_png(cost, metrics.get("energy_kwh_by", {})),
+    fig = Figure("cost-energy", "Cost and energy breakdown",
+                 breakdown_png(cost, metrics.get("energy_kwh_by", {}), colours),
                  "Replica-hours at each hardware type's price plus egress per GB crossing a link; energy is busy "
-                 "time at power_w plus the rest of the window at idle_power_w.")
+                 "time at power_w plus the rest of the window at idle_power_w. Sites in their colours.")
     totals = (("total", f"${fmt(cost['usd_per_hour'])}", f"${fmt(cost['usd_total'])}"),
               ("replicas", f"${fmt(cost['replicas_usd_per_hour'])}", ""),
               ("egress", f"${fmt(cost['egress_usd_per_hour'])}", ""))

@@ -6,10 +6,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lepton_sim.errors import InputError
+from lepton_sim.errors import InputError, LeptonError
 from lepton_sim.report.document import Block, Figure, Report, Section, Table, Text
 from lepton_sim.report.style import fmt
-from lepton_sim.report.sweepfigs import frontier_png, heatmaps_png, is_number, lines_png, numeric_metrics
+from lepton_sim.report.sweepfigs import (SloOf, frontier_png, frontier_points, heatmaps_png, is_boolean,
+                                         is_number, lines_png, numeric_metrics)
+from lepton_sim.report.units import latency_service
 
 MAX_TABLE_ROWS = 200
 
@@ -26,7 +28,9 @@ def sweep_report(run_dir: Path) -> Report:
              ("rows failed", fmt(len(rows) - ok)))
     subtitle = (f"Base scenario {header['base_file']}, sweep file {header['sweep_file']}. Every row is one "
                 "(grid point, seed); its run seed derives from both.")
-    sections = [grid_section(header), *metric_sections(rows, params, metrics), table_section(rows, params, metrics)]
+    slos = base_slos(header, run_dir)
+    sections = [grid_section(header), *metric_sections(rows, params, metrics, slos, header.get("base_file", "")),
+                table_section(rows, params, metrics)]
     failures = failure_section(rows)
     if failures is not None:
         sections.append(failures)
@@ -55,20 +59,65 @@ def grid_section(header: Mapping[str, Any]) -> Section:
     return Section("Grid", tuple(blocks))
 
 
-def metric_sections(rows: Sequence[Mapping[str, Any]], params: Sequence[str], metrics: Sequence[str]) -> list[Section]:
+def base_slos(header: Mapping[str, Any], run_dir: Path) -> dict[str, tuple[float, float]] | None:
+    """Each service's SLO (percentile, latency target in ms) in the base scenario, or None when the base
+    file can no longer be read. Its path is as the sweep was started with: relative to the directory it
+    was started in, which is tried first, then each directory above `run_dir`."""
+    from lepton_sim.scenario import load_scenario
+
+    base = Path(str(header.get("base_file", "")))
+    if not str(base):
+        return None
+    found = next((p for p in (base, *(d / base for d in run_dir.resolve().parents)) if p.is_file()), None)
+    if found is None:
+        return None
+    try:
+        scenario = load_scenario(found)
+    except (LeptonError, OSError):
+        return None
+    return {name: (svc.slo.percentile, svc.slo.latency_ms) for name, svc in scenario.services.items()}
+
+
+def slo_lookup(base: Mapping[str, tuple[float, float]] | None) -> SloOf:
+    """The SLO of a service at a grid point: the base scenario's, with the point's own values where the grid
+    varies ``services.NAME.slo.latency_ms`` or ``.percentile``."""
+    def slo_of(service: str, point: Mapping[str, Any]) -> tuple[float, float] | None:
+        pct, ms = (base or {}).get(service, (99.0, None))
+        ms = point.get(f"services.{service}.slo.latency_ms", ms)
+        pct = point.get(f"services.{service}.slo.percentile", pct)
+        return (float(pct), float(ms)) if is_number(ms) and is_number(pct) else None
+
+    return slo_of
+
+
+def metric_sections(rows: Sequence[Mapping[str, Any]], params: Sequence[str], metrics: Sequence[str],
+                    slos: Mapping[str, tuple[float, float]] | None = None, base_file: str = "") -> list[Section]:
     nums = numeric_metrics(rows, metrics)
     if not rows or not nums or not params:
         return []
     out = []
     varied = [p for p in params if len({repr(r[p]) for r in rows}) > 1] or list(params)
-    if len(varied) == 2:
-        fig = Figure("sweep-heatmaps", "Metrics over the two parameters", heatmaps_png(rows, varied, nums),
+    slo_of = slo_lookup(slos)
+    heat = len(varied) == 2
+    notes = []
+    if any(is_boolean(rows, m) for m in nums):
+        notes.append("a yes/no metric is " + ("yes where every seed says yes, no where none does"
+                                              if heat else "the fraction of seeds that say yes"))
+    if any(latency_service(m) for m in nums):
+        if slos is None:
+            notes.append(f"the base scenario {base_file} could not be read, so latency is drawn without its SLO")
+        else:
+            notes.append("a latency cell over its service's SLO target is framed in red" if heat
+                         else "red dotted: the service's SLO latency target")
+    tail = "".join(f"; {n}" for n in notes) + "."
+    if heat:
+        fig = Figure("sweep-heatmaps", "Metrics over the two parameters", heatmaps_png(rows, varied, nums, slo_of),
                      f"Mean over seeds of each collected metric; rows {varied[0]}, columns {varied[1]}; "
-                     "– where no row has a value (failed, or an infeasible plan).")
+                     "– where no row has a value (failed, or an infeasible plan)" + tail)
     else:
-        fig = Figure("sweep-lines", "Metrics against the parameters", lines_png(rows, varied, nums),
+        fig = Figure("sweep-lines", "Metrics against the parameters", lines_png(rows, varied, nums, slo_of),
                      f"Mean over seeds (line), seeds' range (band) and each seed (dots) against {varied[0]}"
-                     + (f"; one line per value of {', '.join(varied[1:])}." if len(varied) > 1 else "."))
+                     + (f"; one line per value of {', '.join(varied[1:])}" if len(varied) > 1 else "") + tail)
     out.append(Section("Metrics against the parameters", (fig,)))
     frontier = frontier_section(rows, params, metrics)
     if frontier is not None:
@@ -88,13 +137,18 @@ def frontier_section(rows: Sequence[Mapping[str, Any]], params: Sequence[str],
         return Section("Cost-latency frontier", (Text(
             f"The sweep varies {target} but collects nothing that says whether a run met its SLO: collect "
             "services.NAME.slo.met (simulate) or plan.status (plan) to draw the frontier."),))
-    conditions = [p for p in params if p != target and not p.startswith("deployment")]
+    conditions = [p for p in params if p != target and not p.startswith("deployment")
+                  and len({repr(r[p]) for r in rows}) > 1]  # a parameter with one value is no condition
     fig = Figure("frontier", "Cost against the latency target",
                  frontier_png(rows, target, cost, checks, conditions),
                  f"For each value of {target}, the cheapest {cost} (mean over seeds) among the grid points whose "
                  f"every seed meets: {', '.join(checks)}. Deployment parameters are choices (the cheapest is "
-                 "taken); " + (f"one line per value of {', '.join(conditions)}." if conditions
-                               else "no other parameter varies."))
+                 "taken); " + (f"one line (and marker shape) per value of {', '.join(conditions)}"
+                               if conditions else "no other parameter varies")
+                 + ". Prices label the targets where a line's cost changes; small grey marks are every run"
+                 + ("; crosses in the strip below, targets that nothing meets." if any(
+                     failed for _, failed in frontier_points(rows, target, cost, checks, conditions).values())
+                    else "."))
     return Section("Cost-latency frontier", (fig,))
 
 

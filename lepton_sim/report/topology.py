@@ -3,8 +3,9 @@
 Layout: datacenters in breadth-first order from the most central one (networkx closeness
 centrality), every other site grouped with its nearest datacenter. Up to `DETAILED` sites:
 datacenters in a top row, the others below; beyond: a left-to-right tree, datacenters in a column,
-each beside its sites, and boxes without the demand lines. A link that would cross a box curves
-around it. No randomness: the same scenario always gives the same picture.
+each beside its sites, boxes and labels in shorter lines. Both show the same facts (`caption`
+says which), each box outlined in its site's colour in the report. A link that would cross a box
+curves around it. No randomness: the same scenario always gives the same picture.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import networkx as nx
 
-from lepton_sim.report.style import INK, MUTED, drawing, fmt, png_bytes
+from lepton_sim.report.style import INK, MUTED, drawing, fmt, png_bytes, site_colours
 
 _FILL = {"datacenter": "#e6eef8", "edge": "#e8f4ea"}
 _EDGE = {"datacenter": "#2f6db5", "edge": "#3a9a5b"}
@@ -24,7 +25,7 @@ DETAILED = 8  # sites up to which boxes show everything
 PER_ROW = 6  # sites per row before a row wraps (small scenarios)
 LINE_IN = 0.19  # height of one text line in a box, inches
 GAP_IN = 1.2  # vertical room between rows, for link labels
-TREE_IN = 5.0  # horizontal distance from a datacenter to the sites beside it (fleets)
+TREE_IN = 4.6  # horizontal distance from a datacenter to the sites beside it (fleets)
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Style:
 
 
 def style_for(n_sites: int) -> Style:
-    return Style(3.6, 8.0, True) if n_sites <= DETAILED else Style(2.5, 6.5, False)
+    return Style(3.6, 8.0, True) if n_sites <= DETAILED else Style(2.6, 8.0, False)
 
 
 def _graph(shape: Mapping[str, Any]) -> nx.Graph:
@@ -100,7 +101,8 @@ def _rows(shape: Mapping[str, Any], st: Style) -> dict[str, tuple[float, float]]
 
 def _tree(shape: Mapping[str, Any], st: Style) -> dict[str, tuple[float, float]]:
     """Datacenters in a column on the left, each beside the column of the sites nearest to it."""
-    pitch = _box_h(shape, list(shape["sites"]), st) + 0.2
+    beside = [s for _, group in groups(shape) for s in group]  # the column's boxes set its pitch
+    pitch = _box_h(shape, beside or list(shape["sites"]), st) + 0.2
     pos: dict[str, tuple[float, float]] = {}
     y = 0.0
     for dc, members in groups(shape):
@@ -117,7 +119,9 @@ def _bend(p0: tuple[float, float], p1: tuple[float, float], others: list[tuple[f
           half: tuple[float, float]) -> tuple[float, float] | None:
     """The control point of a curve around the boxes a straight link would cross, else None.
 
-    Curves bulge up for links along a row and left for links along a column.
+    Curves bulge up for links along a row and left for links along a column, the longer ones further
+    (their control point 0.6 of the link's length out, or 1.6 in + 0.3 of it for long links, so that a
+    fleet's picture stays within the page's width).
     """
     (x0, y0), (x1, y1) = sorted((p0, p1), key=lambda p: (p[0], p[1]))
     crossed = any(abs(x0 + (x1 - x0) * t / 20 - ox) < half[0] and abs(y0 + (y1 - y0) * t / 20 - oy) < half[1]
@@ -127,7 +131,8 @@ def _bend(p0: tuple[float, float], p1: tuple[float, float], others: list[tuple[f
     dx, dy = x1 - x0, y1 - y0
     if abs(dx) < 1e-9:  # a column: always bend to the left
         dx, dy = 0.0, abs(dy)
-    return (x0 + x1) / 2 - 0.6 * dy, (y0 + y1) / 2 + 0.6 * dx
+    k = min(0.6, 1.6 / math.hypot(dx, dy) + 0.3)
+    return (x0 + x1) / 2 - k * dy, (y0 + y1) / 2 + k * dx
 
 
 def _curve(p0: tuple[float, float], c: tuple[float, float], p1: tuple[float, float]) -> list[tuple[float, float]]:
@@ -140,39 +145,78 @@ def _curve(p0: tuple[float, float], c: tuple[float, float], p1: tuple[float, flo
     return pts
 
 
+def _demand(shape: Mapping[str, Any], site: str) -> list[tuple[str, str]]:
+    """(service, rate) of every demand starting at `site`; the arrival kind where no mean rate is given."""
+    out = []
+    for svc, entry in shape.get("services", {}).items():
+        for d in entry.get("demand", []):
+            if d["site"] == site:
+                out.append((svc, f"{fmt(d['rate_rps'])} rps" if d.get("rate_rps") is not None
+                            else str(d.get("arrival", ""))))
+    return out
+
+
 def site_lines(shape: Mapping[str, Any], site: str, detailed: bool = True) -> list[str]:
-    """The text in a site's box: name and kind, replicas by service, and (detailed) the demand starting there."""
+    """The text in a site's box: name (and kind), replicas by service, the demand starting there
+    (one line per demand when detailed, all on one line otherwise)."""
     info = shape["sites"][site]
     lines = [f"{site} · {info.get('kind', 'site')}" if detailed else site]
     pools: dict[str, list[str]] = defaultdict(list)
     for r in (shape.get("deployment") or {}).get("replicas", []):
         if r["site"] == site:
-            pools[r["service"]].append(f"{r['count']}× {r['hardware']}" + (f" {r['variant']}" if detailed else ""))
+            pools[r["service"]].append(f"{r['count']}× {r['hardware']} {r['variant']}")
     for svc, items in pools.items():
         lines.append(f"▣ {svc}: {', '.join(items)}")
+    demand = _demand(shape, site)
     if detailed:
-        for svc, entry in shape.get("services", {}).items():
-            for d in entry.get("demand", []):
-                if d["site"] == site:
-                    rate = f"{fmt(d['rate_rps'])} rps" if d.get("rate_rps") is not None else d.get("arrival", "")
-                    lines.append(f"⇢ {svc} demand {rate}")
+        lines += [f"⇢ {svc} demand {rate}" for svc, rate in demand]
+    elif demand:
+        lines.append("⇢ " + " · ".join(f"{svc} {rate}" for svc, rate in demand))
     return lines
 
 
 def link_label(link: Mapping[str, Any], utilization: float | None, detailed: bool = True) -> str:
+    """Bandwidth, one-way latency, egress price and (when measured) the busier direction's utilisation."""
     parts = []
     if link.get("bandwidth_gbps") is not None:
         parts.append(f"{fmt(link['bandwidth_gbps'])} Gb/s · {fmt(link['latency_ms'])} ms")
-    if link.get("cost_per_gb") and detailed:
-        parts.append(f"${fmt(link['cost_per_gb'])}/GB")
+    if link.get("cost_per_gb"):
+        price = f"${fmt(link['cost_per_gb'])}/GB"
+        if detailed or not parts:
+            parts.append(price)
+        else:
+            parts[-1] += f" · {price}"
     if utilization is not None:
         parts.append(f"busiest direction {100 * utilization:.1f} %" if detailed else f"{100 * utilization:.0f} % busy")
     return "\n".join(parts)
 
 
-def topology_png(shape: Mapping[str, Any], link_util: Mapping[str, float] | None = None) -> bytes:
-    """The topology as PNG; `link_util` maps link ids (``a--b``) to utilisation, when a run measured it."""
+def caption(shape: Mapping[str, Any], link_util: Mapping[str, float] | None = None) -> str:
+    """What the topology figure shows, naming only what its boxes and labels carry for this shape."""
+    kinds = {info.get("kind") for info in shape["sites"].values()}
+    fills = [f"{name}: {kind}" for kind, name in (("datacenter", "blue"), ("edge", "green")) if kind in kinds]
+    box = [f"sites ({'filled ' + ', '.join(fills) + '; ' if fills else ''}"
+           "outlined in the site's colour in the other figures)"]
+    if (shape.get("deployment") or {}).get("replicas"):
+        box.append("the replicas each runs (▣ service: count × hardware variant)")
+    if any(entry.get("demand") for entry in shape.get("services", {}).values()):
+        box.append("the demand that starts there (⇢ service and mean rate)")
+    link = [what for what, shown in (
+        ("bandwidth and one-way latency", any(k.get("bandwidth_gbps") is not None for k in shape["links"])),
+        ("egress price", any(k.get("cost_per_gb") for k in shape["links"])),
+        ("the busier direction's utilisation", bool(link_util))) if shown]
+    text = "Boxes: " + "; ".join(box) + "."
+    if shape["links"]:
+        text += " Links: " + (", ".join(link) if link else "which sites they join") + "."
+    return text
+
+
+def topology_png(shape: Mapping[str, Any], link_util: Mapping[str, float] | None = None,
+                 colours: Mapping[str, str] | None = None) -> bytes:
+    """The topology as PNG; `link_util` maps link ids (``a--b``) to utilisation, when a run measured it;
+    `colours` maps sites to their colours in the report (default: in the shape's order)."""
     st = style_for(len(shape["sites"]))
+    colours = colours if colours is not None else site_colours(shape["sites"])
     pos = layout(shape)
     box_w = st.slot_in * (0.75 if st.detailed else 0.8)
     box_h = _box_h(shape, list(pos), st)
@@ -206,7 +250,7 @@ def topology_png(shape: Mapping[str, Any], link_util: Mapping[str, float] | None
             ax.text(x, y, "\n".join(site_lines(shape, site, st.detailed)), ha="center", va="center",
                     fontsize=st.font, color=INK, zorder=4, linespacing=1.35,
                     bbox={"boxstyle": "round,pad=0.5", "fc": _FILL.get(kind, "#f3f6f9"),
-                          "ec": _EDGE.get(kind, MUTED), "lw": 1.3})
+                          "ec": colours.get(site, _EDGE.get(kind, MUTED)), "lw": 2.2})
         mid = (x0 + x1) / 2
         ax.set_xlim(mid - width / 2, mid + width / 2)
         ax.set_ylim(y0, y1)

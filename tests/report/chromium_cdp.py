@@ -5,6 +5,7 @@ replies and events on fd 4, so no port, websocket library or browser download is
 """
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
@@ -21,6 +22,19 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--remote-debugging-pipe")
 
 IMAGES_JS = "JSON.stringify(Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt]))"
+# the page's width against the viewport's; the elements (tag#id.class) that stick out past the viewport, and
+# the boxes that scroll sideways inside the page (a table too wide for its overflow-x:auto wrapper)
+WIDTH_JS = """(() => {
+  const vw = document.documentElement.clientWidth;
+  const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className ? '.' + el.className : '');
+  const all = Array.from(document.querySelectorAll('body *'));
+  return JSON.stringify({scroll: document.documentElement.scrollWidth, client: vw,
+    wide: all.filter(el => el.getBoundingClientRect().right > vw + 0.5).slice(0, 10).map(name),
+    scrollers: all.filter(el => el.scrollWidth > el.clientWidth + 1
+                                && ['auto', 'scroll'].includes(getComputedStyle(el).overflowX))
+                  .map(el => [name(el), el.scrollWidth, el.clientWidth])});
+})()"""
+VIEWPORT = (1280, 900)  # a laptop's browser window, CSS pixels
 
 
 def find_chromium() -> str | None:
@@ -32,6 +46,10 @@ class PageResult:
     images: list[tuple[bool, int, str]]
     errors: list[str] = field(default_factory=list)
     title: str = ""
+    scroll_width: int = 0  # document.documentElement.scrollWidth at the viewport's width
+    client_width: int = 0  # document.documentElement.clientWidth: the viewport less its scroll bar
+    too_wide: list[str] = field(default_factory=list)  # elements whose right edge is past the viewport
+    scrollers: list[tuple[str, int, int]] = field(default_factory=list)  # (element, scrollWidth, clientWidth)
 
 
 class _Pipe:
@@ -83,8 +101,10 @@ class _Pipe:
             self.events.append(msg)
 
 
-def load_page(chromium: str, page: Path, timeout_s: float = 60.0) -> PageResult:
-    """Load `page` (a file) in headless Chromium; return its images' load state and every logged error."""
+def load_page(chromium: str, page: Path, timeout_s: float = 60.0, viewport: tuple[int, int] = VIEWPORT,
+              screenshot: Path | None = None) -> PageResult:
+    """Load `page` (a file) in headless Chromium at `viewport` (CSS pixels); return its images' load state,
+    every logged error and its width against the viewport's; write a full-page PNG to `screenshot` if given."""
     to_child_r, to_child_w = os.pipe()
     from_child_r, from_child_w = os.pipe()
     # the child's ends move to fds >= 10, so that placing them on 3 and 4 cannot overwrite one another
@@ -105,7 +125,7 @@ def load_page(chromium: str, page: Path, timeout_s: float = 60.0) -> PageResult:
         os.close(child_out)
         pipe = _Pipe(to_child_w, from_child_r, time.monotonic() + timeout_s)
         try:
-            return _inspect(pipe, page)
+            return _inspect(pipe, page, viewport, screenshot)
         finally:
             try:
                 pipe.send("Browser.close")
@@ -120,18 +140,28 @@ def load_page(chromium: str, page: Path, timeout_s: float = 60.0) -> PageResult:
             os.close(from_child_r)
 
 
-def _inspect(pipe: _Pipe, page: Path) -> PageResult:
+def _inspect(pipe: _Pipe, page: Path, viewport: tuple[int, int], screenshot: Path | None) -> PageResult:
     target = pipe.call("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     for domain in ("Page", "Runtime", "Log", "Network"):
         pipe.call(f"{domain}.enable", session=session)
+    pipe.call("Emulation.setDeviceMetricsOverride", {"width": viewport[0], "height": viewport[1],
+                                                     "deviceScaleFactor": 1, "mobile": False}, session=session)
     pipe.call("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
     pipe.wait_event("Page.loadEventFired")
-    images = json.loads(pipe.call("Runtime.evaluate", {"expression": IMAGES_JS, "returnByValue": True},
-                                  session=session)["result"]["value"])
-    title = pipe.call("Runtime.evaluate", {"expression": "document.title", "returnByValue": True},
-                      session=session)["result"]["value"]
-    return PageResult([tuple(i) for i in images], _errors(pipe.events), title)
+
+    def evaluate(expression: str) -> Any:
+        return pipe.call("Runtime.evaluate", {"expression": expression, "returnByValue": True},
+                         session=session)["result"]["value"]
+
+    images = json.loads(evaluate(IMAGES_JS))
+    title = evaluate("document.title")
+    width = json.loads(evaluate(WIDTH_JS))
+    if screenshot is not None:
+        shot = pipe.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=session)
+        screenshot.write_bytes(base64.b64decode(shot["data"]))
+    return PageResult([tuple(i) for i in images], _errors(pipe.events), title, width["scroll"], width["client"],
+                      width["wide"], [tuple(x) for x in width["scrollers"]])
 
 
 def _errors(events: list[dict[str, Any]]) -> list[str]:

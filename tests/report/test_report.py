@@ -183,3 +183,142 @@ def test_an_infeasible_plan_reports_its_reasons(tmp_path: Path) -> None:
     (tmp_path / "plan.json").write_text(json.dumps(doc))
     html = write_report(tmp_path).html.read_text()
     assert "too far" in html and "infeasible" in html
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_no_figure_is_wider_than_the_page_shows_it(run_dir: Path, plan_dir: Path, sweep_dirs: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    """At most 1,100 px: report.html's column (1,120 px) shows every figure unscaled, labels at their size."""
+    from lepton_sim.report.style import DPI, MAX_WIDTH_IN
+
+    for i, src in enumerate([run_dir, plan_dir, *sweep_dirs.values()]):
+        for png in write_report(src, tmp_path / str(i)).figures:
+            assert _png_size(png.read_bytes())[0] <= MAX_WIDTH_IN * DPI, png
+
+
+def _has_colour(png: Path, rgb: tuple[int, int, int], box: tuple[float, float, float, float] = (0, 0, 1, 1)) -> bool:
+    """Whether some pixel in `box` (left, top, right, bottom as fractions of the image) has exactly colour `rgb`."""
+    from PIL import Image
+
+    with Image.open(png) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        part = im.crop((int(box[0] * w), int(box[1] * h), int(box[2] * w), int(box[3] * h)))
+        return any(c == rgb for _, c in (part.getcolors(1 << 20) or []))
+
+
+def test_a_site_keeps_one_colour_in_every_figure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lepton_sim.report import style
+
+    # three sites (dc-1, edge-a, edge-b), three colours no other mark of the report uses
+    monkeypatch.setattr(style, "SITE_PALETTE", ("#ff00ff", "#00ffff", "#ffff00"))
+    make_run(tmp_path / "run")
+    paths = {p.stem: p for p in write_report(tmp_path / "run").figures}
+    edge_a, edge_b = (0, 255, 255), (255, 255, 0)
+    for name in ("topology", "latency-cdf", "cost-energy", "utilisation"):
+        assert _has_colour(paths[name], edge_a), f"edge-a's colour missing from {name}"
+    # edge-a sends requests to both services: the same colour in the detect and the classify-text panels
+    # (the panels fill the top 4/5 of the figure, the legend is below them)
+    left, right = (0, 0, 0.5, 0.8), (0.5, 0, 1, 0.8)
+    assert _has_colour(paths["latency-cdf"], edge_a, left) and _has_colour(paths["latency-cdf"], edge_a, right)
+    assert _has_colour(paths["latency-cdf"], edge_b, left)  # edge-b's camera demand, detect only
+    assert not _has_colour(paths["latency-cdf"], edge_b, right)
+
+
+def test_a_fleet_topology_shows_what_its_caption_says(tmp_path: Path) -> None:
+    from lepton_sim.report.data import scenario_shape
+    from lepton_sim.report.topology import DETAILED, caption, link_label, site_lines, style_for
+    from lepton_sim.scenario import load_scenario
+    from report_fixtures import ROOT
+
+    shape = scenario_shape(load_scenario(ROOT / "scenarios" / "metro-fleet.yaml"))
+    assert len(shape["sites"]) > DETAILED and style_for(len(shape["sites"])).font >= 8
+    text = caption(shape, {"e01--region-east": 0.1})
+    assert "demand" in text and "egress price" in text and "utilisation" in text
+    demand_sites = {d["site"] for svc in shape["services"].values() for d in svc["demand"]}
+    for site in shape["sites"]:
+        lines = site_lines(shape, site, detailed=False)
+        assert any(line.startswith("⇢") for line in lines) == (site in demand_sites)
+    for link in shape["links"]:
+        assert f"${link['cost_per_gb']:g}/GB" in link_label(link, 0.1, detailed=False)
+    # a shape from metrics.json alone has no demand or prices, and its caption does not promise them
+    bare = {"sites": {"a": {"kind": "site"}, "b": {"kind": "site"}}, "links": [{"between": ["a", "b"]}],
+            "services": {}, "deployment": None}
+    assert "demand" not in caption(bare) and "price" not in caption(bare)
+
+
+def test_the_run_report_names_no_missing_source_and_its_tables_fit(run_dir: Path, tmp_path: Path) -> None:
+    html = write_report(run_dir, tmp_path).html.read_text()
+    assert "FACTS" not in html  # price sources say what a figure is, not which file it is missing from
+    # numbers are right-aligned, text left; headers may break inside key paths
+    assert '<td class="num">' in html and "<th" in html
+
+
+def test_the_plan_report_describes_the_greedy_baseline_one_way(plan_dir: Path, tmp_path: Path) -> None:
+    from lepton_sim.report.plan import GREEDY
+
+    html = write_report(plan_dir, tmp_path).html.read_text()
+    doc = json.loads((plan_dir / "plan.json").read_text())
+    greedy = next(b for b in doc["baselines"] if b["name"] == "greedy")
+    if greedy["usd_per_hour"] is not None:
+        assert greedy["note"] == GREEDY  # the planner's words, which the caption repeats
+    assert f"greedy: {GREEDY}" in html and "largest demand first" not in html
+
+
+def test_units_and_slo_of_sweep_key_paths() -> None:
+    from lepton_sim.report.sweep import slo_lookup
+    from lepton_sim.report.units import axis_label, latency_service, unit, wrap_path
+
+    assert unit("services.detect.latency_ms.p99") == "latency (ms)"
+    assert unit("metrics.services.detect.by_site.edge-a.latency_ms.p99") == "latency (ms)"
+    assert unit("cost.usd_per_hour") == unit("usd_per_hour") == "US$ per hour"
+    assert unit("energy_kwh") == "kWh" and unit("pools.q@a/b/c.utilization").startswith("busy fraction")
+    assert unit("services.q.slo.met") == "yes / no"
+    assert axis_label("services.detect.demand[0].rate_rps") == "services.detect.demand[0].rate_rps (requests/s)"
+    assert latency_service("services.classify-text.latency_ms.p99") == "classify-text"
+    assert latency_service("metrics.services.detect.by_site.edge-a.latency_ms.p50") == "detect"
+    assert latency_service("predicted.detect.latency_ms") == "detect"
+    assert latency_service("services.detect.slo_attainment") is None
+    assert all(len(line) <= 36 for line in wrap_path("pools.detect@edge-a/orin/int8.utilization").split("\n"))
+    slo = slo_lookup({"q": (99.0, 40.0)})
+    assert slo("q", {}) == (99.0, 40.0)
+    assert slo("q", {"services.q.slo.latency_ms": 80}) == (99.0, 80.0)
+    assert slo("other", {}) is None
+
+
+def test_yes_no_metrics_are_categories_not_a_scale(sweep_dirs: dict[str, Path]) -> None:
+    from lepton_sim.report.sweep import read_rows
+    from lepton_sim.report.sweepfigs import is_boolean, seed_stats, yes_no_cells
+
+    rows = read_rows(sweep_dirs["two"])
+    assert is_boolean(rows, "services.q.slo.met") and not is_boolean(rows, "services.q.latency_ms.p99")
+    codes, texts = yes_no_cells({(1, "a"): [1.0, 1.0], (1, "b"): [0.0, 1.0], (2, "a"): [0.0, 0.0]}, [1, 2],
+                                ["a", "b"])
+    assert texts == [["yes", "1 of 2"], ["no", "–"]]
+    assert codes[0] == [2.0, 1.0] and codes[1][0] == 0.0
+    stats = seed_stats(rows, ["services.q.demand[0].rate_rps", "deployment.replicas[0].count"], "services.q.slo.met")
+    assert all(set(v) <= {0.0, 1.0} for v in stats.values())
+
+
+def test_price_labels_on_the_frontier_do_not_overlap() -> None:
+    from lepton_sim.report.placement import Label, place_labels
+    from lepton_sim.report.style import drawing
+    from lepton_sim.report.sweepfigs import step_labels
+
+    assert step_labels([(10, 2.0), (15, 2.0), (20, 1.0), (30, 1.0)]) == [(10, 2.0), (20, 1.0)]
+    with drawing(6, 3) as fig:
+        ax = fig.add_subplot()
+        xs, a, b = [10, 12, 15, 20], [0.78, 0.78, 0.78, 0.27], [0.79, 0.80, 0.79, 0.28]  # two lines close together
+        ax.plot(xs, a, marker="o")
+        ax.plot(xs, b, marker="s")
+        labels = [Label(x, y, f"${y:.3g}", "k") for x, y in [*zip(xs, a), *zip(xs, b)]]
+        anns = place_labels(fig, ax, labels)
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        boxes = [ann.get_window_extent(renderer) for ann in anns]
+    assert len(boxes) == len(labels)
+    for i, p in enumerate(boxes):
+        for q in boxes[i + 1:]:
+            assert not p.overlaps(q), "two price labels overlap"
