@@ -60,11 +60,15 @@ def grid_section(header: Mapping[str, Any]) -> Section:
 
 
 def base_slos(header: Mapping[str, Any], run_dir: Path) -> dict[str, tuple[float, float]] | None:
-    """Each service's SLO (percentile, latency target in ms) in the base scenario, or None when the base
-    file can no longer be read. Its path is as the sweep was started with: relative to the directory it
-    was started in, which is tried first, then each directory above `run_dir`."""
+    """Each service's SLO (percentile, latency target in ms) in the base scenario: as sweep.json records
+    it, or, for a sweep written before it did, read from the base file (None when that can no longer be
+    read). The file's path is as the sweep was started with: relative to the directory it was started
+    in, which is tried first, then each directory above `run_dir`."""
     from lepton_sim.scenario import load_scenario
 
+    recorded = header.get("slos")
+    if isinstance(recorded, Mapping):
+        return {name: (float(v["percentile"]), float(v["latency_ms"])) for name, v in recorded.items()}
     base = Path(str(header.get("base_file", "")))
     if not str(base):
         return None

@@ -65,11 +65,16 @@ def choose_executor(workers: int | None, scheduler: str | None) -> Executor:
 
 
 def header(sw: SweepSpec, tasks: list[Task]) -> dict[str, Any]:
-    """sweep.json: what the directory holds, for resuming (the fingerprint) and for the report."""
+    """sweep.json: what the directory holds, for resuming (the fingerprint) and for the report (which
+    draws each service's SLO from `slos`, the base scenario's, so it needs no access to the base file)."""
     from lepton_sim import __version__
+    from lepton_sim.scenario import parse_scenario
 
+    base = parse_scenario(sw.base, file=sw.base_file, base_dir=sw.base_dir)
+    slos = {name: {"percentile": svc.slo.percentile, "latency_ms": svc.slo.latency_ms}
+            for name, svc in base.services.items()}
     return {"kind": "lepton-sim sweep", "version": __version__, "name": sw.name, "sweep_file": sw.file,
-            "base_file": sw.base_file, "mode": sw.mode, "seeds": list(sw.seeds),
+            "base_file": sw.base_file, "slos": slos, "mode": sw.mode, "seeds": list(sw.seeds),
             "grid": {path: list(values) for path, values in sw.grid}, "parameters": list(sw.parameters),
             "collect": list(sw.collect), "columns": columns(sw), "points": len(tasks) // len(sw.seeds),
             "tasks": len(tasks), "fingerprint": sw.fingerprint()}
