@@ -41,8 +41,13 @@ the sampling error of a p99 at that load (`tests/planner/test_capacity.py` check
 **Pooling.** `g` is convex and decreasing, so `cap` is the perspective of a convex function: convex
 in `c`, with `cap(c) >= c cap(1)`. The planner takes `cap` exactly at every count (`capacity_table`);
 where it is within `LINEAR_TOLERANCE` of the line `c cap(1)` it uses that line instead (safe, since
-it lies below, and linear in the MILP). Convexity is what lets the MILP write the exact table with
-ordered increments (`lepton_sim.planner.model`).
+it lies below, and linear in the MILP). The MILP writes any non-decreasing table exactly with
+ordered increments (`lepton_sim.planner.model`); convexity is not needed for that.
+
+**Where it is used.** This bound is the `bound` latency model (`--latency-model bound`) for every
+pool, and under the default `tight` model (`lepton_sim.planner.latency`) only for batching pools
+(`max_batch > 1`); pools of batch 1 get exact M/M/c and M/D/c tables there, and a validated M/G/c
+approximation. `ServiceDist` records what the simulator draws a batch's time from, for that model.
 
 **Tightening.** A per-pool factor `f <= 1` scales `cap` (the verify loop lowers it when simulation
 misses a target).
@@ -51,10 +56,53 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Literal
 
 import numpy as np
 
+from lepton_sim.theory import lognormal_params
+
 LINEAR_TOLERANCE = 0.02  # the line c cap(1) replaces the exact table when it under-states it by at most 2 %
+_NORMAL = NormalDist()
+
+
+@dataclass(frozen=True)
+class ServiceDist:
+    """The time of one batch as the simulator draws it: `deterministic`, `exponential` or `lognormal`."""
+
+    kind: Literal["deterministic", "exponential", "lognormal"]
+    mean_s: float
+    cv: float = 0.0  # coefficient of variation (lognormal only; 0 deterministic, 1 exponential)
+
+    @property
+    def _lognormal(self) -> tuple[float, float]:
+        return lognormal_params(self.mean_s, self.cv)
+
+    def quantile(self, p: float) -> float:
+        """The p-quantile in seconds."""
+        if self.kind == "deterministic":
+            return self.mean_s
+        if self.kind == "exponential":
+            return -self.mean_s * math.log1p(-p)
+        mu, sigma = self._lognormal
+        return math.exp(mu + sigma * _NORMAL.inv_cdf(p))
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        """P(S <= x), elementwise."""
+        x = np.asarray(x, dtype=float)
+        if self.kind == "deterministic":
+            return (x >= self.mean_s).astype(float)
+        if self.kind == "exponential":
+            return -np.expm1(-np.maximum(x, 0.0) / self.mean_s)
+        mu, sigma = self._lognormal
+        z = (np.log(np.maximum(x, 1e-300)) - mu) / (sigma * math.sqrt(2.0))
+        return np.where(x > 0, 0.5 * erfc(-z), 0.0)
+
+
+def erfc(x: np.ndarray) -> np.ndarray:
+    """math.erfc, elementwise (numpy has no erfc)."""
+    return np.vectorize(math.erfc, otypes=[float])(x)
 
 
 @dataclass(frozen=True)
@@ -66,6 +114,12 @@ class BatchProfile:
     max_batch: int
     max_wait_s: float
     source: str  # "roofline", "measured" or "service_time override"
+    dist: ServiceDist | None = None  # one batch's time as the simulator draws it; None: t(1), fixed
+
+    @property
+    def single(self) -> ServiceDist:
+        """The time of a batch of one: the override's distribution, else the fixed t(1)."""
+        return self.dist if self.dist is not None else ServiceDist("deterministic", self.first_s)
 
     @property
     def replica_rps(self) -> float:

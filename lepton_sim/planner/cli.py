@@ -1,6 +1,7 @@
 """`lepton-sim plan`: `register(subparsers)` adds the command; `cmd_plan` runs it.
 
-    plan SCENARIO [--solver highs|cbc] [--time-limit S] [--gap G] [--verify] [--rounds N] [--seed N] [--out DIR]
+    plan SCENARIO [--solver highs|cbc] [--latency-model tight|bound] [--time-limit S] [--gap G] [--verify] [--rounds N]
+         [--seed N] [--out DIR]
 
 Exit codes: 0 a plan (verified, with --verify, when every SLO was met in simulation); 1 infeasible
 (the reasons by name on stderr and in plan.json), no plan within the time limit, or SLOs still
@@ -26,6 +27,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                     "cost under every service's latency target and accuracy floor (its `deployment` is ignored).")
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--solver", choices=["highs", "cbc"], default="highs", help="MILP solver (default: highs)")
+    p.add_argument("--latency-model", choices=["tight", "bound"], default="tight",
+                   help="pool latency: exact M/M/c and M/D/c, validated M/G/c, the bound for batching pools (tight, "
+                        "default); or the Kingman bound for every pool (bound)")
     p.add_argument("--time-limit", type=positive_float, metavar="S",
                    help="seconds for building and solving the MILP (a stopped run is reported feasible with its gap)")
     p.add_argument("--gap", type=fraction, metavar="G", help="stop at this relative optimality gap (e.g. 0.01)")
@@ -50,7 +54,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     out_dir = make_out_dir(args.out) if args.out is not None else None
     scenario = load_scenario(args.scenario)
-    options = scenario_options(scenario, PlanOptions(solver=args.solver, time_limit_s=args.time_limit, gap=args.gap))
+    options = scenario_options(scenario, PlanOptions(solver=args.solver, time_limit_s=args.time_limit, gap=args.gap,
+                                                         latency_model=args.latency_model))
     try:
         if args.verify:
             verified = verify(scenario, options, rounds=args.rounds, seed=args.seed)

@@ -5,12 +5,16 @@ Variables (named by their domain keys):
 - a candidate (one tier of a deployment line, `<service>_<site>_<hw>_<variant>_t<tier>`) whose
   capacity is linear in the count (`CapacityTable.linear`): `n_...`, its integer replicas; where a
   line has several tiers it also gets `on_...`, a binary (or the count itself when it is 0/1);
-- a candidate whose capacity is convex but not linear: `r_..._k<k>`, binary, "the k-th replica is
-  deployed", ordered r_1 >= r_2 >= ...; the count is their sum and r_1 is the candidate's switch.
-  Since cap is convex its increments cap(k) - cap(k-1) grow with k, so sum_k increment_k r_k is
-  cap(count) exactly at every count, with only non-negative coefficients. (Tangent pieces with
-  on/off binaries and negative intercepts, tried first, drove HiGHS 1.15.1 and the bundled CBC to
-  wrong "optimal" answers on larger instances; this form does not.);
+- any other candidate: `r_..._k<k>`, binary, "the k-th replica is deployed", ordered r_1 >= r_2 >=
+  ... by explicit constraints; the count is their sum and r_1 is the candidate's switch. The
+  ordering makes the deployed replicas a prefix 1..n, so sum_k increment_k r_k is exactly cap(n)
+  for *any* table, whatever the shape of its increments cap(k) - cap(k-1): convex (the bound's
+  tables), neither (the tight model's exact tables, `latency.py`), or concave. A non-decreasing table
+  (adding a replica never lowers a FIFO pool's capacity) keeps every coefficient non-negative.
+  Without the ordering the relaxation, and the MILP, could take the largest increments first.
+  (Tangent pieces with on/off binaries and negative intercepts, tried first, drove HiGHS 1.15.1 and
+  the bundled CBC to wrong "optimal" answers on larger instances; this form does not.
+  `tests/planner/test_plan_exact.py` checks it against brute force on tables with every shape.);
 - `x_<service>_<demand site>__<candidate>`: requests per second of planned (peak) demand routed.
 
 Constraints:

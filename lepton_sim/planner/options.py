@@ -18,6 +18,7 @@ from lepton_sim.scenario.schema import Scenario
 PoolKey = tuple[str, str, str, str]  # (service, site, hardware, variant): one deployment line
 
 Solver = Literal["highs", "cbc"]
+LatencyModel = Literal["tight", "bound"]  # pool latency: exact or validated per queue kind, or the Kingman bound for all
 
 DEFAULT_LINK_UTILIZATION = 0.5
 
@@ -38,6 +39,7 @@ class PlanOptions:
     baselines: bool = True
     decompose: bool = True  # solve independent groups of services apart (lazy shared constraints)
     threads: int | None = None
+    latency_model: LatencyModel = "tight"  # lepton_sim/planner/latency.py; "bound": lepton_sim/planner/capacity.py
 
     def factor(self, key: PoolKey) -> float:
         """The scale on the modelled capacity of one line: its own factor times its service's."""

@@ -2,21 +2,24 @@
 
 A **candidate** is one way to run a deployment line (service, site, hardware, variant): a latency
 *tier* (the pool's budget is set by the farthest demand site it admits, so each distinct budget is
-a tier) with its capacity at every replica count. An **arc** routes one (service, demand site) to one
-candidate. A **resource** is a limit several candidates share: a site's slots of one hardware type,
-a link direction's bandwidth, a site's power budget.
+a tier) with its capacity at every replica count, from the options' latency model (`latency.py`:
+`tight`, exact or validated per queue kind, or `bound`, `capacity.py`). An **arc** routes one
+(service, demand site) to one candidate. A **resource** is a limit several candidates share: a
+site's slots of one hardware type, a link direction's bandwidth, a site's power budget.
 
 Pruned before any model is built (none of it can be in an optimal plan, or it is dominated):
 
 - variants below the accuracy floor, that the hardware cannot run, or whose weights do not fit;
 - per (service, site, hardware), a variant whose capacity is at most another's at every tier and
-  count (the other is as fast: same price, same routes, at least the capacity);
+  count (the other is as fast: same price, same routes, at least the capacity); under the tight
+  model every batch-1 variant but the fastest, before its tables are computed (`_fastest_single`);
 - a tier that a wider tier of the same line dominates: at every count it could use, the wider one
   carries as much of the near tier's demand (typical when one replica carries all of it);
-- arcs whose idle latency bound (network + max(w, T) + T) already misses the target, and tiers
-  nobody can use;
+- arcs whose idle latency (network + the idle pool's quantile, `latency.idle_floor_s`; under the
+  `bound` model, or for a batching pool, network + max(w, T) + T) already misses the target, and
+  tiers nobody can use;
 - replica counts above what serving all of a tier's admitted demand needs, and tiers whose full
-  slots carry under `NEGLIGIBLE` of their smallest admitted demand (budgets barely above 2T);
+  slots carry under `NEGLIGIBLE` of their smallest admitted demand (budgets barely above the floor);
 - resources that cannot bind: the most any optimal plan could use is within the limit.
 """
 from __future__ import annotations
@@ -29,9 +32,10 @@ from typing import Literal
 import numpy as np
 
 from lepton_sim.network import Topology
-from lepton_sim.planner.capacity import BatchProfile, CapacityTable, capacity_table, curve
+from lepton_sim.planner.capacity import BatchProfile, CapacityTable
 from lepton_sim.planner.demand import DemandKey, DemandRate, demand_rates
 from lepton_sim.planner.errors import Reason, Why
+from lepton_sim.planner.latency import capacity_table, feasible, idle_floor_s, with_distribution
 from lepton_sim.planner.options import PlanOptions, PoolKey
 from lepton_sim.planner.paths import NETWORK_SHARE, LinkDir, Path, Paths, message_bits, network_floor_s
 from lepton_sim.planner.variants import ProfileCache, allowed_variants, compression_order, profile
@@ -49,7 +53,7 @@ class Candidate:
     key: PoolKey
     tier: int  # 0 admits only the nearest demand sites (largest budget)
     budget_s: float  # what the pool may add to the latency at the pool's miss probability
-    curve_a: float
+    miss: float  # the pool's miss probability: the strictest of the routes it admits
     profile: BatchProfile
     table: CapacityTable  # counts 1..max_count
     factor: float
@@ -116,6 +120,12 @@ class Problem:
         """The pool's share of a route's miss probability (the links get the rest)."""
         return self.route_miss(service) * (1.0 - NETWORK_SHARE)
 
+    def arc_miss(self, service: str, path: Path) -> float:
+        """The pool's miss probability on one route: all of it on a route without links (tight model only)."""
+        if path.hops == 0 and self.options.latency_model == "tight":
+            return self.route_miss(service)
+        return self.pool_miss(service)
+
 
 def build_problem(scenario: Scenario, options: PlanOptions, variants: VariantPolicy = "best") -> Problem:
     """The planner's problem for `scenario`, pruned; `reasons` lists what cannot be served at all."""
@@ -127,7 +137,7 @@ def build_problem(scenario: Scenario, options: PlanOptions, variants: VariantPol
     cache = ProfileCache()
     for name, svc in scenario.services.items():
         runnable[name] = _runnable(scenario, name, svc, hosts, variants, reasons, cache)
-    paths = Paths(scenario, options.link_utilization, topology, _possible_routes(scenario, topology, hosts, runnable))
+    paths = Paths(scenario, options.link_utilization, topology, _possible_routes(scenario, options, topology, hosts, runnable))
     p = Problem(scenario, options, paths, demands, reasons=reasons)
     for key in demands:
         p.demand_keys_of_service[key[0]].append(key)
@@ -161,7 +171,8 @@ def _runnable(scenario: Scenario, name: str, svc: Service, hosts: dict[str, list
     pool_miss = (1.0 - svc.slo.percentile / 100.0) * (1.0 - NETWORK_SHARE)
     out: dict[str, dict[str, BatchProfile]] = {}
     for hw in hosts:
-        profs = {v: pr for v in allowed if (pr := profile(scenario, svc, scenario.hardware[hw], v, pool_miss, cache))}
+        profs = {v: with_distribution(pr, svc) for v in allowed
+                 if (pr := profile(scenario, svc, scenario.hardware[hw], v, pool_miss, cache))}
         if policy == "uncompressed" and profs:
             least = min(profs, key=lambda v: (compression_order(model.variants[v]), v))
             profs = {least: profs[least]}
@@ -174,17 +185,20 @@ def _runnable(scenario: Scenario, name: str, svc: Service, hosts: dict[str, list
     return out
 
 
-def _possible_routes(scenario: Scenario, topology: Topology, hosts: dict[str, list[tuple[str, int]]],
+def _possible_routes(scenario: Scenario, options: PlanOptions, topology: Topology, hosts: dict[str, list[tuple[str, int]]],
                      runnable: dict[str, dict[str, dict[str, BatchProfile]]]) -> list[tuple[str, str, str]]:
     """(service, demand site, pool site) whose floor (propagation, serialisation, idle pool) fits the target."""
     bits = message_bits(scenario)
     out = []
+    model = options.latency_model
     for name, by_hw in runnable.items():
         svc = scenario.services[name]
+        miss = 1.0 - svc.slo.percentile / 100.0  # the most a pool gets (a route without links): the lowest floor
         floor_at: dict[str, float] = {}
         for hw, profs in by_hw.items():
+            lowest = min(idle_floor_s(pr, miss, model) for pr in profs.values())
             for site, _ in hosts.get(hw, []):
-                floor_at[site] = min(floor_at.get(site, math.inf), min(pr.floor_s for pr in profs.values()))
+                floor_at[site] = min(floor_at.get(site, math.inf), lowest)
         for src in sorted({d.site for d in svc.demand}):
             for dst, pool_floor in floor_at.items():
                 route = topology.route(src, dst)
@@ -198,20 +212,22 @@ def _add_service(p: Problem, name: str, svc: Service, hosts: dict[str, list[tupl
     """Candidates and arcs of one service; a latency or capacity reason for each demand site left out."""
     demands = p.demands_of(name)
     slo_s = svc.slo.latency_ms / 1e3
-    pool_miss = p.pool_miss(name)
+    model = p.options.latency_model
     served: set[str] = set()
-    best_idle: dict[str, tuple[float, str]] = {}
+    best_idle: dict[str, tuple[float, str, float | None]] = {}  # idle latency, where, the bound's if batching
     for hw, sites in hosts.items():
         for site, cap in sites:
             for v, prof in runnable.get(hw, {}).items():
                 for d in demands:
                     path = p.paths.path(name, d.site, site, p.route_miss(name))
                     if path is not None:
-                        idle = path.latency_s + prof.floor_s
+                        floor = idle_floor_s(prof, p.arc_miss(name, path), model)
+                        idle = path.latency_s + floor
                         if d.site not in best_idle or idle < best_idle[d.site][0]:
                             best_idle[d.site] = (idle, f"{site}/{hw}/{v}: network {path.latency_s * 1e3:.2f} ms "
-                                                       f"+ idle pool {prof.floor_s * 1e3:.2f} ms")
-            served |= _add_line(p, name, site, hw, cap, runnable.get(hw, {}), demands, slo_s, pool_miss)
+                                                       f"+ idle pool {floor * 1e3:.2f} ms",
+                                                 path.latency_s + prof.floor_s if prof.max_batch > 1 else None)
+            served |= _add_line(p, name, site, hw, cap, runnable.get(hw, {}), demands, slo_s)
     for d in demands:
         if d.site in served:
             _capacity_precheck(p, d)
@@ -219,9 +235,12 @@ def _add_service(p: Problem, name: str, svc: Service, hosts: dict[str, list[tupl
         if d.site not in best_idle:
             msg = "no site holding hardware that runs this service is reachable over the network"
         else:
-            idle, where = best_idle[d.site]
+            idle, where, bound = best_idle[d.site]
             msg = (f"no site within the latency target: p{svc.slo.percentile:g} <= {svc.slo.latency_ms:g} ms, "
                    f"best achievable {idle * 1e3:.2f} ms ({where})")
+            if bound is not None and idle <= slo_s:  # only a batching pool's bound stands in the way
+                msg += (f"; the batching pools' queueing bound (lepton_sim/planner/capacity.py) needs at least "
+                        f"{bound * 1e3:.2f} ms (network + max(w, T) + T) for any rate")
         p.reasons.append(Reason(name, d.site, Why.LATENCY, msg))
 
 
@@ -231,16 +250,18 @@ class _Tier:
 
     index: int
     budget_s: float
-    a: float
+    miss: float
     admits: tuple[str, ...]
-    capacity: np.ndarray  # factor x the model's capacity at counts 1..site slots
+    capacity: np.ndarray  # factor x the model's capacity at counts 1..site slots (held at its last value past the need)
     table: CapacityTable
 
 
 def _add_line(p: Problem, name: str, site: str, hw: str, cap: int, profs: dict[str, BatchProfile],
-              demands: list[DemandRate], slo_s: float, pool_miss: float) -> set[str]:
+              demands: list[DemandRate], slo_s: float) -> set[str]:
     """Add the candidates of every non-dominated variant at (site, hw); return the demand sites they admit."""
-    tiers = {v: _tiers(p, (name, site, hw, v), prof, demands, slo_s, pool_miss, cap) for v, prof in profs.items()}
+    if p.options.latency_model == "tight":
+        profs = _fastest_single(p, profs)
+    tiers = {v: _tiers(p, (name, site, hw, v), prof, demands, slo_s, cap) for v, prof in profs.items()}
     tiers = {v: t for v, t in tiers.items() if t}
     if not tiers:
         return set()
@@ -263,27 +284,57 @@ def _add_line(p: Problem, name: str, site: str, hw: str, cap: int, profs: dict[s
     return admitted
 
 
-def _tiers(p: Problem, key: PoolKey, prof: BatchProfile, demands: list[DemandRate], slo_s: float, pool_miss: float,
+def _fastest_single(p: Problem, profs: dict[str, BatchProfile]) -> dict[str, BatchProfile]:
+    """Batch-1 variants (tight model) less one a faster variant dominates, before any table is computed.
+
+    At batch 1 every variant of a service has the same kind of service time (the override's, or the
+    fixed t(1)): with the same distribution the tables are equal, and a shorter fixed time shortens
+    every request's wait and service in a FIFO pool (sample path by sample path), so the variant with
+    the least mean has, at every budget and count, at least the capacity of the others.
+    """
+    singles = sorted((pr.single.mean_s, pr.batch_s, v) for v, pr in profs.items() if pr.max_batch == 1)
+    if len(singles) < 2:
+        return profs
+    keep = singles[0][2]
+    dropped = {v for _, _, v in singles[1:]}
+    p.pruned["variants dominated at a site and hardware"] += len(dropped)
+    assert keep not in dropped
+    return {v: pr for v, pr in profs.items() if v not in dropped}
+
+
+def _tiers(p: Problem, key: PoolKey, prof: BatchProfile, demands: list[DemandRate], slo_s: float,
            cap: int) -> list[_Tier]:
-    """The tiers of one line, widest budget (nearest demand sites only) first."""
+    """The tiers of one line, widest budget (nearest demand sites only) first.
+
+    A tier admits the sites whose budget is at least its level, and must meet each one's budget at
+    that site's miss probability. A route without links (budget the whole target, the whole miss)
+    is looser on both than any route with links, and routes with links share one miss, so the
+    tier's strictest requirement is its level at the smallest miss among the sites it admits.
+    """
     name, site = key[0], key[1]
+    model = p.options.latency_model
     budgets: dict[str, float] = {}
+    misses: dict[str, float] = {}
     for d in demands:
         path = p.paths.path(name, d.site, site, p.route_miss(name))
         if path is None:
             continue
-        if curve(prof, slo_s - path.latency_s, pool_miss) is None:
+        miss = p.arc_miss(name, path)
+        if not feasible(prof, slo_s - path.latency_s, miss, model):
             p.pruned["arcs: idle latency misses the target"] += 1
             continue
-        budgets[d.site] = slo_s - path.latency_s
+        budgets[d.site], misses[d.site] = slo_s - path.latency_s, miss
     factor = p.options.factor(key)
+    peak = {d.site: d.peak_rps for d in demands}
     out = []
     for i, level in enumerate(sorted(set(budgets.values()), reverse=True)):
-        a = curve(prof, level, pool_miss)
-        assert a is not None  # every level is some admitted site's budget
-        table = capacity_table(prof, a, cap)
-        capacity = factor * np.array(table.rps)
-        out.append(_Tier(i, level, a, tuple(sorted(s for s, b in budgets.items() if b >= level)), capacity, table))
+        admits = tuple(sorted(s for s, b in budgets.items() if b >= level))
+        miss = min(misses[s] for s in admits)
+        enough = sum(peak[s] for s in admits) / factor * (1 + 1e-9) if factor > 0 else math.inf
+        table = capacity_table(prof, level, miss, cap, model, enough)
+        assert table is not None  # every level is some admitted site's budget, feasible at its miss
+        capacity = factor * np.array(table.rps + (table.rps[-1],) * (cap - len(table.rps)))
+        out.append(_Tier(i, level, miss, admits, capacity, table))
     return out
 
 
@@ -295,7 +346,7 @@ def _add_candidate(p: Problem, key: PoolKey, t: _Tier, prof: BatchProfile, cap: 
     peak = {d.site: d for d in demands}
     need = _needed(t.capacity, sum(peak[s].peak_rps for s in t.admits))
     p.pruned["replica counts above the need"] += cap - need
-    c = Candidate(len(p.candidates), key, t.index, t.budget_s, t.a, prof, t.table.cut(need), factor, need, price,
+    c = Candidate(len(p.candidates), key, t.index, t.budget_s, t.miss, prof, t.table.cut(need), factor, need, price,
                   power_w, t.admits)
     p.candidates.append(c)
     p.candidates_of_service[name].append(c.index)

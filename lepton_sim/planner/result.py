@@ -2,7 +2,7 @@
 
 Every figure is recomputed from the chosen counts and flows (not read back from the solver's
 objective): replica cost at each type's price, egress on the mean rate, energy at busy power, and
-the latency bound of each route at its pool's planned peak load.
+the latency of each route at its pool's planned peak load (`latency.sojourn_quantile_s`).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from lepton_sim.planner.capacity import sojourn_bound_s
+from lepton_sim.planner.latency import sojourn_quantile_s
 from lepton_sim.planner.model import ModelSize
 from lepton_sim.planner.options import PoolKey
 from lepton_sim.planner.problem import Problem
@@ -33,7 +33,7 @@ class PoolPlan:
     planned_rps: float  # peak rate routed here
     capacity_rps: float  # the model's capacity at `count` (factor applied)
     budget_s: float  # latency the pool may add (its tier)
-    sojourn_s: float  # the bound at the planned rate
+    sojourn_s: float  # the pool's latency at its miss probability at the planned rate (a bound under `bound`)
     batch_s: float
     factor: float
     weights: dict[str, float]  # demand site -> fraction of that site's demand
@@ -45,7 +45,9 @@ class PoolPlan:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Predicted latency at the SLO percentile (a bound) for one service, overall and per demand site."""
+    """Predicted latency at the SLO percentile for one service, overall and per demand site: the network bound plus
+    the pool's latency at its share of the miss (exact or approximate per queue kind under the tight model, a bound
+    under `bound` and for batching pools)."""
 
     percentile: float
     slo_ms: float
@@ -130,7 +132,7 @@ def assemble(problem: Problem, counts: dict[int, int], flows: dict[int, float], 
     for ci in sorted(load, key=lambda i: problem.candidates[i].key):
         c, n = problem.candidates[ci], counts[ci]
         weights = {problem.arcs[ai].demand[1]: fractions[ai] for ai in problem.arcs_of_candidate[ci] if ai in fractions}
-        sojourn = sojourn_bound_s(c.profile, load[ci], n, problem.pool_miss(c.key[0]))
+        sojourn = sojourn_quantile_s(c.profile, load[ci], n, c.miss, problem.options.latency_model)
         pools.append(PoolPlan(c.key, n, load[ci], c.capacity_rps(n), c.budget_s, sojourn, c.profile.batch_s,
                               c.factor, weights))
     if len({p.key for p in pools}) != len(pools):

@@ -10,7 +10,7 @@ NO_BASELINES = PlanOptions(baselines=False)
 
 def test_planner_small_is_the_hand_solution(shipped) -> None:
     # Worked in scenarios/planner-small.yaml: vision on the edge orin ($0.10), text on 3 t4 + 1 l4
-    # at dc ($1.50 + $0.70) because three replicas carry 2951.2 < 3000 rps and the dc holds 3 t4.
+    # at dc ($1.50 + $0.70) because three replicas carry 2953.5 < 3000 rps (exact M/D/3) and the dc holds 3 t4.
     result = plan(shipped("planner-small.yaml"), NO_BASELINES)
     assert result.solve.status == PlanStatus.OPTIMAL and result.solve.gap == 0.0
     assert {p.id: p.count for p in result.pools} == {
@@ -20,7 +20,15 @@ def test_planner_small_is_the_hand_solution(shipped) -> None:
     text = result.routing["text"]["dc"]
     assert sum(text.values()) == pytest.approx(1.0, abs=1e-12)
     t4 = next(p for p in result.pools if p.id == "text@dc/t4/fp16")
-    assert t4.planned_rps <= t4.capacity_rps == pytest.approx(2951.199, rel=1e-5)
+    assert t4.planned_rps <= t4.capacity_rps == pytest.approx(2953.482, rel=1e-5)
+
+
+def test_planner_small_under_the_bound(shipped) -> None:
+    """The same plan under `--latency-model bound`, whose capacities the yaml comment also lists."""
+    result = plan(shipped("planner-small.yaml"), NO_BASELINES.with_(latency_model="bound"))
+    assert result.usd_per_hour == pytest.approx(2.30)
+    t4 = next(p for p in result.pools if p.id == "text@dc/t4/fp16")
+    assert t4.capacity_rps == pytest.approx(2951.199, rel=1e-5)
 
 
 def _two_sites(cost_per_gb: float) -> dict:
