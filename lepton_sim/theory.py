@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 
@@ -132,17 +133,22 @@ def mmc_sojourn_quantile(p: float, lam: float, mu: float, c: int) -> float:
         return 0.0
     if p == 1.0:
         return math.inf
-    target = 1.0 - p
-    lo, hi = 0.0, 1.0 / mu
-    while _mmc_sojourn_sf(hi, lam, mu, c) > target:
+    return sf_quantile(lambda t: _mmc_sojourn_sf(t, lam, mu, c), 1.0 - p, 1.0 / mu, 1e-12)
+
+
+def sf_quantile(sf: Callable[[float], float], miss: float, start: float, rel_tol: float) -> float:
+    """The least `t >= 0` with `sf(t) <= miss` for a non-increasing survival function, to `rel_tol`:
+    doubling from `start` (> 0) until it brackets, then bisection; returns the upper end."""
+    lo, hi = 0.0, start
+    while sf(hi) > miss:
         lo, hi = hi, 2.0 * hi
-    while hi - lo > 1e-12 * hi:
+    while hi - lo > rel_tol * hi:
         mid = 0.5 * (lo + hi)
-        if _mmc_sojourn_sf(mid, lam, mu, c) > target:
+        if sf(mid) > miss:
             lo = mid
         else:
             hi = mid
-    return 0.5 * (lo + hi)
+    return hi
 
 
 def mg1_mean_wait(lam: float, mean_s: float, scv: float) -> float:

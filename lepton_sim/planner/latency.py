@@ -339,13 +339,5 @@ def sojourn_quantile_s(profile: BatchProfile, rate_rps: float, count: int, miss:
         return theory.mmc_sojourn_quantile(1.0 - miss, rate_rps, 1.0 / dist.mean_s, count)
     if dist.kind == "deterministic":
         return theory.MDC(rate_rps, dist.mean_s, count).sojourn_quantile(1.0 - miss)
-    lo, hi = 0.0, max(dist.quantile(1.0 - miss), dist.mean_s)
-    while _mgc_sojourn_sf(dist, rate_rps, count, hi) > miss:
-        lo, hi = hi, 2.0 * hi
-    while hi - lo > 1e-9 * hi:
-        mid = 0.5 * (lo + hi)
-        if _mgc_sojourn_sf(dist, rate_rps, count, mid) > miss:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    return theory.sf_quantile(lambda t: _mgc_sojourn_sf(dist, rate_rps, count, t), miss,
+                              max(dist.quantile(1.0 - miss), dist.mean_s), 1e-9)
