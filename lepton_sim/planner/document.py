@@ -45,8 +45,13 @@ def assumptions(options: PlanOptions) -> dict[str, Any]:
         "capacity_linear_tolerance": LINEAR_TOLERANCE,
         "energy_usd_per_kwh": options.energy_usd_per_kwh,
         "power_budget_w": dict(options.power_budget_w),
-        "capacity_model": "per pool: Kingman bound on the queue of a batching pool (lepton_sim/planner/capacity.py); "
-                          "predicted latencies are upper bounds at the planned (peak) rates",
+        "latency_model": options.latency_model,
+        "capacity_model": ("per pool: exact M/M/c and M/D/c quantiles and a validated M/G/c approximation for pools "
+                           "of batch 1 (lepton_sim/planner/latency.py), a Kingman bound on the queue of a batching "
+                           "pool (lepton_sim/planner/capacity.py); predictions at the planned (peak) rates"
+                           if options.latency_model == "tight" else
+                           "per pool: Kingman bound on the queue (lepton_sim/planner/capacity.py); predicted "
+                           "latencies are upper bounds at the planned (peak) rates"),
         "burst": "mmpp, diurnal and trace demand planned at their peak rate (lepton_sim/planner/demand.py)",
         "time_limit_s": options.time_limit_s,
         "gap_tolerance": options.gap,

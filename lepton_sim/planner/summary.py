@@ -29,7 +29,7 @@ def print_plan(result: PlanResult, verified: Verified | None = None, console: Co
     print_table(c, "Pools (planned at peak rates)",
                 (Col("pool", "left"), Col("replicas", group="size"), Col("planned rps", group="size"),
                  Col("capacity rps", group="size"), Col("pool budget ms", group="latency"),
-                 Col("pool bound ms", group="latency"), Col("$/h", group="size")),
+                 Col("pool predicted ms", group="latency"), Col("$/h", group="size")),
                 [[p.id, str(p.count), _f(p.planned_rps, ".1f"), _f(p.capacity_rps, ".1f"), _f(p.budget_s * 1e3),
                   _f(p.sojourn_s * 1e3), _f(p.count * result.replica_usd_per_hour[p.key[2]], ".4f")]
                  for p in result.pools])
@@ -55,7 +55,7 @@ def print_plan(result: PlanResult, verified: Verified | None = None, console: Co
                 cells += [_f(chk.simulated_ms) if chk else "-", _f(chk.attainment, ".2%") if chk else "-",
                           "[green]yes[/green]" if ok else "[red]no[/red]"]
             rows.append(cells)
-    print_table(c, "Latency at the SLO percentile (ms): predicted bound" + (" vs simulated" if last else ""),
+    print_table(c, "Latency at the SLO percentile (ms): predicted" + (" vs simulated" if last else ""),
                 cols, rows)
 
     if verified is not None:

@@ -128,7 +128,8 @@ def check_section(doc: Mapping[str, Any]) -> Section:
     predicted = doc.get("predicted", {})
     verify = doc.get("verify")
     fig = Figure("plan-latency", "Predicted against simulated latency", latency_check_png(predicted, verify),
-                 "The planner's latency bound at each service's SLO percentile"
+                 "The planner's predicted latency at each service's SLO percentile ("
+                 + str(doc.get("assumptions", {}).get("capacity_model", "see plan.json's assumptions")) + ")"
                  + (" and the simulated latency of every verification round (a round that misses tightens the "
                     "capacity model and re-plans)." if verify else "; run plan --verify to simulate it."))
     rows = []
