@@ -1,0 +1,16 @@
+"""Say how to install what the tests need, instead of one import error per test module."""
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+REQUIRED = ("simpy", "pulp", "highspy", "numpy", "networkx", "matplotlib", "pydantic", "yaml", "rich",
+            "sklearn", "zstandard", "lz4", "pyarrow", "dask", "distributed", "hypothesis", "lepton_sim")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    missing = [name for name in REQUIRED if importlib.util.find_spec(name) is None]
+    if missing:
+        raise pytest.UsageError(f"this Python lacks {', '.join(missing)}: install the project and its development "
+                                "extras first (README): pip install -e \".[dev]\" && python -m pytest -q")
