@@ -16,14 +16,18 @@ contested and everything couples). `--monolithic` also solves each size as one
 model (HiGHS, no grouping), for comparison.
 
 Columns: candidates (pools after pruning), variables / integers / constraints (summed over the
-groups solved last), groups and lazy rounds, prep_s (scenario -> pruned problem), build_s (PuLP
-models), solve_s (solver calls), wall_s (build and solve), the plan's cost, gap, status.
+groups solved last), groups and lazy rounds, prep_s (scenario -> pruned problem, capacity tables
+included), tables_s (of which: simulating batching pools for measured tables), simulations and
+cache_hits (measured-table points simulated / read from the cache), build_s (PuLP models), solve_s
+(solver calls), wall_s (build and solve), the plan's cost, gap, status. With `--cache DIR` every
+size runs a second time reading its tables from DIR (`mode` "... (cached)").
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +35,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lepton_sim.planner.measured import STATS, MemoryStore  # noqa: E402
 from lepton_sim.planner.options import PlanOptions  # noqa: E402
 from lepton_sim.planner.problem import build_problem  # noqa: E402
 from lepton_sim.planner.search import solve_problem  # noqa: E402
 from lepton_sim.scenario import parse_scenario  # noqa: E402
+from lepton_sim.tablecache import DiskStore  # noqa: E402
 
 SIZES = {"small": (20, 10, 1), "medium": (100, 20, 1), "large": (500, 40, 1),
          "large-loose": (500, 40, 20)}  # services, sites, slot multiplier
@@ -125,14 +131,19 @@ def make_instance(n_services: int, n_sites: int, seed: int = 1, slots: int = 1) 
     }
 
 
-def run(size: str, solver: str, time_limit: float, gap: float | None, decompose: bool, seed: int) -> dict[str, Any]:
+def run(size: str, solver: str, time_limit: float, gap: float | None, decompose: bool, seed: int,
+        latency_model: str = "tight", cache: Path | None = None) -> dict[str, Any]:
     """Prepare, build and solve one generated instance; the row of the table."""
     n_services, n_sites, slots = SIZES[size]
     scenario = parse_scenario(make_instance(n_services, n_sites, seed=seed, slots=slots), file=f"<{size}>")
-    opts = PlanOptions(solver=solver, time_limit_s=time_limit, gap=gap, baselines=False, decompose=decompose)
+    opts = PlanOptions(solver=solver, time_limit_s=time_limit, gap=gap, baselines=False, decompose=decompose,
+                       latency_model=latency_model,  # type: ignore[arg-type]
+                       tables=DiskStore(cache) if cache is not None else MemoryStore())
+    before = replace(STATS)
     t0 = time.perf_counter()
     problem = build_problem(scenario, opts)
     prep_s = time.perf_counter() - t0
+    sim_s = STATS.seconds - before.seconds
     if problem.reasons:
         return {"size": size, "solver": solver, "error": f"{len(problem.reasons)} demands cannot be served"}
     t0 = time.perf_counter()
@@ -142,6 +153,7 @@ def run(size: str, solver: str, time_limit: float, gap: float | None, decompose:
             "mode": "grouped" if decompose else "one model", "candidates": len(problem.candidates),
             "arcs": len(problem.arcs), "variables": sol.size.variables, "integers": sol.size.integer_variables,
             "constraints": sol.size.constraints, "groups": sol.groups, "rounds": sol.rounds, "prep_s": prep_s,
+            "tables_s": sim_s, "simulations": STATS.trials - before.trials, "cache_hits": STATS.cached - before.cached,
             "build_s": sol.build_s, "solve_s": sol.solve_s, "wall_s": wall_s, "usd_per_hour": sol.objective,
             "gap": sol.gap, "status": sol.status.value}
 
@@ -154,12 +166,18 @@ def main() -> int:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--gap", type=float, default=None, help="stop at this relative gap (default: the solver's)")
     ap.add_argument("--monolithic", action="store_true", help="also solve each size as one model (HiGHS)")
+    ap.add_argument("--latency-model", choices=["tight", "bound"], default="tight")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="a table-cache directory: each size then runs twice, the second from the cache "
+                         "(default: tables in memory, measured afresh per run)")
     args = ap.parse_args()
     rows = []
     for size in args.sizes:
         for solver in args.solvers:
-            rows.append(run(size, solver, args.time_limit, args.gap, True, args.seed))
-            _print_row(rows[-1])
+            for again in (False, True) if args.cache is not None else (False,):
+                rows.append(run(size, solver, args.time_limit, args.gap, True, args.seed, args.latency_model, args.cache))
+                rows[-1]["mode"] += " (cached)" if again else ""
+                _print_row(rows[-1])
         if args.monolithic:
             rows.append(run(size, "highs", args.time_limit, args.gap, False, args.seed))
             _print_row(rows[-1])
@@ -167,7 +185,8 @@ def main() -> int:
 
 
 HEADER = ("size", "services", "sites", "solver", "mode", "candidates", "variables", "integers", "constraints",
-          "groups", "rounds", "prep_s", "build_s", "solve_s", "wall_s", "usd_per_hour", "gap", "status")
+          "groups", "rounds", "prep_s", "tables_s", "simulations", "cache_hits", "build_s", "solve_s", "wall_s",
+          "usd_per_hour", "gap", "status")
 _printed = False
 
 

@@ -1,13 +1,19 @@
 """Planner truth: plan cost against the exhaustive optimum on small generated instances.
 
-    python benchmarks/planner_truth.py                     # 36 instances: 12 exponential, 12 deterministic, 12 lognormal
+    python benchmarks/planner_truth.py                     # 32 instances: 8 per kind (4 kinds)
+    python benchmarks/planner_truth.py --kinds batching --per-kind 4
     python benchmarks/planner_truth.py --per-kind 4 --latency-model bound
 
 Each instance has one service, two sites (a datacenter and an edge site joined by a link) with
 demand at both, and at most three pools (two hardware types at the datacenter, one at the edge),
 each with at most 10 replicas. Service times: `exponential` and `lognormal` overrides (every
 hardware type as fast, prices differ), or `deterministic`: ResNet-50 fp32 at batch 1 on the
-roofline (L4, T4 and H100 at the datacenter, a Jetson AGX Orin at the edge: speeds and prices differ).
+roofline (L4, T4 and H100 at the datacenter, a Jetson AGX Orin at the edge: speeds and prices differ),
+or `batching`: the service batches (`batching: {max_batch: B, max_wait_ms: w}`, B in {4, 8, 16}, w in
+{0, 1, 2} ms) with a `service_time` override `{dist: deterministic, ms: d}`, d in 2..8 ms: the
+simulator draws one service time per batch, so a batch of any size takes d (`lepton_sim.sim.pools`);
+every hardware type is as fast, prices differ; the target is 2-4 times d + w, demand a few replicas'
+full-batch throughput B / d.
 
 The **exhaustive optimum** enumerates every replica count of every pool (within the site slots) in
 order of cost, and for each the demand sites every open pool serves; a pool serving a set of sites
@@ -33,12 +39,32 @@ a pool of `n` replicas can carry for a set of sites is decided, independently of
   target by about 1 %; so on lognormal instances a ratio within about 2 % of 1 is within the
   truth's own error. (With 6e4 requests a cv 1.5 pool of 6 replicas read 0.0107 where 2e6 give
   0.0080: too few.)
+- batching service: the project's simulator as well, never `lepton_sim.poolsim` or
+  `lepton_sim.planner.measured` (which the planner's tables come from): a one-pool scenario with the
+  service's batching and deterministic batch time at rate `lam`, `BATCH_REQUESTS` (1.5e5) requests,
+  same seed at every rate, meets the budget when its raw share of requests beyond it is at most
+  `miss` (no control variate: the batch time is fixed, so nothing but queueing and batch waits
+  misses). The capacity is the first crossing from below: a pool whose batch time exceeds the
+  budget, or that misses at 2 % of its full rate n B / d, carries nothing. Bisection to `SIM_REL`
+  (1 %) from a bracket of +-`BATCH_STEP` (2 %, doubling) around the planner's own measured figure
+  (a starting point only) and above the capacity for one replica fewer. Its sampling error: a miss
+  of ~1e-2 over 1.5e5 requests is ~1500 requests beyond the budget; bursts make them come in clumps,
+  but the miss rises steeply with the rate near capacity, so the rate moves little: the capacity of
+  three pools (1, 4 and 2 replicas; B 8 and 4) bisected with four seeds each spread by 1.0 %, 1.9 %
+  and 1.0 % (one or two bisection steps; 6e4 requests gave the same spread). The bisection stops at
+  the last rate that met the target, up to 1 % below the crossing, so the optimum is the optimum
+  of slightly smaller capacities: a ratio within about 2 % of 1 is within the truth's own error.
 
 It prints one row per instance (plan cost, optimum, ratio, planning wall time) and per kind and
 overall the median and worst ratio over the instances the planner planned, how many it called
 infeasible though a deployment exists ("falsely infeasible"), and how many have no deployment. A ratio below 1 on a lognormal instance means the planner's M/G/c
 approximation found a cheaper plan than simulation confirms (the approximation was optimistic).
-Figures only: nothing is asserted here (tests/planner/test_plan_exact.py asserts the exact kinds).
+Figures only: nothing is asserted here (tests/planner/test_plan_exact.py asserts the exact kinds;
+tests/planner/test_plan_truth_sim.py checks three of these instances by simulating whole deployments).
+
+Run time (2 cores, shared with other work): the default run (32 instances, seeds 100-107) took 20
+min; almost all of it is the simulated oracles (lognormal 17 min, 75-175 s an instance; batching
+3 min, 15-40 s an instance; the exact kinds seconds). `--kinds batching --per-kind 4`: 2 min.
 """
 from __future__ import annotations
 
@@ -69,8 +95,10 @@ from lepton_sim.scenario.schema import Scenario  # noqa: E402
 from lepton_sim.servicetime import batch_times  # noqa: E402
 from lepton_sim.sim import simulate  # noqa: E402
 
-KINDS = ("exponential", "deterministic", "lognormal")
+KINDS = ("exponential", "deterministic", "lognormal", "batching")
 SIM_REQUESTS = 200_000
+BATCH_REQUESTS = 150_000  # requests per simulated run of a batching pool (see the module docstring)
+BATCH_STEP = 0.02  # the first bracket step around the planner's figure for a batching pool
 SIM_REL = 1e-2
 MAX_GAP = 2e-5  # no pool is probed closer than this to utilisation 1 (as in the planner)
 
@@ -80,6 +108,8 @@ MAX_GAP = 2e-5  # no pool is probed closer than this to utilisation 1 (as in the
 def make_instance(seed: int, kind: str) -> dict[str, Any]:
     """One small instance (a scenario mapping) of the given service-time kind, drawn from `seed`."""
     rng = np.random.default_rng(seed)
+    if kind == "batching":
+        return _batching_instance(seed, rng)
     if kind == "deterministic":
         hardware = {"a": {"from": "nvidia-l4", "cost_per_hour": float(np.round(rng.uniform(0.5, 0.9), 2))},
                     "b": {"from": str(rng.choice(["nvidia-t4", "nvidia-h100-sxm"])),
@@ -122,29 +152,65 @@ def make_instance(seed: int, kind: str) -> dict[str, Any]:
     }
 
 
+def _batching_instance(seed: int, rng: np.random.Generator) -> dict[str, Any]:
+    """A batching service: one deterministic time `d` per batch of any size, every hardware as fast, prices differ."""
+    hardware = {h: {"kind": "cpu", "peak_tflops": {"fp32": 1.0}, "memory_bandwidth_gbps": 50, "memory_gb": 64,
+                    "power_w": 200, "idle_power_w": 100, "cost_per_hour": float(np.round(rng.uniform(lo, hi), 2))}
+                for h, (lo, hi) in {"a": (0.5, 1.0), "b": (0.3, 0.9), "e": (0.2, 1.2)}.items()}
+    max_batch = int(rng.choice([4, 8, 16]))
+    wait_ms = float(rng.choice([0.0, 1.0, 2.0]))
+    d_ms = float(rng.integers(2, 9))
+    slo_ms = float(np.round((d_ms + wait_ms) * rng.uniform(2.0, 4.0), 1))
+    full = max_batch / d_ms * 1e3  # one replica always busy with full batches, requests per second
+    dc_cap = {"a": int(rng.integers(2, 11)), "b": int(rng.integers(2, 11))}
+    return {
+        "name": f"truth-batching-{seed}", "seed": seed, "horizon": {"duration_s": 30, "warmup_s": 3},
+        "hardware": hardware,
+        "sites": {"dc": {"kind": "datacenter", "capacity": dc_cap},
+                  "edge": {"kind": "edge", "capacity": {"e": int(rng.integers(1, 5))}}},
+        "links": [{"between": ["edge", "dc"], "bandwidth_gbps": float(rng.choice([5.0, 10.0, 25.0])),
+                   "latency_ms": float(np.round(rng.uniform(0.5, 3.0), 2)),
+                   "cost_per_gb": float(rng.choice([0.0, 0.0, 0.01, 0.05]))}],
+        "models": {"m": {"layers": [{"op": "dense", "in": 64, "out": 64}],
+                         "input_bytes": int(rng.choice([2_000, 60_000])), "output_bytes": 500}},
+        "services": {"svc": {"model": "m", "slo": {"percentile": 99, "latency_ms": slo_ms},
+                             "service_time": {"dist": "deterministic", "ms": d_ms},
+                             "batching": {"max_batch": max_batch, "max_wait_ms": wait_ms},
+                             "demand": [{"site": "dc", "rate_rps": float(np.round(full * rng.uniform(0.5, 5.0)))},
+                                        {"site": "edge", "rate_rps": float(np.round(full * rng.uniform(0.2, 2.0)))}]}},
+    }
+
+
 # --- pool oracles: the largest rate at which n replicas keep P(T > budget) <= miss ----------------------
 
-Dist = tuple[str, float, float]  # (kind, mean seconds, cv)
+Dist = tuple[str, float, float, int, float]  # (kind, mean seconds, cv, max_batch, max_wait seconds)
 
 
 def service_dist(s: Scenario, service: str, hw: str) -> Dist:
-    """What one request's service time is in the simulator for this service on this hardware (batch 1)."""
+    """What one batch's service time is in the simulator for this service on this hardware, and its batching.
+
+    Without an override the roofline's batch-1 time (the roofline instances do not batch). The
+    simulator draws one `service_time` per batch, whatever its size (`lepton_sim.sim.pools.Pool`).
+    """
     svc = s.services[service]
     st = svc.service_time
+    b = (svc.batching.max_batch, svc.batching.max_wait_ms / 1e3)
     if st is None:
         model = s.models[svc.model]
         variant = (svc.variants or list(model.variants))[0]
-        return ("deterministic", batch_times(model, model.variants[variant], s.hardware[hw], 1).times_s[0], 0.0)
+        assert b[0] == 1, "roofline instances do not batch"
+        return ("deterministic", batch_times(model, model.variants[variant], s.hardware[hw], 1).times_s[0], 0.0, *b)
     if st.dist == "deterministic":
-        return ("deterministic", st.ms / 1e3, 0.0)
+        return ("deterministic", st.ms / 1e3, 0.0, *b)
     if st.dist == "exponential":
-        return ("exponential", st.mean_ms / 1e3, 1.0)
-    return ("lognormal", st.mean_ms / 1e3, st.cv)
+        return ("exponential", st.mean_ms / 1e3, 1.0, *b)
+    return ("lognormal", st.mean_ms / 1e3, st.cv, *b)
 
 
 def theory_capacity(dist: Dist, n: int, budget_s: float, miss: float) -> float:
-    """By bisection on the utilisation with the closed forms (exponential, deterministic)."""
-    kind, mean, _ = dist
+    """By bisection on the utilisation with the closed forms (exponential, deterministic; batch 1)."""
+    kind, mean = dist[0], dist[1]
+    assert dist[3] == 1
 
     def misses(rho: float) -> bool:
         lam = rho * n / mean
@@ -169,22 +235,27 @@ def theory_capacity(dist: Dist, n: int, budget_s: float, miss: float) -> float:
     return lo * n / mean
 
 
-def _one_pool(dist: Dist, n: int, lam: float, budget_s: float, seed: int) -> dict[str, Any]:
-    kind, mean, cv = dist
-    st = {"dist": "lognormal", "mean_ms": mean * 1e3, "cv": cv}
-    duration = SIM_REQUESTS / lam
+def _one_pool(dist: Dist, n: int, lam: float, budget_s: float, seed: int,
+              requests: int = SIM_REQUESTS) -> dict[str, Any]:
+    """A scenario of one site and one pool of `n` replicas at Poisson rate `lam`, for about `requests` requests."""
+    kind, mean, cv, max_batch, max_wait_s = dist
+    st: dict[str, Any] = ({"dist": "deterministic", "ms": mean * 1e3} if kind == "deterministic" else
+                          {"dist": kind, "mean_ms": mean * 1e3, **({"cv": cv} if kind == "lognormal" else {})})
+    batching = {"batching": {"max_batch": max_batch, "max_wait_ms": max_wait_s * 1e3}} if max_batch > 1 else {}
+    duration = requests / lam
     return {"name": "pool", "seed": seed, "horizon": {"duration_s": duration, "warmup_s": duration / 20},
             "hardware": {"x": {"kind": "cpu", "peak_tflops": {"fp32": 1.0}, "memory_bandwidth_gbps": 50,
                                "memory_gb": 64, "power_w": 200, "idle_power_w": 100, "cost_per_hour": 1.0}},
             "sites": {"s": {"capacity": {"x": n}}},
             "models": {"m": {"layers": [{"op": "dense", "in": 64, "out": 64}], "input_bytes": 100, "output_bytes": 100}},
             "services": {"q": {"model": "m", "slo": {"percentile": 99, "latency_ms": budget_s * 1e3},
-                               "service_time": st, "demand": [{"site": "s", "rate_rps": lam}]}},
+                               "service_time": st, **batching, "demand": [{"site": "s", "rate_rps": lam}]}},
             "deployment": {"replicas": [{"service": "q", "site": "s", "hardware": "x", "variant": "fp32", "count": n}]}}
 
 
-def _raw_miss(dist: Dist, n: int, lam: float, budget_s: float, seed: int) -> float:
-    s = parse_scenario(_one_pool(dist, n, lam, budget_s, seed), file="<pool>")
+def _raw_miss(dist: Dist, n: int, lam: float, budget_s: float, seed: int, requests: int = SIM_REQUESTS) -> float:
+    """The share of requests the simulated pool keeps beyond `budget_s` (no correction)."""
+    s = parse_scenario(_one_pool(dist, n, lam, budget_s, seed, requests), file="<pool>")
     m = build_metrics(s, simulate(s))
     return 1.0 - m["services"]["q"]["slo_attainment"]
 
@@ -210,29 +281,55 @@ def simulated_miss(dist: Dist, n: int, lam: float, budget_s: float, seed: int = 
 def simulation_capacity(dist: Dist, n: int, budget_s: float, miss: float, guess: float | None = None,
                         at_least: float = 0.0) -> float:
     """The largest rate the simulator keeps within the budget, by bisection to SIM_REL (common random numbers)."""
-    full = n / dist[1]
     if 1.0 - _lognormal_cdf(dist, budget_s) > miss:
         return 0.0
-    ok, bad = 0.0, full * (1.0 - MAX_GAP)
+    return _bisect(lambda lam: simulated_miss(dist, n, lam, budget_s) <= miss, n / dist[1], guess, at_least, 0.05)
+
+
+def batching_capacity(dist: Dist, n: int, budget_s: float, miss: float, guess: float | None = None,
+                      at_least: float = 0.0, seed: int = 11) -> float:
+    """The largest rate at which the simulator keeps a batching pool's raw miss within `miss` (bisection, CRN).
+
+    The first crossing from below: a pool that misses at 2 % of its full rate (or whose batch time
+    alone exceeds the budget) carries nothing. `guess` (the planner's figure) only centres the bracket.
+    """
+    kind, mean, _, max_batch, _ = dist
+    assert kind == "deterministic" and max_batch > 1
+    full = n * max_batch / mean  # n replicas always busy with full batches
+
+    def ok(lam: float) -> bool:
+        return _raw_miss(dist, n, lam, budget_s, seed, BATCH_REQUESTS) <= miss
+
+    if budget_s < mean:
+        return 0.0
+    if not guess or guess <= 0.0:  # the planner thinks the pool carries nothing: look from low load up
+        if not ok(0.02 * full):
+            return 0.0
+        return _bisect(ok, full, 0.02 * full, max(at_least, 0.02 * full), 1.0)
+    return _bisect(ok, full, guess, at_least, BATCH_STEP)
+
+
+def _bisect(ok: Callable[[float], bool], full: float, guess: float | None, at_least: float, step: float) -> float:
+    """Bracket the largest rate where `ok` holds around `guess` (rates in (0, full)), then bisect to SIM_REL."""
+    ok_x, bad = 0.0, full * (1.0 - MAX_GAP)
     x = min(max(guess or 0.5 * full, 0.02 * full, at_least * (1 + SIM_REL)), 0.995 * full)
-    step = 0.05
     while True:  # bracket around the guess
-        if simulated_miss(dist, n, x, budget_s) <= miss:
-            ok = x
+        if ok(x):
+            ok_x = x
             x = min(x * (1 + step), 0.5 * (x + full))
         else:
             bad = x
             x = x / (1 + step)
         step *= 2
-        if ok > 0 and bad < full * (1.0 - MAX_GAP) or x < 1e-3 * full:
+        if ok_x > 0 and bad < full * (1.0 - MAX_GAP) or x < 1e-3 * full:
             break
-    while bad - ok > SIM_REL * bad:
-        mid = 0.5 * (ok + bad)
-        if simulated_miss(dist, n, mid, budget_s) <= miss:
-            ok = mid
+    while bad - ok_x > SIM_REL * bad:
+        mid = 0.5 * (ok_x + bad)
+        if ok(mid):
+            ok_x = mid
         else:
             bad = mid
-    return ok
+    return ok_x
 
 
 def _lognormal_cdf(dist: Dist, x: float) -> float:
@@ -377,6 +474,24 @@ def planner_guess(options: PlanOptions) -> PoolOracle:
     return guess
 
 
+def planner_batching_guess(options: PlanOptions) -> PoolOracle:
+    """The planner's own measured capacity of a batching pool (the bracket's centre only; its tables are
+    already in the planner's memory from the plan, so this costs little)."""
+    from lepton_sim.planner.capacity import BatchProfile, ServiceDist
+    from lepton_sim.planner.latency import capacity_table
+
+    def guess(dist: Dist, n: int, budget: float, miss: float) -> float:
+        kind, mean, cv, max_batch, max_wait_s = dist
+        sd = ServiceDist(kind, mean, cv)  # type: ignore[arg-type]
+        prof = BatchProfile(mean, mean, max_batch, max_wait_s, "service_time override", sd)
+        try:
+            table = capacity_table(prof, budget, miss, n, "tight", store=options.tables)
+        except Exception:  # noqa: BLE001 - a guess only
+            return 0.0
+        return 0.0 if table is None else table.at(n)
+    return guess
+
+
 def run_one(seed: int, kind: str, options: PlanOptions) -> dict[str, Any]:
     s = parse_scenario(make_instance(seed, kind), file=f"<truth {kind} {seed}>")
     t0 = time.perf_counter()
@@ -385,13 +500,14 @@ def run_one(seed: int, kind: str, options: PlanOptions) -> dict[str, Any]:
     except Infeasible:
         cost = math.inf
     wall = time.perf_counter() - t0
-    if kind == "lognormal":
-        guess = planner_guess(options)
+    if kind in ("lognormal", "batching"):
+        guess = (planner_guess if kind == "lognormal" else planner_batching_guess)(options)
+        search = simulation_capacity if kind == "lognormal" else batching_capacity
         found: dict[tuple[Dist, int, float, float], float] = {}
 
         def oracle(d: Dist, n: int, b: float, m: float) -> float:
             below = max((v for (d2, n2, b2, m2), v in found.items() if (d2, b2, m2) == (d, b, m) and n2 < n), default=0.0)
-            found[(d, n, b, m)] = simulation_capacity(d, n, b, m, guess(d, n, b, m), below)
+            found[(d, n, b, m)] = search(d, n, b, m, guess(d, n, b, m), below)
             return found[(d, n, b, m)]
     else:
         oracle = theory_capacity  # type: ignore[assignment]
@@ -403,7 +519,7 @@ def run_one(seed: int, kind: str, options: PlanOptions) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--per-kind", type=int, default=12, help="instances per service-time kind (default 12)")
+    ap.add_argument("--per-kind", type=int, default=8, help="instances per service-time kind (default 8)")
     ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     ap.add_argument("--latency-model", choices=["tight", "bound"], default="tight")
     ap.add_argument("--seed", type=int, default=100, help="first instance seed")

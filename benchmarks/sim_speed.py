@@ -25,8 +25,8 @@ CASES = {"M/M/c (mmc-8)": ROOT / "scenarios" / "queueing" / "mmc-8.yaml",
 def run_one(path: str, n: int) -> dict:
     """In this process: simulate `path` stretched to about `n` requests; report speed and peak RSS."""
     from lepton_sim.scenario import load_scenario
+    from lepton_sim.scenario.rates import mean_rate
     from lepton_sim.sim import simulate
-    from lepton_sim.sim.arrivals import mean_rate
 
     s = load_scenario(path)
     rate = sum(mean_rate(d) for svc in s.services.values() for d in svc.demand)

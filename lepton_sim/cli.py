@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=cmd_check)
 
     from lepton_sim.kernels_cli import register as register_kernels
-    from lepton_sim.planner.cli import register as register_plan
+    from lepton_sim.verification.cli import register as register_plan
     from lepton_sim.report.cli import register as register_report
     from lepton_sim.sweeps.cli import register as register_sweep
 

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from lepton_sim.scenario import parse_scenario
+from lepton_sim.scenario.rates import mean_rate
 from lepton_sim.scenario.schema import Scenario
 from lepton_sim.sim import simulate
-from lepton_sim.sim.arrivals import arrival_times, mean_rate
+from lepton_sim.sim.arrivals import arrival_times
 
 FIRST_S = 100.0  # the trace's own offset
 N_STAMPS = 251

@@ -45,12 +45,13 @@ it lies below, and linear in the MILP). The MILP writes any non-decreasing table
 ordered increments (`lepton_sim.planner.model`); convexity is not needed for that.
 
 **Where it is used.** This bound is the `bound` latency model (`--latency-model bound`) for every
-pool, and under the default `tight` model (`lepton_sim.planner.latency`) only for batching pools
-(`max_batch > 1`); pools of batch 1 get exact M/M/c and M/D/c tables there, and a validated M/G/c
-approximation. `ServiceDist` records what the simulator draws a batch's time from, for that model.
+pool; the default `tight` model (`lepton_sim.planner.latency`) gives pools of batch 1 exact M/M/c
+and M/D/c tables and a validated M/G/c approximation, and measures batching pools by simulation
+(`lepton_sim.planner.measured`, which still uses this bound to skip simulating rates under it). `ServiceDist` records what the simulator draws a batch's time from, for that model.
 
-**Tightening.** A per-pool factor `f <= 1` scales `cap` (the verify loop lowers it when simulation
-misses a target).
+**Verification.** A per-pool factor `f` scales `cap` under every latency model: the verify loop
+(`lepton_sim.verification`) lowers it below 1 where simulation misses a target and raises it above
+1 where simulation shows slack.
 """
 from __future__ import annotations
 
@@ -115,6 +116,7 @@ class BatchProfile:
     max_wait_s: float
     source: str  # "roofline", "measured" or "service_time override"
     dist: ServiceDist | None = None  # one batch's time as the simulator draws it; None: t(1), fixed
+    times_s: tuple[float, ...] | None = None  # t(1..max_batch), fixed (roofline or measured; None for overrides)
 
     @property
     def single(self) -> ServiceDist:
@@ -201,13 +203,14 @@ class CapacityTable:
 
     rps: tuple[float, ...]
     linear: bool
+    rel_se: float | None = None  # measured tables: the largest relative sampling error of an entry
 
     def at(self, count: int) -> float:
         return 0.0 if count < 1 else self.rps[min(count, len(self.rps)) - 1]
 
     def cut(self, max_count: int) -> CapacityTable:
         """The table for at most `max_count` replicas."""
-        return CapacityTable(self.rps[:max_count], self.linear)
+        return CapacityTable(self.rps[:max_count], self.linear, self.rel_se)
 
 
 def capacity_table(profile: BatchProfile, a: float, max_count: int, tol: float = LINEAR_TOLERANCE) -> CapacityTable:

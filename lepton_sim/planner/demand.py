@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lepton_sim.scenario.rates import mean_rate
 from lepton_sim.scenario.schema import MMPP, Constant, Demand, Diurnal, Poisson, Scenario, Trace
-from lepton_sim.sim.arrivals import mean_rate
 
 TRACE_WINDOW_S = 1.0
 

@@ -41,13 +41,13 @@ it (`paths.py`, a union bound) and the pool the rest (`Problem.arc_miss`).
   p99.9 down to -19 % at utilisation 0.92. Against the project's own simulator:
   `tests/planner/test_latency.py::test_mgc_against_the_simulator`, and
   `benchmarks/planner_truth.py` on whole plans.
-- **Batching pools** (`max_batch > 1`): no closed form. The capacity stays the Kingman bound of
-  `capacity.py` (a later phase measures tables by simulation), but the idle floor is the true one:
-  a request alone in an idle pool waits `max_wait_ms` for a batch that does not fill and is then
-  served alone, so the least it can take at the pool's percentile is `w + ` the `(1 - m)`-quantile
-  of one batch of one (`idle_floor_s`), not the bound's `max(w, T) + T`. That floor is what an
-  infeasibility reports as the best achievable; where only the bound stands between it and the
-  target the reason says so (`problem._add_service`), since no rate fits under the bound then.
+- **Batching pools** (`max_batch > 1`): no closed form. Capacity tables are **measured** by
+  simulating the pool alone with the engine's dispatch rule (`lepton_sim.planner.measured`: common
+  random numbers, bisection, a stated sampling error, a cache), and a plan's predicted latency for
+  such a pool is the same simulation at its planned rate. Its idle floor is exact: a request alone
+  in an idle pool waits `max_wait_ms` for a batch that does not fill and is then served alone, so
+  the least it can take at the pool's percentile is `w + ` the `(1 - m)`-quantile of one batch of
+  one (`idle_floor_s`), not the bound's `max(w, T) + T`; any budget above it is met at low rates.
 
 **Shape.** Adding a replica never slows a FIFO pool, so `cap(c)` is non-decreasing (the table takes
 a running maximum to make that exact under rounding), but it is neither concave nor convex in
@@ -60,7 +60,8 @@ miss), and only the fastest batch-1 variant of a line gets one (`problem._fastes
 
 **What is not exact.** Arrivals are Poisson at the planned peak (constant arrivals are smoother; a
 link's FIFO queue ahead of the pool changes the stream slightly); the M/G/c rule above; and the
-batching bound. The `bound` model (`--latency-model bound`) keeps `capacity.py` for every pool.
+measured tables' sampling error. The `bound` model (`--latency-model bound`) keeps `capacity.py`
+for every pool.
 """
 from __future__ import annotations
 
@@ -74,10 +75,11 @@ from lepton_sim import theory
 from lepton_sim.planner.capacity import BatchProfile, CapacityTable, ServiceDist, curve, sojourn_bound_s
 from lepton_sim.planner.capacity import capacity_table as bound_table
 from lepton_sim.planner.capacity import erfc as _erfc
+from lepton_sim.planner.measured import TableStore, measured_capacities, simulated_quantile_s
 from lepton_sim.planner.options import LatencyModel
 from lepton_sim.scenario.schema import Deterministic, Exponential, Service
 
-QueueKind = Literal["M/M/c", "M/D/c", "M/G/c", "batching bound"]
+QueueKind = Literal["M/M/c", "M/D/c", "M/G/c", "batching (simulated)"]
 
 REL_TOL = 1e-10  # capacities are found to this relative precision, and rounded down
 MIN_GAP = 2e-5  # a capacity search never probes utilisation above 1 - MIN_GAP (the M/D/c pmf grows as 1/gap)
@@ -105,7 +107,7 @@ def with_distribution(profile: BatchProfile, service: Service) -> BatchProfile:
 def queue_kind(profile: BatchProfile) -> QueueKind:
     """Which closed form (or bound) the tight model uses for a pool with this profile."""
     if profile.max_batch > 1:
-        return "batching bound"
+        return "batching (simulated)"
     kinds: dict[str, QueueKind] = {"deterministic": "M/D/c", "exponential": "M/M/c", "lognormal": "M/G/c"}
     return kinds[profile.single.kind]
 
@@ -303,25 +305,29 @@ def tight_capacities(profile: BatchProfile, budget_s: float, miss: float, max_co
 
 def feasible(profile: BatchProfile, budget_s: float, miss: float, model: LatencyModel = "tight") -> bool:
     """Whether some positive rate keeps the pool within `budget_s` at `miss` under the model."""
-    if model == "bound" or profile.max_batch > 1:
+    if model == "bound":
         return curve(profile, budget_s, miss) is not None
     return budget_s > idle_floor_s(profile, miss, model)
 
 
 def capacity_table(profile: BatchProfile, budget_s: float, miss: float, max_count: int, model: LatencyModel = "tight",
-                   enough_rps: float = math.inf) -> CapacityTable | None:
+                   enough_rps: float = math.inf, store: TableStore | None = None) -> CapacityTable | None:
     """The pool's capacity at 1..max_count replicas (or fewer: up to the first count carrying `enough_rps`).
 
-    None when no rate fits the budget. The `bound` model, and batching pools under the tight one, use
-    `capacity.py` (its line-or-table rule included); the tight model's exact tables are linear only
-    when they are exactly the line `c cap(1)`.
+    None when no rate fits the budget. The `bound` model uses `capacity.py` (its line-or-table rule
+    included); the tight model's batching pools are measured (`measured.py`, kept in `store`), and
+    its exact tables are linear only when they are exactly the line `c cap(1)`.
     """
     if not feasible(profile, budget_s, miss, model):
         return None
-    if model == "bound" or profile.max_batch > 1:
+    if model == "bound":
         a = curve(profile, budget_s, miss)
         assert a is not None
         return bound_table(profile, a, max_count)
+    if profile.max_batch > 1:
+        entries = measured_capacities(profile, budget_s, miss, max_count, enough_rps, store, idle_floor_s(profile, miss))
+        errors = [e.rel_se for e in entries if e.rel_se is not None]
+        return CapacityTable(tuple(e.rate_rps for e in entries), False, max(errors) if errors else None)
     caps = tight_capacities(profile, budget_s, miss, max_count, enough_rps)
     linear = all(abs(v - (i + 1) * caps[0]) <= 1e-12 * v for i, v in enumerate(caps))
     return CapacityTable(tuple(caps), linear)
@@ -329,9 +335,11 @@ def capacity_table(profile: BatchProfile, budget_s: float, miss: float, max_coun
 
 def sojourn_quantile_s(profile: BatchProfile, rate_rps: float, count: int, miss: float,
                        model: LatencyModel = "tight") -> float:
-    """The pool's latency at miss probability `miss` under the model: exact or approximate (tight), a bound (batching, bound)."""
-    if model == "bound" or profile.max_batch > 1:
+    """The pool's latency at miss probability `miss` under the model: exact, approximate or simulated (tight), a bound."""
+    if model == "bound":
         return sojourn_bound_s(profile, rate_rps, count, miss)
+    if profile.max_batch > 1:
+        return simulated_quantile_s(profile, rate_rps, count, miss)
     dist = profile.single
     if count < 1 or rate_rps * dist.mean_s >= count:
         return math.inf

@@ -40,6 +40,7 @@ class PlanOptions:
     decompose: bool = True  # solve independent groups of services apart (lazy shared constraints)
     threads: int | None = None
     latency_model: LatencyModel = "tight"  # lepton_sim/planner/latency.py; "bound": lepton_sim/planner/capacity.py
+    tables: Any = None  # where measured capacity tables are kept (planner.measured.TableStore); None: in memory
 
     def factor(self, key: PoolKey) -> float:
         """The scale on the modelled capacity of one line: its own factor times its service's."""

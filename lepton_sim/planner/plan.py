@@ -5,6 +5,7 @@ from dataclasses import replace
 
 from lepton_sim.planner.baselines import Baseline, greedy_baseline, single_type_baselines
 from lepton_sim.planner.errors import Infeasible
+from lepton_sim.planner.measured import STATS, Stats
 from lepton_sim.planner.options import PlanOptions
 from lepton_sim.planner.problem import build_problem
 from lepton_sim.planner.result import PlanResult, SolveInfo, assemble
@@ -20,6 +21,7 @@ def plan(scenario: Scenario, options: PlanOptions = PlanOptions()) -> PlanResult
     baseline that beats a time-limited MILP incumbent (all are feasible under the same model) is
     returned instead, marked as such, with the gap against the MILP's bound.
     """
+    before = replace(STATS)
     problem = build_problem(scenario, options)
     if problem.reasons:
         raise Infeasible(problem.reasons)
@@ -27,6 +29,7 @@ def plan(scenario: Scenario, options: PlanOptions = PlanOptions()) -> PlanResult
     info = SolveInfo(sol.status, sol.solver, sol.solve_s, sol.build_s, sol.gap, sol.bound, sol.size, sol.groups,
                      sol.rounds)
     result = assemble(problem, sol.counts, sol.flows, info)
+    result = replace(result, tables=_table_stats(problem, before))
     if not options.baselines:
         return result
     baselines = [greedy_baseline(build_problem(scenario, options, variants="uncompressed"))]
@@ -36,6 +39,17 @@ def plan(scenario: Scenario, options: PlanOptions = PlanOptions()) -> PlanResult
     if best is not None and best.plan is not None and best.plan.usd_per_hour < result.usd_per_hour - 1e-9:
         result = _adopt(result, best)
     return result
+
+
+def _table_stats(problem, before: Stats) -> dict:
+    """What the measured capacity tables of this plan cost and how precise they are (plan.json `tables`)."""
+    errors = [c.table.rel_se for c in problem.candidates if c.table.rel_se is not None]
+    return {"measured_candidates": sum(1 for c in problem.candidates if c.profile.max_batch > 1
+                                       and problem.options.latency_model == "tight"),
+            "entries": STATS.entries - before.entries, "simulations": STATS.trials - before.trials,
+            "cache_hits": STATS.cached - before.cached, "simulation_s": round(STATS.seconds - before.seconds, 3),
+            "worst_rel_se": max(errors) if errors else None,
+            "median_rel_se": sorted(errors)[len(errors) // 2] if errors else None}
 
 
 def _adopt(result: PlanResult, best: Baseline) -> PlanResult:

@@ -16,8 +16,7 @@ Pruned before any model is built (none of it can be in an optimal plan, or it is
 - a tier that a wider tier of the same line dominates: at every count it could use, the wider one
   carries as much of the near tier's demand (typical when one replica carries all of it);
 - arcs whose idle latency (network + the idle pool's quantile, `latency.idle_floor_s`; under the
-  `bound` model, or for a batching pool, network + max(w, T) + T) already misses the target, and
-  tiers nobody can use;
+  `bound` model network + max(w, T) + T) already misses the target, and tiers nobody can use;
 - replica counts above what serving all of a tier's admitted demand needs, and tiers whose full
   slots carry under `NEGLIGIBLE` of their smallest admitted demand (budgets barely above the floor);
 - resources that cannot bind: the most any optimal plan could use is within the limit.
@@ -214,7 +213,7 @@ def _add_service(p: Problem, name: str, svc: Service, hosts: dict[str, list[tupl
     slo_s = svc.slo.latency_ms / 1e3
     model = p.options.latency_model
     served: set[str] = set()
-    best_idle: dict[str, tuple[float, str, float | None]] = {}  # idle latency, where, the bound's if batching
+    best_idle: dict[str, tuple[float, str]] = {}  # idle latency, where
     for hw, sites in hosts.items():
         for site, cap in sites:
             for v, prof in runnable.get(hw, {}).items():
@@ -225,8 +224,7 @@ def _add_service(p: Problem, name: str, svc: Service, hosts: dict[str, list[tupl
                         idle = path.latency_s + floor
                         if d.site not in best_idle or idle < best_idle[d.site][0]:
                             best_idle[d.site] = (idle, f"{site}/{hw}/{v}: network {path.latency_s * 1e3:.2f} ms "
-                                                       f"+ idle pool {floor * 1e3:.2f} ms",
-                                                 path.latency_s + prof.floor_s if prof.max_batch > 1 else None)
+                                                       f"+ idle pool {floor * 1e3:.2f} ms")
             served |= _add_line(p, name, site, hw, cap, runnable.get(hw, {}), demands, slo_s)
     for d in demands:
         if d.site in served:
@@ -235,12 +233,9 @@ def _add_service(p: Problem, name: str, svc: Service, hosts: dict[str, list[tupl
         if d.site not in best_idle:
             msg = "no site holding hardware that runs this service is reachable over the network"
         else:
-            idle, where, bound = best_idle[d.site]
+            idle, where = best_idle[d.site]
             msg = (f"no site within the latency target: p{svc.slo.percentile:g} <= {svc.slo.latency_ms:g} ms, "
                    f"best achievable {idle * 1e3:.2f} ms ({where})")
-            if bound is not None and idle <= slo_s:  # only a batching pool's bound stands in the way
-                msg += (f"; the batching pools' queueing bound (lepton_sim/planner/capacity.py) needs at least "
-                        f"{bound * 1e3:.2f} ms (network + max(w, T) + T) for any rate")
         p.reasons.append(Reason(name, d.site, Why.LATENCY, msg))
 
 
@@ -331,7 +326,7 @@ def _tiers(p: Problem, key: PoolKey, prof: BatchProfile, demands: list[DemandRat
         admits = tuple(sorted(s for s, b in budgets.items() if b >= level))
         miss = min(misses[s] for s in admits)
         enough = sum(peak[s] for s in admits) / factor * (1 + 1e-9) if factor > 0 else math.inf
-        table = capacity_table(prof, level, miss, cap, model, enough)
+        table = capacity_table(prof, level, miss, cap, model, enough, p.options.tables)
         assert table is not None  # every level is some admitted site's budget, feasible at its miss
         capacity = factor * np.array(table.rps + (table.rps[-1],) * (cap - len(table.rps)))
         out.append(_Tier(i, level, miss, admits, capacity, table))

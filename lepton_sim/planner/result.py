@@ -98,6 +98,7 @@ class PlanResult:
     arcs: int
     replica_usd_per_hour: dict[str, float]  # per hardware type: price plus energy
     baselines: tuple[Any, ...] = field(default=())
+    tables: dict[str, Any] = field(default_factory=dict)  # measured capacity tables: entries, trials, cache hits, error
 
     @property
     def usd_per_hour(self) -> float:

@@ -1,11 +1,17 @@
-"""The readable summary `plan` prints: chosen pools, routing, predicted vs simulated, baselines, solve figures."""
+"""The readable summary `plan` prints: chosen pools, routing, predicted (vs simulated) latency, baselines.
+
+Simulated figures come from above the planner (`lepton_sim.verification`), as any objects with
+`simulated_ms`, `attainment` and `met`: the planner does not depend on the simulator.
+"""
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
 
 from rich.console import Console
 
 from lepton_sim.planner.errors import Infeasible
 from lepton_sim.planner.result import PlanResult
-from lepton_sim.planner.verify import Verified
 from lepton_sim.termtable import Col, print_table
 from lepton_sim.termtable import console as make_console
 
@@ -14,7 +20,24 @@ def _f(v: float | None, fmt: str = ".2f") -> str:
     return "-" if v is None else format(v, fmt)
 
 
-def print_plan(result: PlanResult, verified: Verified | None = None, console: Console | None = None) -> None:
+class Simulated(Protocol):
+    """A simulated verdict at the SLO percentile, for a service or one of its demand sites."""
+
+    @property
+    def simulated_ms(self) -> float | None: ...
+
+    @property
+    def attainment(self) -> float | None: ...
+
+    @property
+    def met(self) -> bool: ...
+
+
+def print_plan(result: PlanResult, console: Console | None = None, *,
+               simulated: Mapping[str, Simulated] | None = None,
+               simulated_by_site: Mapping[str, Mapping[str, Simulated]] | None = None,
+               baselines: bool = True) -> None:
+    """The plan's figures and tables; with `simulated`, the latency table compares; baselines last (or apart)."""
     c = console or make_console()
     s = result.solve
     gap = "-" if s.gap is None else f"{s.gap:.4%}"
@@ -40,13 +63,14 @@ def print_plan(result: PlanResult, verified: Verified | None = None, console: Co
                  for name, sites in result.routing.items() for site, pools in sites.items()
                  for pid, frac in sorted(pools.items(), key=lambda kv: -kv[1])])
 
-    last = verified.final if verified is not None else None
+    last = simulated is not None
+    by_site = simulated_by_site or {}
     cols = [Col("service / demand site", "left", wrap=True), Col("SLO"), Col("predicted")]
     cols += [Col("simulated"), Col("attained"), Col("met")] if last else []
     rows = []
     for name, pred in result.predicted.items():
-        lines = [(f"[bold]{name}[/bold]", pred.latency_ms, last.services.get(name) if last else None)]
-        lines += [(f"  from {site}", ms, last.by_site.get(name, {}).get(site) if last else None)
+        lines = [(f"[bold]{name}[/bold]", pred.latency_ms, simulated.get(name) if simulated is not None else None)]
+        lines += [(f"  from {site}", ms, by_site.get(name, {}).get(site))
                   for site, ms in pred.by_site.items()] if len(pred.by_site) > 1 else []
         for label, ms, chk in lines:
             cells = [label, f"p{pred.percentile:g}<={pred.slo_ms:g}", _f(ms)]
@@ -58,13 +82,13 @@ def print_plan(result: PlanResult, verified: Verified | None = None, console: Co
     print_table(c, "Latency at the SLO percentile (ms): predicted" + (" vs simulated" if last else ""),
                 cols, rows)
 
-    if verified is not None:
-        for r in verified.rounds:
-            missed = [n for n, chk in r.services.items() if not chk.met]
-            tight = ", ".join(f"{name}'s pools to x{f:.3g} of the modelled capacity" for name, f in r.tightened.items())
-            c.print(f"verify round {r.index}: ${r.plan.usd_per_hour:.4f}/h, "
-                    + ("every SLO met" if not missed else f"missed: {', '.join(missed)}; tightened {tight or '-'}"))
+    if baselines:
+        print_baselines(result, c)
 
+
+def print_baselines(result: PlanResult, console: Console | None = None) -> None:
+    """The baselines' cost and what the plan saves against each."""
+    c = console or make_console()
     if result.baselines:
         rows = []
         for b in result.baselines:

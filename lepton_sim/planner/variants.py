@@ -67,7 +67,8 @@ def profile(scenario: Scenario, service: Service, hw: HardwareSpec, variant: str
     times = cache.times[key]
     if times is None:
         return None
-    return BatchProfile(max(times.times_s), times.times_s[0], b.max_batch, b.max_wait_ms / 1e3, times.source)
+    return BatchProfile(max(times.times_s), times.times_s[0], b.max_batch, b.max_wait_ms / 1e3, times.source,
+                        times_s=tuple(times.times_s))
 
 
 def _override_s(st: Deterministic | Exponential | Lognormal, miss: float) -> float:

@@ -1,5 +1,6 @@
 """The report of a plan directory: the chosen deployment and compression levels, the baselines it beat,
-predicted against simulated latency, and, when the verifying run was written there, its run sections."""
+predicted against simulated latency, the verify rounds and the local-optimality certificate, and, when
+the verifying run was written there, its run sections."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -33,10 +34,16 @@ def plan_report(run_dir: Path) -> Report:
     if verify:
         facts += (("verified by simulation", f"{'all SLOs met' if verify['met'] else 'SLO missed'}, "
                                              f"{len(verify['rounds'])} round(s)"),)
+        cert = verify.get("certificate")
+        if cert:
+            facts += (("final deployment from", _FROM.get(str(verify.get("final_from")), "the MILP")),
+                      ("local-optimality certificate", _certificate_state(cert)))
     shape = _shape(run_dir, doc, data)
     colours = site_colours(shape["sites"])
     sections = [topology_section(shape, metrics, colours=colours), deployment_section(doc),
                 baselines_section(doc), check_section(doc)]
+    if verify and "action" in (verify.get("rounds") or [{}])[0]:
+        sections.append(verify_section(verify))
     if metrics is not None:
         sections += [latency_section(metrics, data, colours), utilisation_section(metrics, colours),
                      cost_section(metrics, colours)]
@@ -124,14 +131,24 @@ def _saving(plan_usd: float, baseline_usd: float | None) -> str:
     return f"{100 * (1 - plan_usd / baseline_usd):.1f} %"
 
 
+def _simulated_rounds(verify: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """`verify` with only the rounds that simulated a new deployment (a certificate pass that adopted none repeats
+    the deployment it certified)."""
+    if not verify:
+        return None
+    return {**verify, "rounds": [r for r in verify.get("rounds", [])
+                                 if r.get("action") != "certificate" or r.get("kept")]}
+
+
 def check_section(doc: Mapping[str, Any]) -> Section:
     predicted = doc.get("predicted", {})
-    verify = doc.get("verify")
+    verify = _simulated_rounds(doc.get("verify"))
     fig = Figure("plan-latency", "Predicted against simulated latency", latency_check_png(predicted, verify),
                  "The planner's predicted latency at each service's SLO percentile ("
                  + str(doc.get("assumptions", {}).get("capacity_model", "see plan.json's assumptions")) + ")"
-                 + (" and the simulated latency of every verification round (a round that misses tightens the "
-                    "capacity model and re-plans)." if verify else "; run plan --verify to simulate it."))
+                 + (" and the simulated latency of every verification round that simulated a new deployment (a "
+                    "miss tightens the capacity model, slack relaxes it, and each re-plans)." if verify
+                    else "; run plan --verify to simulate it."))
     rows = []
     for name, p in predicted.items():
         for r in (verify or {}).get("rounds", [{"round": "-", "services": {}}]):
@@ -141,6 +158,43 @@ def check_section(doc: Mapping[str, Any]) -> Section:
                          pct(s.get("attainment")), "-" if "met" not in s else ("yes" if s["met"] else "no")))
     table = Table("", ("service", "round", "SLO", "predicted ms", "simulated ms", "within SLO", "met"), tuple(rows))
     return Section("Predicted against simulated latency", (fig, table))
+
+
+_FROM = {"milp": "the MILP", "local search": "the certificate's local search"}
+
+
+def _certificate_state(cert: Mapping[str, Any]) -> str:
+    return "holds" if cert.get("holds") else ("incomplete" if not cert.get("complete") else "does not hold")
+
+
+def _entry_detail(e: Mapping[str, Any]) -> str:
+    if e.get("outcome") == "misses":
+        return "; ".join(f"{m['service']} p{fmt(m['percentile'])} {fmt(m['simulated_ms'])} ms > {fmt(m['slo_ms'])} ms"
+                         for m in e.get("missed", []))
+    return "every SLO met" if e.get("outcome") == "verifies" else str(e.get("note", ""))
+
+
+def verify_section(verify: Mapping[str, Any]) -> Section:
+    """Every round (its action, cost, verdict and what the loop made of it) and the certificate's entries."""
+    rounds = tuple((str(r["round"]), str(r.get("action", "")), _usd(r.get("usd_per_hour")),
+                    "every SLO met" if r.get("met") else
+                    "missed: " + ", ".join(n for n, s in r.get("services", {}).items() if not s.get("met")),
+                    str(r.get("note", ""))) for r in verify.get("rounds", []))
+    blocks: list[Block] = [Table("Verify rounds", ("round", "action", "US$ per hour", "SLOs", "outcome"), rounds,
+                                 "plan: the first plan; tighten: re-planned after a miss with less capacity assumed "
+                                 "of the services that missed; relax: re-planned with more capacity assumed of "
+                                 "services with slack, kept when cheaper and verified; certificate: every "
+                                 "deployment one replica cheaper simulated.")]
+    cert = verify.get("certificate")
+    if cert:
+        entries = tuple((e["pool"], fmt(e["replicas"]), _usd(e.get("saved_usd_per_hour")), str(e["outcome"]),
+                         _entry_detail(e)) for e in cert.get("entries", []))
+        note = (f"Final deployment from {_FROM.get(str(verify.get('final_from')), 'the MILP')} "
+                f"(round {verify.get('final_round')}), "
+                f"seed {cert.get('seed')}. " + str(cert.get("note", "")))
+        blocks.append(Table(f"Local-optimality certificate: {_certificate_state(cert)}",
+                            ("pool", "replicas", "one fewer saves", "outcome", "detail"), entries, note.strip()))
+    return Section("Verification rounds and certificate", tuple(blocks))
 
 
 def _infeasible_report(doc: Mapping[str, Any]) -> Report:

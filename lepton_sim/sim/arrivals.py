@@ -11,7 +11,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from lepton_sim.scenario.rates import mean_rate, mmpp_mean, trace_mean
 from lepton_sim.scenario.schema import MMPP, Constant, Demand, Diurnal, Poisson, Trace
+
+# mean_rate is shared with the planner, so it lives below both; it stays importable from here
+__all__ = ["arrival_times", "mean_rate"]
 
 BLOCK = 4096
 
@@ -32,18 +36,6 @@ def arrival_times(demand: Demand, rng: np.random.Generator) -> Iterator[float]:
     raise TypeError(f"unknown arrival kind {a!r}")
 
 
-def mean_rate(demand: Demand) -> float:
-    """The long-run mean arrival rate (requests per second) of a demand line."""
-    if demand.rate_rps is not None:
-        return float(demand.rate_rps)
-    a = demand.arrival
-    if isinstance(a, MMPP):
-        return _mmpp_mean(a)
-    if isinstance(a, Trace):
-        return _trace_mean(a.times_s)
-    raise ValueError("rate_rps missing")
-
-
 def _poisson(rate: float, rng: np.random.Generator) -> Iterator[float]:
     t = 0.0
     scale = 1.0 / rate
@@ -62,13 +54,9 @@ def _constant(rate: float, rng: np.random.Generator) -> Iterator[float]:
         k += 1
 
 
-def _mmpp_mean(a: MMPP) -> float:
-    return sum(r * d for r, d in zip(a.rates_rps, a.mean_dwell_s)) / sum(a.mean_dwell_s)
-
-
 def _mmpp(a: MMPP, rate_rps: float | None, rng: np.random.Generator) -> Iterator[float]:
     """States visited in cyclic order; dwell times exponential; Poisson arrivals within a state."""
-    scale = 1.0 if rate_rps is None else rate_rps / _mmpp_mean(a)
+    scale = 1.0 if rate_rps is None else rate_rps / mmpp_mean(a)
     rates = [r * scale for r in a.rates_rps]
     n = len(rates)
     weights = np.asarray(a.mean_dwell_s) / sum(a.mean_dwell_s)
@@ -102,10 +90,6 @@ def _diurnal(a: Diurnal, rate: float, rng: np.random.Generator) -> Iterator[floa
         t = float(cand[-1])
 
 
-def _trace_mean(times: tuple[float, ...]) -> float:
-    return (len(times) - 1) / (times[-1] - times[0]) if times[-1] > times[0] else float("inf")
-
-
 def _trace(a: Trace, rate_rps: float | None) -> Iterator[float]:
     """The trace's stamps; with `rate_rps`, its gaps scaled by its mean rate / rate_rps.
 
@@ -117,7 +101,7 @@ def _trace(a: Trace, rate_rps: float | None) -> Iterator[float]:
     times = np.asarray(a.times_s, dtype=float)
     first, n = float(times[0]), len(times)
     if rate_rps is not None and times[-1] > first:  # a trace all at one instant has no rate to scale
-        times = first + (times - first) * (_trace_mean(a.times_s) / rate_rps)
+        times = first + (times - first) * (trace_mean(a.times_s) / rate_rps)
     span = float(times[-1]) - first
     period = span + span / max(n - 1, 1)
     offset = 0.0

@@ -1,8 +1,9 @@
 """What a sweep runs per point: each mode maps (scenario, seed) to the documents its metrics come from.
 
-`simulate` gives metrics.json; `plan` and `plan+verify` give what the planner's
-`plan_outputs` gives: plan.json (an infeasible point is an answer, not a failure: status
-``infeasible`` with the reasons) and, verified, the metrics.json of the last round's simulation.
+`simulate` gives metrics.json; `plan` and `plan+verify` give what
+`lepton_sim.verification.document.plan_outputs` gives: plan.json (an infeasible point is an answer,
+not a failure: status ``infeasible`` with the reasons) and, verified, the metrics.json of the final
+deployment's simulation (the verify loop of `plan --verify`, with its default rounds).
 """
 from __future__ import annotations
 
@@ -27,16 +28,21 @@ def run_simulate(scenario: Scenario, seed: int) -> Outputs:
 
 def run_plan(scenario: Scenario, seed: int) -> Outputs:
     """plan.json of the cheapest deployment (the planner is deterministic: `seed` is unused)."""
-    from lepton_sim.planner.document import plan_outputs
+    from lepton_sim.planner.options import PlanOptions
+    from lepton_sim.tablecache import default_store
+    from lepton_sim.verification.document import plan_outputs
 
-    return plan_outputs(scenario, seed, with_verify=False)
+    return plan_outputs(scenario, seed, with_verify=False, options=PlanOptions(tables=default_store()))
 
 
 def run_plan_verify(scenario: Scenario, seed: int) -> Outputs:
-    """plan.json with its plan-simulate-tighten rounds, and the last round's metrics.json (simulated with `seed`)."""
-    from lepton_sim.planner.document import plan_outputs
+    """plan.json with its verify rounds and certificate, and the final deployment's metrics.json (simulated with
+    `seed`)."""
+    from lepton_sim.planner.options import PlanOptions
+    from lepton_sim.tablecache import default_store
+    from lepton_sim.verification.document import plan_outputs
 
-    return plan_outputs(scenario, seed, with_verify=True)
+    return plan_outputs(scenario, seed, with_verify=True, options=PlanOptions(tables=default_store()))
 
 
 MODES: dict[str, Callable[[Scenario, int], Outputs]] = {

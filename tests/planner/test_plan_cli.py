@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from lepton_sim.cli import main as lepton_main
-from lepton_sim.planner.cli import main, register
+from lepton_sim.verification.cli import main, register
 from lepton_sim.scenario import load_scenario
 
 from planner_helpers import ROOT, small
@@ -22,17 +22,21 @@ def test_register_adds_the_command() -> None:
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["plan", "x.yaml", "--solver", "cbc", "--time-limit", "5", "--gap", "0.01", "--verify",
-                              "--rounds", "2", "--seed", "4", "--out", "d"])
-    assert (args.solver, args.time_limit, args.gap, args.verify, args.rounds, args.seed, args.out) == \
-        ("cbc", 5.0, 0.01, True, 2, 4, "d")
+                              "--rounds", "2", "--verify-time", "30", "--seed", "4", "--out", "d"])
+    assert (args.solver, args.time_limit, args.gap, args.verify, args.rounds, args.verify_time, args.seed,
+            args.out) == ("cbc", 5.0, 0.01, True, 2, 30.0, 4, "d")
+    assert parser.parse_args(["plan", "x.yaml"]).rounds == 6
 
 
 def test_plan_out_verify_and_simulate_the_planned_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "plan"
     assert main(["plan", str(ROOT / "scenarios" / "default.yaml"), "--verify", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    for heading in ("Pools", "Routing", "predicted", "simulated", "Baselines", "greedy", "verify round 1"):
+    captured = capsys.readouterr()
+    printed = captured.out
+    for heading in ("Pools", "Routing", "predicted", "simulated", "Baselines", "greedy", "Verify rounds",
+                    "Local-optimality certificate"):
         assert heading in printed
+    assert "verify round 1 plan:" in captured.err  # each round as it happens
     doc = json.loads((out / "plan.json").read_text())
     assert set(PLAN_KEYS) <= set(doc) and doc["status"] == "optimal" and doc["gap"] == 0.0
     assert doc["verify"]["met"] and doc["verify"]["rounds"][0]["services"]["detect"]["simulated_ms"] > 0
@@ -85,7 +89,8 @@ def test_infeasible_exits_1_with_the_reasons(tmp_path: Path, capsys: pytest.Capt
     assert doc["status"] == "infeasible" and doc["reasons"][0]["reason"] == "accuracy"
 
 
-@pytest.mark.parametrize("flags", [["--gap", "1.5"], ["--time-limit", "-1"], ["--rounds", "0"], ["--solver", "glpk"]])
+@pytest.mark.parametrize("flags", [["--gap", "1.5"], ["--time-limit", "-1"], ["--rounds", "0"], ["--solver", "glpk"],
+                                   ["--verify-time", "0"]])
 def test_bad_flags_exit_2(flags: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["plan", str(ROOT / "scenarios" / "planner-small.yaml"), *flags])
@@ -98,7 +103,7 @@ def test_missing_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_plan_outputs_for_sweeps(shipped) -> None:
-    from lepton_sim.planner.document import plan_outputs
+    from lepton_sim.verification.document import plan_outputs
 
     out = plan_outputs(shipped("planner-small.yaml"), 3, with_verify=True)
     assert out["plan"]["status"] == "optimal" and out["plan"]["verify"]["met"]

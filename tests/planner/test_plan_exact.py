@@ -25,10 +25,10 @@ import yaml
 
 from lepton_sim.planner import Infeasible, PlanOptions, plan
 from lepton_sim.planner.capacity import CapacityTable
-from lepton_sim.planner.cli import main
+from lepton_sim.verification.cli import main
 from lepton_sim.planner.problem import build_problem
 from lepton_sim.planner.search import solve_problem
-from lepton_sim.planner.verify import check_plan
+from lepton_sim.verification.checks import check_plan
 from lepton_sim.scenario import parse_scenario
 
 from planner_helpers import ROOT

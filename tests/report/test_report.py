@@ -159,7 +159,7 @@ def test_plan_report_shows_deployment_baselines_and_the_check(plan_dir: Path, tm
 def test_a_plan_with_its_verifying_run_beside_it_adds_the_run_sections(plan_dir: Path, tmp_path: Path) -> None:
     import shutil
 
-    from lepton_sim.planner.document import plan_outputs
+    from lepton_sim.verification.document import plan_outputs
     from lepton_sim.scenario import load_scenario
 
     shutil.copytree(plan_dir, tmp_path / "p")

@@ -1,11 +1,17 @@
 """`lepton-sim plan`: `register(subparsers)` adds the command; `cmd_plan` runs it.
 
-    plan SCENARIO [--solver highs|cbc] [--latency-model tight|bound] [--time-limit S] [--gap G] [--verify] [--rounds N]
-         [--seed N] [--out DIR]
+    plan SCENARIO [--solver highs|cbc] [--latency-model tight|bound] [--time-limit S] [--gap G] [--verify]
+         [--rounds N] [--verify-time S] [--seed N] [--out DIR]
 
-Exit codes: 0 a plan (verified, with --verify, when every SLO was met in simulation); 1 infeasible
-(the reasons by name on stderr and in plan.json), no plan within the time limit, or SLOs still
-missed after the verify rounds; 2 bad input.
+It lives with verification, above both the planner and the simulator, because `--verify`
+simulates the plan (`lepton_sim.verification.loop`). With `--verify`, each round prints a line on
+stderr as it happens; the final deployment (the last verified one, which the certificate's
+descent may have taken replicas off), its checks, the rounds and the certificate go to stdout, and
+the deployment, `usd_per_hour` and scenario.planned.yaml written are that final deployment's.
+
+Exit codes: 0 a plan (verified, with --verify, when the final deployment met every SLO in
+simulation); 1 infeasible (the reasons by name on stderr and in plan.json), no plan within the
+time limit, or SLOs still missed after the verify rounds; 2 bad input.
 """
 from __future__ import annotations
 
@@ -34,9 +40,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="seconds for building and solving the MILP (a stopped run is reported feasible with its gap)")
     p.add_argument("--gap", type=fraction, metavar="G", help="stop at this relative optimality gap (e.g. 0.01)")
     p.add_argument("--verify", action="store_true",
-                   help="simulate the plan; tighten and re-plan services that miss their SLO")
-    p.add_argument("--rounds", type=int_at_least(1), default=3, metavar="N", help="verify rounds at most (default 3)")
+                   help="simulate the plan; tighten services that miss their SLO and relax those with slack, "
+                        "re-planning each time; then check that no deployment one replica cheaper meets every SLO")
+    p.add_argument("--rounds", type=int_at_least(1), default=6, metavar="N",
+                   help="verify rounds at most, certificate passes included (default 6)")
+    p.add_argument("--verify-time", type=positive_float, metavar="S",
+                   help="seconds for the whole verify loop: no new round or certificate check after that")
     p.add_argument("--seed", type=int_at_least(0), metavar="N", help="simulation seed (default: the scenario's)")
+    p.add_argument("--no-table-cache", action="store_true",
+                   help="measure batching pools' capacity tables in memory only (default: cached on disk under "
+                        "$LEPTON_SIM_CACHE, else ~/.cache/lepton-sim; LEPTON_SIM_CACHE=off also disables it)")
     p.add_argument("--out", metavar="DIR", help="write DIR/plan.json and DIR/scenario.planned.yaml")
     p.set_defaults(func=cmd_plan)
     return p
@@ -49,16 +62,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from lepton_sim.planner.output import write_plan, write_planned_scenario
     from lepton_sim.planner.plan import plan
     from lepton_sim.planner.summary import print_infeasible, print_plan
-    from lepton_sim.planner.verify import verify
     from lepton_sim.scenario import load_scenario
+    from lepton_sim.verification.deployment import deployment_mapping
+    from lepton_sim.verification.document import verified_document
+    from lepton_sim.verification.loop import verify
+    from lepton_sim.verification.summary import print_verified, progress_printer
 
     out_dir = make_out_dir(args.out) if args.out is not None else None
     scenario = load_scenario(args.scenario)
+    from lepton_sim.tablecache import default_store
     options = scenario_options(scenario, PlanOptions(solver=args.solver, time_limit_s=args.time_limit, gap=args.gap,
-                                                         latency_model=args.latency_model))
+                                                     latency_model=args.latency_model,
+                                                     tables=None if args.no_table_cache else default_store()))
     try:
         if args.verify:
-            verified = verify(scenario, options, rounds=args.rounds, seed=args.seed)
+            verified = verify(scenario, options, rounds=args.rounds, seed=args.seed, time_limit_s=args.verify_time,
+                              progress=progress_printer())
             result = verified.final.plan
         else:
             verified, result = None, plan(scenario, options)
@@ -67,13 +86,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if out_dir is not None:
             write_plan(out_dir, infeasible_document(scenario.name, exc, options))
         raise
-    print_plan(result, verified)
+    if verified is None:
+        print_plan(result)
+    else:
+        print_verified(verified)
     if out_dir is not None:
-        plan_path = write_plan(out_dir, plan_document(result, options, verified))
-        yaml_path = write_planned_scenario(out_dir, scenario, result.deployment(), Path(args.scenario))
+        if verified is None:
+            doc, deployment = plan_document(result, options), result.deployment()
+        else:
+            doc = verified_document(scenario, verified, options, args.rounds, args.verify_time)
+            deployment = deployment_mapping(verified.final.lines)
+        plan_path = write_plan(out_dir, doc)
+        yaml_path = write_planned_scenario(out_dir, scenario, deployment, Path(args.scenario))
         print(f"wrote {plan_path} and {yaml_path}")
     if verified is not None and not verified.met:
-        missed = [n for n, c in verified.final.services.items() if not c.met]
+        missed = verified.final.missed()
         raise RunError(f"the plan still misses the SLO of {', '.join(missed)} in simulation after "
                        f"{len(verified.rounds)} round(s) (see the verify rounds above; try --rounds)")
     return 0

@@ -1,0 +1,83 @@
+"""One simulation of a deployment, read as a verdict per service and demand site.
+
+The deployment is written into the scenario (`weighted` routing, the plan's fractions) and
+simulated once with the given seed. Every deployment the loop compares is simulated with the same
+seed: the random streams are named per demand line and pool, so two deployments that differ in one
+pool see the same arrivals (common random numbers), and a difference in latency is the pools', not
+the dice's.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lepton_sim.metrics import build_metrics
+from lepton_sim.planner.result import PlanResult
+from lepton_sim.scenario.schema import Scenario
+from lepton_sim.sim import simulate
+from lepton_sim.verification.deployment import Line, deployed_scenario, lines_of
+
+
+@dataclass(frozen=True)
+class Check:
+    """Predicted against simulated latency at the SLO percentile, for a service or one of its demand sites."""
+
+    predicted_ms: float | None  # None where the deployment is not the plan's (the planner predicted another)
+    simulated_ms: float | None
+    attainment: float | None
+    met: bool
+
+
+@dataclass(frozen=True)
+class Simulated:
+    """The verdicts of one simulation and the metrics.json they were read from."""
+
+    services: dict[str, Check]
+    by_site: dict[str, dict[str, Check]]
+    metrics: dict[str, Any]
+
+    @property
+    def met(self) -> bool:
+        return all(c.met for c in self.services.values())
+
+    def missed(self) -> list[str]:
+        return [name for name, c in self.services.items() if not c.met]
+
+
+def check_lines(scenario: Scenario, lines: Sequence[Line], seed: int, result: PlanResult | None = None) -> Simulated:
+    """Simulate `lines`; per service and demand site, simulated latency against the plan's prediction.
+
+    `result`'s predictions are attached to the services whose pools are exactly the plan's (the
+    planner predicted nothing about a deployment it did not choose).
+    """
+    planned = deployed_scenario(scenario, lines)
+    metrics = build_metrics(planned, simulate(planned, seed))
+    own = _by_service(lines_of(result)) if result is not None else {}
+    mine = _by_service(lines)
+    services: dict[str, Check] = {}
+    by_site: dict[str, dict[str, Check]] = {}
+    for name, m in metrics["services"].items():
+        pred = result.predicted.get(name) if result is not None and own.get(name) == mine.get(name) else None
+        services[name] = _check(pred.latency_ms if pred else None, m)
+        by_site[name] = {site: _check(pred.by_site.get(site) if pred else None, ms)
+                         for site, ms in m["by_site"].items()}
+    return Simulated(services, by_site, metrics)
+
+
+def check_plan(scenario: Scenario, result: PlanResult,
+               seed: int) -> tuple[dict[str, Check], dict[str, dict[str, Check]], dict[str, Any]]:
+    """Simulate the plan once: per service and per demand site, predicted vs simulated; and the metrics."""
+    s = check_lines(scenario, lines_of(result), seed, result)
+    return s.services, s.by_site, s.metrics
+
+
+def _by_service(lines: Sequence[Line]) -> dict[str, list[tuple[Any, ...]]]:
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for line in lines:
+        out.setdefault(line.service, []).append((line.key, line.count, tuple(sorted(line.weights.items()))))
+    return out
+
+
+def _check(predicted: float | None, m: Mapping[str, Any]) -> Check:
+    return Check(predicted, m["slo"]["latency_at_percentile_ms"], m["slo_attainment"], bool(m["slo"]["met"]))
