@@ -120,9 +120,7 @@ def make_instance(seed: int, kind: str) -> dict[str, Any]:
         slo_ms = float(rng.integers(8, 25))
         scale = 1.0
     else:
-        hardware = {h: {"kind": "cpu", "peak_tflops": {"fp32": 1.0}, "memory_bandwidth_gbps": 50, "memory_gb": 64,
-                        "power_w": 200, "idle_power_w": 100, "cost_per_hour": float(np.round(rng.uniform(lo, hi), 2))}
-                    for h, (lo, hi) in {"a": (0.5, 1.0), "b": (0.3, 0.9), "e": (0.2, 1.2)}.items()}
+        hardware = _cpu_hardware(rng)
         model = {"layers": [{"op": "dense", "in": 64, "out": 64}], "input_bytes": int(rng.choice([2_000, 60_000])),
                  "output_bytes": 500}
         mean_ms = float(rng.choice([2.0, 4.0, 6.0]))
@@ -136,15 +134,9 @@ def make_instance(seed: int, kind: str) -> dict[str, Any]:
             p99 = math.exp(mu + 2.3263 * sigma)  # the service time's own p99: the idle pool's
             slo_ms = float(np.round(p99 * rng.uniform(1.25, 2.2), 1))
         scale = 2.0 / mean_ms
-    dc_cap = {"a": int(rng.integers(2, 11)), "b": int(rng.integers(2, 11))}
     return {
         "name": f"truth-{kind}-{seed}", "seed": seed, "horizon": {"duration_s": 30, "warmup_s": 3},
-        "hardware": hardware,
-        "sites": {"dc": {"kind": "datacenter", "capacity": dc_cap},
-                  "edge": {"kind": "edge", "capacity": {"e": int(rng.integers(1, 5))}}},
-        "links": [{"between": ["edge", "dc"], "bandwidth_gbps": float(rng.choice([5.0, 10.0, 25.0])),
-                   "latency_ms": float(np.round(rng.uniform(0.5, 3.0), 2)),
-                   "cost_per_gb": float(rng.choice([0.0, 0.0, 0.01, 0.05]))}],
+        "hardware": hardware, **_two_sites(rng),
         "models": {"m": model},
         "services": {"svc": {"model": "m", "slo": {"percentile": 99, "latency_ms": slo_ms}, **service,
                              "demand": [{"site": "dc", "rate_rps": float(np.round(scale * rng.uniform(200, 2500)))},
@@ -152,25 +144,34 @@ def make_instance(seed: int, kind: str) -> dict[str, Any]:
     }
 
 
+def _cpu_hardware(rng: np.random.Generator) -> dict[str, Any]:
+    """Three equally fast CPU types `a`, `b` (datacenter) and `e` (edge) at drawn prices."""
+    return {h: {"kind": "cpu", "peak_tflops": {"fp32": 1.0}, "memory_bandwidth_gbps": 50, "memory_gb": 64,
+                "power_w": 200, "idle_power_w": 100, "cost_per_hour": float(np.round(rng.uniform(lo, hi), 2))}
+            for h, (lo, hi) in {"a": (0.5, 1.0), "b": (0.3, 0.9), "e": (0.2, 1.2)}.items()}
+
+
+def _two_sites(rng: np.random.Generator) -> dict[str, Any]:
+    """`sites` and `links` of every instance: a datacenter (slots of a and b) and an edge site (slots of e), one link."""
+    dc_cap = {"a": int(rng.integers(2, 11)), "b": int(rng.integers(2, 11))}
+    return {"sites": {"dc": {"kind": "datacenter", "capacity": dc_cap},
+                      "edge": {"kind": "edge", "capacity": {"e": int(rng.integers(1, 5))}}},
+            "links": [{"between": ["edge", "dc"], "bandwidth_gbps": float(rng.choice([5.0, 10.0, 25.0])),
+                       "latency_ms": float(np.round(rng.uniform(0.5, 3.0), 2)),
+                       "cost_per_gb": float(rng.choice([0.0, 0.0, 0.01, 0.05]))}]}
+
+
 def _batching_instance(seed: int, rng: np.random.Generator) -> dict[str, Any]:
     """A batching service: one deterministic time `d` per batch of any size, every hardware as fast, prices differ."""
-    hardware = {h: {"kind": "cpu", "peak_tflops": {"fp32": 1.0}, "memory_bandwidth_gbps": 50, "memory_gb": 64,
-                    "power_w": 200, "idle_power_w": 100, "cost_per_hour": float(np.round(rng.uniform(lo, hi), 2))}
-                for h, (lo, hi) in {"a": (0.5, 1.0), "b": (0.3, 0.9), "e": (0.2, 1.2)}.items()}
+    hardware = _cpu_hardware(rng)
     max_batch = int(rng.choice([4, 8, 16]))
     wait_ms = float(rng.choice([0.0, 1.0, 2.0]))
     d_ms = float(rng.integers(2, 9))
     slo_ms = float(np.round((d_ms + wait_ms) * rng.uniform(2.0, 4.0), 1))
     full = max_batch / d_ms * 1e3  # one replica always busy with full batches, requests per second
-    dc_cap = {"a": int(rng.integers(2, 11)), "b": int(rng.integers(2, 11))}
     return {
         "name": f"truth-batching-{seed}", "seed": seed, "horizon": {"duration_s": 30, "warmup_s": 3},
-        "hardware": hardware,
-        "sites": {"dc": {"kind": "datacenter", "capacity": dc_cap},
-                  "edge": {"kind": "edge", "capacity": {"e": int(rng.integers(1, 5))}}},
-        "links": [{"between": ["edge", "dc"], "bandwidth_gbps": float(rng.choice([5.0, 10.0, 25.0])),
-                   "latency_ms": float(np.round(rng.uniform(0.5, 3.0), 2)),
-                   "cost_per_gb": float(rng.choice([0.0, 0.0, 0.01, 0.05]))}],
+        "hardware": hardware, **_two_sites(rng),
         "models": {"m": {"layers": [{"op": "dense", "in": 64, "out": 64}],
                          "input_bytes": int(rng.choice([2_000, 60_000])), "output_bytes": 500}},
         "services": {"svc": {"model": "m", "slo": {"percentile": 99, "latency_ms": slo_ms},
