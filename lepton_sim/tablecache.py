@@ -3,7 +3,7 @@
 One SQLite file, `tables.sqlite3`, under `$LEPTON_SIM_CACHE` if set, else
 `$XDG_CACHE_HOME/lepton-sim`, else `~/.cache/lepton-sim`. `LEPTON_SIM_CACHE=off` (or `plan
 --no-table-cache`) keeps tables in memory only. Each entry is keyed by everything that determines
-it (see `measured.entry_key`), so a changed scenario never reads a stale entry; deleting the file is
+it (see `measured.point_key`), so a changed scenario never reads a stale entry; deleting the file is
 always safe. Several processes (sweep workers) may share it: SQLite serialises the writes, and an
 entry that cannot be written (a locked or read-only file) is simply measured again next time.
 """
@@ -34,9 +34,10 @@ class DiskStore:
         self.path = Path(directory) / FILE
         self._db: sqlite3.Connection | None = None
         self.broken = False
+        self._read: dict[str, dict] = {}  # entries already read or written by this process
 
     def __getstate__(self) -> dict:
-        return {"path": self.path, "_db": None, "broken": self.broken}
+        return {"path": self.path, "_db": None, "broken": self.broken, "_read": {}}
 
     def _conn(self) -> sqlite3.Connection | None:
         if self._db is None and not self.broken:
@@ -51,6 +52,8 @@ class DiskStore:
         return self._db
 
     def get(self, key: str) -> dict | None:
+        if key in self._read:
+            return self._read[key]
         db = self._conn()
         if db is None:
             return None
@@ -58,9 +61,13 @@ class DiskStore:
             row = db.execute("SELECT value FROM entry WHERE key = ?", (key,)).fetchone()
         except sqlite3.Error:
             return None
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return None
+        self._read[key] = value = json.loads(row[0])
+        return value
 
     def put(self, key: str, value: dict) -> None:
+        self._read[key] = value
         db = self._conn()
         if db is None:
             return

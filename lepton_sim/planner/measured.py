@@ -38,6 +38,7 @@ sooner), but a request arriving to an idle pool waits `max_wait_ms`: a budget ab
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -138,15 +139,17 @@ def _times(profile: BatchProfile) -> tuple[float, ...] | None:
     return profile.times_s
 
 
-def _shape(profile: BatchProfile) -> list:
+@functools.lru_cache(maxsize=4096)
+def _shape(profile: BatchProfile) -> str:
+    """The part of a point's key fixed by the pool shape (JSON; built once per shape, keys are read on a hot path)."""
     d = profile.dist
-    return [METHOD, profile.max_batch, profile.max_wait_s, list(_times(profile) or ()),
-            None if d is None else [d.kind, d.mean_s, d.cv]]
+    return json.dumps([METHOD, profile.max_batch, profile.max_wait_s, list(_times(profile) or ()),
+                       None if d is None else [d.kind, d.mean_s, d.cv], SEED])
 
 
 def point_key(profile: BatchProfile, miss: float, count: int, k: int) -> str:
     """The store key of one curve point: everything that determines it, as JSON (floats by repr)."""
-    return json.dumps(_shape(profile) + [miss, count, k, GRID[k], requests_for(miss), SEED])
+    return f"{_shape(profile)}|{miss!r}|{count}|{k}|{GRID[k]!r}|{requests_for(miss)}"
 
 
 def full_rate(profile: BatchProfile, count: int) -> float:

@@ -1,8 +1,8 @@
 """The local-optimality certificate: no deployment one replica cheaper meets every SLO in simulation.
 
-The MILP is optimal under its model, and the model is conservative (bounds for batching pools, a
-union bound over the route), so a verified plan may still carry a replica the simulation shows it
-does not need. The certificate checks every neighbour one replica smaller: for each pool of the
+The MILP is optimal under its model, and the model is conservative (each target split into fixed
+network and pool budgets with a union bound over the route, demand planned at its peak), so a
+verified plan may still carry a replica the simulation shows it does not need. The certificate checks every neighbour one replica smaller: for each pool of the
 verified deployment, the same deployment with that pool one replica smaller (same seed, same
 routing; a pool going to 0 replicas is removed and its demand sites' fractions renormalised over
 the service's other pools serving them, and when none does the entry says so without a
