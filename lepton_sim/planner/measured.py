@@ -201,10 +201,7 @@ def measure(profile: BatchProfile, budget_s: float, miss: float, count: int, eno
     for k, rho in enumerate(GRID):
         q, se = _point(profile, miss, count, k, store)
         if q > budget_s:
-            if q_prev > budget_s or q_prev <= 0.0:
-                rho_cap = rho_prev
-            else:
-                rho_cap = _cross(rho_prev, q_prev, rho, q, budget_s)
+            rho_cap = _cross(rho_prev, q_prev, rho, q, budget_s) if q_prev > 0.0 else rho_prev  # q_prev <= budget
             slope = (math.log(q) - math.log(max(q_prev, 1e-12))) / (rho - rho_prev) if rho > rho_prev else 0.0
             rel_se = se / q / (slope * rho_cap) if slope > 0 and rho_cap > 0 else None
             if rel_se is not None:

@@ -7,7 +7,7 @@ from lepton_sim.planner.baselines import Baseline, greedy_baseline, single_type_
 from lepton_sim.planner.errors import Infeasible
 from lepton_sim.planner.measured import STATS, Stats
 from lepton_sim.planner.options import PlanOptions
-from lepton_sim.planner.problem import build_problem
+from lepton_sim.planner.problem import Problem, build_problem
 from lepton_sim.planner.result import PlanResult, SolveInfo, assemble
 from lepton_sim.planner.search import solve_problem
 from lepton_sim.planner.solver import PlanStatus, relative_gap
@@ -41,11 +41,11 @@ def plan(scenario: Scenario, options: PlanOptions = PlanOptions()) -> PlanResult
     return result
 
 
-def _table_stats(problem, before: Stats) -> dict:
+def _table_stats(problem: Problem, before: Stats) -> dict:
     """What the measured capacity tables of this plan cost and how precise they are (plan.json `tables`)."""
     errors = [c.table.rel_se for c in problem.candidates if c.table.rel_se is not None]
-    return {"measured_candidates": sum(1 for c in problem.candidates if c.profile.max_batch > 1
-                                       and problem.options.latency_model == "tight"),
+    measured = problem.options.latency_model == "tight"
+    return {"measured_candidates": sum(1 for c in problem.candidates if measured and c.profile.max_batch > 1),
             "entries": STATS.entries - before.entries, "simulations": STATS.trials - before.trials,
             "cache_hits": STATS.cached - before.cached, "simulation_s": round(STATS.seconds - before.seconds, 3),
             "worst_rel_se": max(errors) if errors else None,
@@ -58,4 +58,4 @@ def _adopt(result: PlanResult, best: Baseline) -> PlanResult:
     gap = relative_gap(best.plan.usd_per_hour, result.solve.bound_usd_per_hour)
     status = PlanStatus.OPTIMAL if gap is not None and gap <= 1e-9 else PlanStatus.FEASIBLE
     solve = replace(result.solve, status=status, gap=gap, source=best.name)
-    return replace(best.plan, solve=solve, baselines=result.baselines)
+    return replace(best.plan, solve=solve, baselines=result.baselines, tables=result.tables)
