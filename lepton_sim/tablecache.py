@@ -1,9 +1,10 @@
-"""The on-disk cache of measured capacity tables (`lepton_sim.planner.measured`), used by the CLI.
+"""The on-disk cache of capacity tables, used by the CLI: measured ones (`lepton_sim.planner.measured`)
+and the exact M/M/c, M/D/c and M/G/c ones (`lepton_sim.planner.latency`).
 
 One SQLite file, `tables.sqlite3`, under `$LEPTON_SIM_CACHE` if set, else
 `$XDG_CACHE_HOME/lepton-sim`, else `~/.cache/lepton-sim`. `LEPTON_SIM_CACHE=off` (or `plan
 --no-table-cache`) keeps tables in memory only. Each entry is keyed by everything that determines
-it (see `measured.point_key`), so a changed scenario never reads a stale entry; deleting the file is
+it (see `measured.point_key`, `latency._stored_capacities`), so a changed scenario never reads a stale entry; deleting the file is
 always safe. Several processes (sweep workers) may share it: SQLite serialises the writes, and an
 entry that cannot be written (a locked or read-only file) is simply measured again next time.
 """

@@ -65,6 +65,7 @@ for every pool.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from typing import Literal
@@ -303,6 +304,28 @@ def tight_capacities(profile: BatchProfile, budget_s: float, miss: float, max_co
     return out
 
 
+EXACT_METHOD = "exact-1"  # bump when a closed form or the capacity search changes: stored tables stop matching
+
+
+def _stored_capacities(profile: BatchProfile, budget_s: float, miss: float, max_count: int, enough_rps: float,
+                       store: TableStore | None) -> list[float]:
+    """`tight_capacities`, its computed counts kept in `store` too (a second plan of a scenario computes none)."""
+    if store is None:
+        return tight_capacities(profile, budget_s, miss, max_count, enough_rps)
+    d = profile.single
+    key = json.dumps([EXACT_METHOD, d.kind, d.mean_s, d.cv, budget_s, miss, REL_TOL, MIN_GAP, GRID])
+    memo = (d, budget_s, miss)
+    if memo not in _TABLES:
+        hit = store.get(key)
+        if hit is not None:
+            _TABLES[memo] = list(hit["caps"])
+    known = len(_TABLES.get(memo, ()))
+    caps = tight_capacities(profile, budget_s, miss, max_count, enough_rps)
+    if len(_TABLES[memo]) > known:
+        store.put(key, {"caps": list(_TABLES[memo])})
+    return caps
+
+
 def feasible(profile: BatchProfile, budget_s: float, miss: float, model: LatencyModel = "tight") -> bool:
     """Whether some positive rate keeps the pool within `budget_s` at `miss` under the model."""
     if model == "bound":
@@ -328,7 +351,7 @@ def capacity_table(profile: BatchProfile, budget_s: float, miss: float, max_coun
         entries = measured_capacities(profile, budget_s, miss, max_count, enough_rps, store, idle_floor_s(profile, miss))
         errors = [e.rel_se for e in entries if e.rel_se is not None]
         return CapacityTable(tuple(e.rate_rps for e in entries), False, max(errors) if errors else None)
-    caps = tight_capacities(profile, budget_s, miss, max_count, enough_rps)
+    caps = _stored_capacities(profile, budget_s, miss, max_count, enough_rps, store)
     linear = all(abs(v - (i + 1) * caps[0]) <= 1e-12 * v for i, v in enumerate(caps))
     return CapacityTable(tuple(caps), linear)
 

@@ -107,3 +107,21 @@ def test_the_measured_capacity_against_the_full_simulator() -> None:
     below = [_p99_ms(0.95 * cap, seed) for seed in (1, 2)]
     above = [_p99_ms(1.08 * cap, seed) for seed in (1, 2)]
     assert max(below) <= 20.0 and min(above) > 20.0, (cap, below, above)
+
+
+def test_exact_tables_are_kept_in_the_store_too(tmp_path, monkeypatch, shipped) -> None:
+    """planner-small's M/D/c tables: a second plan from the same disk store solves no capacity search."""
+    from lepton_sim.planner import PlanOptions, plan
+    from lepton_sim.planner import latency
+
+    s = shipped("planner-small.yaml")
+    first = plan(s, PlanOptions(baselines=False, tables=DiskStore(tmp_path)))
+    latency._TABLES.clear()
+
+    def searched(*args, **kwargs):
+        raise AssertionError("a capacity was searched again")
+
+    monkeypatch.setattr(latency, "_capacity", searched)
+    again = plan(s, PlanOptions(baselines=False, tables=DiskStore(tmp_path)))
+    assert again.usd_per_hour == first.usd_per_hour and again.deployment() == first.deployment()
+    latency._TABLES.clear()  # no table made under the patch outlives this test
