@@ -169,7 +169,8 @@ def _certificate_state(cert: Mapping[str, Any]) -> str:
 
 def _entry_detail(e: Mapping[str, Any]) -> str:
     if e.get("outcome") == "misses":
-        return "; ".join(f"{m['service']} p{fmt(m['percentile'])} {fmt(m['simulated_ms'])} ms > {fmt(m['slo_ms'])} ms"
+        return "; ".join(f"{m['service']} p{fmt(m['percentile'])} {fmt(m['simulated_ms'])} ms"
+                         + (f" at {m['site']}" if m.get("site") else "") + f" > {fmt(m['slo_ms'])} ms"
                          for m in e.get("missed", []))
     return "every SLO met" if e.get("outcome") == "verifies" else str(e.get("note", ""))
 

@@ -33,9 +33,10 @@ class Miss:
 
     service: str
     percentile: float
-    simulated_ms: float | None
+    simulated_ms: float | None  # the service's, or its worst demand site's when that is higher
     slo_ms: float
     attainment: float | None
+    site: str = ""  # the demand site `simulated_ms` is of ("" for the service's requests overall)
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,8 @@ def certificate_pass(scenario: Scenario, lines: Lines, pricing: Pricing, seed: i
             complete = False
             continue
         sim = seen[key] = seen[key] if key in seen else check_lines(scenario, smaller, seed)
-        misses = tuple(Miss(name, scenario.services[name].slo.percentile, c.simulated_ms,
-                            scenario.services[name].slo.latency_ms, c.attainment)
+        misses = tuple(Miss(name, scenario.services[name].slo.percentile, c.judged_ms,
+                            scenario.services[name].slo.latency_ms, c.attainment, c.worst_site)
                        for name, c in sim.services.items() if not c.met)
         entries[i] = Entry(line.id, line.count, saved, "misses" if misses else "verifies", misses)
         _tell(on_entry, entries[i])

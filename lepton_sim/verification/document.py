@@ -12,7 +12,10 @@ time limit, certificate), `rounds_limit`, `time_limit_s`, `replans` (relaxing re
 `after_round`, `relaxed`, `usd_per_hour`, `note`) and `certificate` = {`holds` (true, or
 null unless complete), `complete`, `entries` (`pool`, `replicas`, `saved_usd_per_hour`, `outcome`:
 misses | verifies | cannot remove | not checked, `missed`: [{`service`, `percentile`,
-`simulated_ms`, `slo_ms`, `attainment`}], `note`), `seed`, `usd_per_hour`, `note`}.
+`simulated_ms`, `slo_ms`, `attainment`, `site` (the demand site `simulated_ms` is of, "" for
+the service's requests overall)}], `note`), `seed`, `usd_per_hour`, `note`}. A service's `met`
+holds when its percentile and every demand site's are within the target; `worst_site` and
+`worst_ms` name the demand site whose percentile is highest when it is above the service's.
 
 The top-level `deployment`, `usd_per_hour`, `cost` and `routing` are the final verified deployment.
 When it comes from the local search, `pools` lists its pools with their final `replicas` and the
@@ -37,8 +40,10 @@ from lepton_sim.verification.loop import Round, Verified, verify
 
 
 def _check(c: Check) -> dict[str, Any]:
-    return rounded({"predicted_ms": c.predicted_ms, "simulated_ms": c.simulated_ms, "attainment": c.attainment,
-                    "met": c.met})
+    out = {"predicted_ms": c.predicted_ms, "simulated_ms": c.simulated_ms, "attainment": c.attainment, "met": c.met}
+    if c.worst_site:
+        out.update(worst_site=c.worst_site, worst_ms=c.worst_ms)
+    return rounded(out)
 
 
 def entry_dict(e: Entry) -> dict[str, Any]:

@@ -199,7 +199,7 @@ def _tighten(run: _Run) -> Round | None:
             for name in sim.missed():
                 chk = sim.services[name]
                 slo_ms = scenario.services[name].slo.latency_ms
-                ratio = slo_ms / chk.simulated_ms if chk.simulated_ms else SHRINK_MIN
+                ratio = slo_ms / chk.judged_ms if chk.judged_ms else SHRINK_MIN
                 tightened[name] = factors.get(name, 1.0) * min(max(ratio, SHRINK_MIN), SHRINK_MAX)
         tight = ", ".join(f"{n} to x{f:.3g}" for n, f in tightened.items())
         note = "kept" if sim.met else (f"tightening {tight}" if tightened else "out of rounds")
@@ -280,10 +280,10 @@ def _relax_trial(scenario: Scenario, best: Round, factors: Mapping[str, float], 
     trial: dict[str, float] = {}
     for name, chk in best.services.items():
         slo_ms = scenario.services[name].slo.latency_ms
-        if name in alone or not chk.simulated_ms or chk.simulated_ms >= slo_ms * (1.0 - RELAX_MARGIN):
+        if name in alone or not chk.judged_ms or chk.judged_ms >= slo_ms * (1.0 - RELAX_MARGIN):
             continue
         f = factors.get(name, 1.0)
-        new = f * min(max(slo_ms / chk.simulated_ms, GROW_MIN), GROW_MAX)
+        new = f * min(max(slo_ms / chk.judged_ms, GROW_MIN), GROW_MAX)
         if name in upper:
             new = min(new, 0.5 * (f + upper[name]))
         if new < f * GROW_MIN:

@@ -19,11 +19,15 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f} ms"
 
 
+def _at(v: float | None, site: str) -> str:
+    return _ms(v) + (f" at {site}" if site else "")
+
+
 def slo_words(r: Round) -> str:
     missed = r.missed()
     if not missed:
         return "every SLO met"
-    return "missed: " + ", ".join(f"{n} ({_ms(r.services[n].simulated_ms)})" for n in missed)
+    return "missed: " + ", ".join(f"{n} ({_at(r.services[n].judged_ms, r.services[n].worst_site)})" for n in missed)
 
 
 def round_line(r: Round) -> str:
@@ -34,7 +38,8 @@ def round_line(r: Round) -> str:
 
 def entry_words(e: Entry) -> str:
     if e.outcome == "misses":
-        return "; ".join(f"{m.service} p{m.percentile:g} {_ms(m.simulated_ms)} > {m.slo_ms:g} ms" for m in e.missed)
+        return "; ".join(f"{m.service} p{m.percentile:g} {_at(m.simulated_ms, m.site)} > {m.slo_ms:g} ms"
+                         for m in e.missed)
     if e.outcome == "verifies":
         return "every SLO met"
     return e.note
