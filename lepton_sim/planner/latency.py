@@ -53,10 +53,14 @@ it (`paths.py`, a union bound) and the pool the rest (`Problem.arc_miss`).
 a running maximum to make that exact under rounding), but it is neither concave nor convex in
 general: the MILP (`model.py`) writes any non-decreasing table exactly.
 
-**Cost.** An M/D/c evaluation is one inverse FFT of a few hundred to a few thousand points, and a
-capacity about eight of them (`_capacity` searches on `ln(1 - rho)` from a heavy-traffic guess);
-tables stop at the count that carries the tier's demand, are memoised per (service time, budget,
-miss), and only the fastest batch-1 variant of a line gets one (`problem._fastest_single`).
+**Cost.** An M/D/c evaluation is one inverse FFT of a few hundred to a few thousand points. In
+time units of the service time, P(T > b) depends only on the count, the utilisation and `b / d`,
+so the queues at a fixed grid of utilisations (`_unit_mdc`, 1024 points on `ln(1 - rho)`) are
+computed once per count and shared by every service time and budget: they bracket a capacity and
+guess it by inverse interpolation, and about two exact evaluations at fresh rates close it to
+`REL_TOL` (`_mdc_capacity`; the generic search `_capacity`, used for M/M/c and M/G/c, takes about
+eight). Tables stop at the count that carries the tier's demand, are memoised per (service time,
+budget, miss), and only the fastest batch-1 variant of a line gets one (`problem._fastest_single`).
 
 **What is not exact.** Arrivals are Poisson at the planned peak (constant arrivals are smoother; a
 link's FIFO queue ahead of the pool changes the stream slightly); the M/G/c rule above; and the
@@ -67,6 +71,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Literal
 
@@ -82,7 +87,7 @@ from lepton_sim.scenario.schema import Deterministic, Exponential, Service
 
 QueueKind = Literal["M/M/c", "M/D/c", "M/G/c", "batching (simulated)"]
 
-REL_TOL = 1e-10  # capacities are found to this relative precision, and rounded down
+REL_TOL = 1e-8  # capacities are found to this relative precision, and rounded down
 MIN_GAP = 2e-5  # a capacity search never probes utilisation above 1 - MIN_GAP (the M/D/c pmf grows as 1/gap)
 GRID = 1024  # points of the M/G/c wait on [0, b]
 
@@ -198,7 +203,7 @@ def _mgc_sojourn_sf(dist: ServiceDist, lam: float, c: int, b: float) -> float:
 # --- capacity and prediction ------------------------------------------------------------------------------
 
 
-def _guess_rho(dist: ServiceDist, count: int, budget_s: float, miss: float) -> float:
+def _guess_rho(dist: ServiceDist, count: int, budget_s: float, miss: float, steps: int = 40) -> float:
     """A starting utilisation for the capacity search: P(T > b) ~ C e^(-2 c (1 - rho) (b - s) / (mean (1 + cv^2))).
 
     Erlang C for the chance to wait, an exponential wait of Lee and Longton's mean and the service's own
@@ -213,7 +218,7 @@ def _guess_rho(dist: ServiceDist, count: int, budget_s: float, miss: float) -> f
     lo, hi = 0.0, 1.0 - MIN_GAP
     if excess(hi) <= 0.0:
         return hi
-    for _ in range(40):
+    for _ in range(steps):
         mid = 0.5 * (lo + hi)
         if excess(mid) <= 0.0:
             lo = mid
@@ -230,6 +235,8 @@ def _capacity(profile: BatchProfile, budget_s: float, miss: float, count: int, s
     rate is known to REL_TOL; the feasible end of the bracket is returned.
     """
     dist = profile.single
+    if dist.kind == "deterministic":
+        return _mdc_capacity(dist.mean_s, count, budget_s, miss, start)
     full = count / dist.mean_s  # utilisation 1
 
     def h(x: float) -> float:
@@ -261,8 +268,14 @@ def _capacity(profile: BatchProfile, budget_s: float, miss: float, count: int, s
             x_bad, h_bad, step = ok, h_ok, 2.0 * step
     if ok >= x_start and start <= 0.0 and h(ok) > 0.0:
         return 0.0
+    return _refine(h, ok, h_ok, x_bad, h_bad, full, start)
+
+
+def _refine(h: Callable[[float], float], ok: float, h_ok: float, x_bad: float, h_bad: float, full: float,
+            start: float) -> float:
+    """Illinois regula falsi on a bracket x_bad < ok (h(x_bad) > 0 >= h(ok)) until the rate is known to REL_TOL."""
     side = 0
-    while True:  # the bracket x_bad < ok: h(x_bad) > 0 >= h(ok)
+    while True:
         lam_ok, lam_bad = full * -math.expm1(ok), full * -math.expm1(x_bad)
         if lam_bad - lam_ok <= REL_TOL * lam_bad:
             return max(lam_ok, start)
@@ -280,6 +293,109 @@ def _capacity(profile: BatchProfile, budget_s: float, miss: float, count: int, s
             if side == 1:
                 h_ok *= 0.5
             side = 1
+
+
+MDC_STEPS = 1024  # M/D/c: points of the shared grid on ln(1 - rho), from 0 down to ln(MIN_GAP)
+_UNIT: dict[tuple[int, int], theory.MDC] = {}  # (servers, grid point) -> the queue at d = 1
+
+
+def _unit_mdc(count: int, i: int) -> theory.MDC:
+    """The M/D/c queue with d = 1 at grid point `i`: utilisation 1 - MIN_GAP^(i / MDC_STEPS)."""
+    q = _UNIT.get((count, i))
+    if q is None:
+        if len(_UNIT) >= 2048:
+            _UNIT.clear()
+        rho = -math.expm1(math.log(MIN_GAP) * i / MDC_STEPS)
+        q = _UNIT[(count, i)] = theory.MDC(rho * count, 1.0, count)
+    return q
+
+
+def _mdc_capacity(d: float, count: int, budget_s: float, miss: float, start: float) -> float:
+    """cap(count) of an M/D/c pool: the largest rate with P(T > budget) <= miss, at least `start`.
+
+    P(T > b) at rate lambda is, with time in units of d, that of the queue at d = 1 with the same
+    utilisation at b / d; so the queue-length distributions at grid utilisations (`_unit_mdc`) serve
+    every service time and budget of a count. A search over the grid (from the heavy-traffic guess,
+    doubling, then halving) brackets the root between two neighbouring points; inverse cubic
+    interpolation through the four nearest points guesses it (to about 1e-8 in ln(1 - rho)), and
+    the exact queue at the guess and REL_TOL / 2 beyond usually closes the bracket in two
+    evaluations (else regula falsi on the exact queue goes on, as in `_capacity`).
+    """
+    t = budget_s / d
+    full = count / d
+    x_min = math.log(MIN_GAP)
+    log_miss = math.log(miss)
+
+    seen: dict[int, float] = {}
+
+    def hg(i: int) -> float:
+        if i not in seen:
+            seen[i] = math.log(max(_unit_mdc(count, i).sojourn_sf(t), 1e-300)) - log_miss
+        return seen[i]
+
+    def h(x: float) -> float:
+        rho = -math.expm1(x)
+        return math.log(max(theory.MDC(rho * count, 1.0, count).sojourn_sf(t), 1e-300)) - log_miss
+
+    guess = math.log1p(-_guess_rho(ServiceDist("deterministic", d), count, budget_s, miss, 16))
+    i0 = min(max(round(guess / x_min * MDC_STEPS), 0), MDC_STEPS)
+    step = 1
+    if hg(i0) <= 0.0:  # feasible: more load until it is not
+        lo = i0
+        while lo + step <= MDC_STEPS and hg(lo + step) <= 0.0:
+            lo, step = lo + step, 2 * step
+        hi = min(lo + step, MDC_STEPS)
+        if hi == lo or (hi == MDC_STEPS and hg(hi) <= 0.0):
+            return max(full * -math.expm1(x_min), start)  # within MIN_GAP of utilisation 1 and still within budget
+    else:
+        hi = i0
+        while hi - step >= 0 and hg(hi - step) > 0.0:
+            hi, step = hi - step, 2 * step
+        lo = max(hi - step, 0)
+        if hg(lo) > 0.0:
+            return max(0.0, start)  # not even an idle pool
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if hg(mid) <= 0.0:
+            lo = mid
+        else:
+            hi = mid
+    ok, h_ok, bad, h_bad = x_min * lo / MDC_STEPS, hg(lo), x_min * hi / MDC_STEPS, hg(hi)
+    pts = [i for i in (lo - 1, lo, hi, hi + 1) if 0 <= i <= MDC_STEPS and hg(i) > _FLOOR - log_miss]
+    xg = _inverse_interpolation([x_min * i / MDC_STEPS for i in pts], [hg(i) for i in pts])
+    if xg is not None and bad < xg < ok:  # a guess within ~1e-8: probe it and a point REL_TOL / 2 beyond
+        dx = 0.5 * REL_TOL * -math.expm1(xg) / math.exp(xg)
+        hx = h(xg)
+        if hx <= 0.0:
+            ok, h_ok = xg, hx
+            probe = max(xg - dx, bad)
+        else:
+            bad, h_bad = xg, hx
+            probe = min(xg + dx, ok)
+        if bad < probe < ok:
+            hp = h(probe)
+            if hp <= 0.0:
+                ok, h_ok = probe, hp
+            else:
+                bad, h_bad = probe, hp
+    return _refine(h, ok, h_ok, bad, h_bad, full, start)
+
+
+_FLOOR = math.log(1e-300)
+
+
+def _inverse_interpolation(xs: list[float], hs: list[float]) -> float | None:
+    """The x where the polynomial through (h_i, x_i) takes h = 0 (Lagrange, in h); None without distinct h."""
+    if len(xs) < 2 or len(set(hs)) < len(hs):
+        return None
+    out = 0.0
+    for j, (xj, hj) in enumerate(zip(xs, hs)):
+        w = xj
+        for k, hk in enumerate(hs):
+            if k != j:
+                w *= -hk / (hj - hk)
+        out += w
+    return out
 
 
 _TABLES: dict[tuple[ServiceDist, float, float], list[float]] = {}
@@ -304,7 +420,7 @@ def tight_capacities(profile: BatchProfile, budget_s: float, miss: float, max_co
     return out
 
 
-EXACT_METHOD = "exact-1"  # bump when a closed form or the capacity search changes: stored tables stop matching
+EXACT_METHOD = "exact-2"  # bump when a closed form or the capacity search changes: stored tables stop matching
 
 
 def _stored_capacities(profile: BatchProfile, budget_s: float, miss: float, max_count: int, enough_rps: float,

@@ -3,7 +3,7 @@
 The engine's pool is driven directly, with the same arrivals and batch times, through a SimPy
 environment and the least of the engine around it (a window, a response hook): every request must
 leave at the same moment in both, for batching and not, with and without a batch-fill wait, with
-fixed batch times and with drawn ones.
+fixed batch times and with drawn ones. The tail quantile the probes read is numpy's, to the bit.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import simpy
 
-from lepton_sim.poolsim import PoolRun, completions
+from lepton_sim.poolsim import PoolRun, block_quantiles, completions, upper_quantile
 from lepton_sim.scenario.schema import Replicas
 from lepton_sim.sim.common import Request, Window
 from lepton_sim.sim.pools import Pool
@@ -94,3 +94,20 @@ def test_an_mm1_pool_matches_theory():
     p = run.probe(70.0, 1, 1, 0.0, None, 0.1, 0.01)
     exact = math.exp(-(100.0 - 70.0) * 0.1)
     assert abs(p.miss - exact) < 4 * p.stderr, (p.miss, exact, p.stderr)
+
+
+@pytest.mark.parametrize("p", [0.875, 0.9, 0.99, 0.999, 0.9999, 1.0])
+def test_the_tail_quantile_is_numpys(p):
+    """`upper_quantile` (a heap of the largest values) equals `np.quantile` exactly: whole arrays and slices,
+    continuous values and ties, lengths from 2 up."""
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        n = int(rng.integers(2, 5000))
+        x = rng.exponential(1.0, n)
+        if trial % 3 == 0:
+            x = np.round(x, 1)  # ties
+        lo = int(rng.integers(0, n // 2)) if trial % 2 else 0
+        hi = int(rng.integers(lo + 2, n + 1)) if trial % 2 else n
+        assert upper_quantile(x, p, lo, hi) == float(np.quantile(x[lo:hi], p)), (n, lo, hi)
+    x = rng.exponential(1.0, 20_017)
+    assert np.array_equal(block_quantiles(x, p, 20), np.quantile(x[:20_000].reshape(20, -1), p, axis=1))
