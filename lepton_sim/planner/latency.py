@@ -81,7 +81,7 @@ from lepton_sim import theory
 from lepton_sim.planner.capacity import BatchProfile, CapacityTable, ServiceDist, curve, sojourn_bound_s
 from lepton_sim.planner.capacity import capacity_table as bound_table
 from lepton_sim.planner.capacity import erfc as _erfc
-from lepton_sim.planner.measured import TableStore, measured_capacities, simulated_quantile_s
+from lepton_sim.planner.measured import MEMORY, TableStore, measured_capacities, simulated_quantile_s
 from lepton_sim.planner.options import LatencyModel
 from lepton_sim.scenario.schema import Deterministic, Exponential, Service
 
@@ -426,8 +426,7 @@ EXACT_METHOD = "exact-2"  # bump when a closed form or the capacity search chang
 def _stored_capacities(profile: BatchProfile, budget_s: float, miss: float, max_count: int, enough_rps: float,
                        store: TableStore | None) -> list[float]:
     """`tight_capacities`, its computed counts kept in `store` too (a second plan of a scenario computes none)."""
-    if store is None:
-        return tight_capacities(profile, budget_s, miss, max_count, enough_rps)
+    store = MEMORY if store is None else store
     d = profile.single
     key = json.dumps([EXACT_METHOD, d.kind, d.mean_s, d.cv, budget_s, miss, REL_TOL, MIN_GAP, GRID])
     memo = (d, budget_s, miss)

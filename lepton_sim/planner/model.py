@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 import pulp
@@ -122,10 +122,10 @@ def build_model(problem: Problem, services: Collection[str], elastic: bool = Fal
 
     for key, ids in lines.items():
         if len(ids) > 1:
-            lp += pulp.lpSum(on[ci] for ci in ids) <= 1, names("line", *key)
+            lp += _lin((on[ci], 1) for ci in ids) <= 1, names("line", *key)
     for c in cands:
-        routed = pulp.lpSum(built.flows[a] for a in problem.arcs_of_candidate[c.index])
-        lp += routed <= pulp.lpSum(c.factor * inc * v for inc, v in zip(_increments(c), built.counts[c.index])), \
+        routed = _lin((built.flows[a], 1) for a in problem.arcs_of_candidate[c.index])
+        lp += routed <= _lin((v, c.factor * inc) for inc, v in zip(_increments(c), built.counts[c.index])), \
             names("pool", *c.key, f"t{c.tier}")
     for a in arcs:
         c = problem.candidates[a.candidate]
@@ -133,14 +133,14 @@ def build_model(problem: Problem, services: Collection[str], elastic: bool = Fal
         if c.index in on:
             lp += built.flows[a.index] <= peak * on[c.index], names("open", *a.demand, *c.key, f"t{c.tier}")
         elif peak < c.capacity_rps(1):
-            lp += built.flows[a.index] <= peak * pulp.lpSum(built.counts[c.index]), \
+            lp += built.flows[a.index] <= _lin((v, peak) for v in built.counts[c.index]), \
                 names("open", *a.demand, *c.key, f"t{c.tier}")
 
     for d in (problem.demands[k] for s in services for k in problem.demand_keys_of_service.get(s, [])):
         ids = [a for a in problem.arcs_of_demand.get(d.key, []) if a in built.flows]
         if not ids and not elastic:
             continue
-        served = pulp.lpSum(built.flows[a] for a in ids)
+        served = _lin((built.flows[a], 1) for a in ids)
         if elastic:
             built.unserved[d.key] = lp.add_variable(names("unserved", *d.key), 0)
             served = served + built.unserved[d.key]
@@ -149,14 +149,18 @@ def build_model(problem: Problem, services: Collection[str], elastic: bool = Fal
     for ri in sorted({ri for s in services for ri in problem.resources_of_service.get(s, [])}):
         _add_resource(built, problem, problem.resources[ri], names, elastic)
 
-    replicas = pulp.lpSum(c.usd_per_hour * nk for c in cands for nk in built.counts[c.index])
-    egress = pulp.lpSum(a.usd_per_hour_per_rps * built.flows[a.index] for a in arcs if a.usd_per_hour_per_rps)
-    built.cost = replicas + egress
+    built.cost = _lin([(nk, c.usd_per_hour) for c in cands for nk in built.counts[c.index]]
+                      + [(built.flows[a.index], a.usd_per_hour_per_rps) for a in arcs if a.usd_per_hour_per_rps])
     if elastic:
         lp += shortfall(problem, built)
     else:
         lp += built.cost
     return built
+
+
+def _lin(terms: Iterable[tuple[pulp.LpVariable, float]]) -> pulp.LpAffineExpression:
+    """sum coef x var over distinct variables, built at once (`lpSum` of products makes an expression per term)."""
+    return pulp.LpAffineExpression(list(terms))
 
 
 def _add_candidate(built: Built, c: Candidate, several_tiers: bool, on: dict[int, pulp.LpVariable],
@@ -209,8 +213,8 @@ def _add_resource(built: Built, problem: Problem, r: Resource, names: _Names, el
     if group_max <= r.limit * (1 + 1e-9):
         return  # the group alone cannot exceed it
     unit = overrun_unit(r)  # links in Gbit/s keep the coefficients near 1
-    use = pulp.lpSum(unit * coef * nk for ci, coef in cand for nk in built.counts[ci]) + \
-        pulp.lpSum(unit * coef * built.flows[ai] for ai, coef in arcs)
+    use = _lin([(nk, unit * coef) for ci, coef in cand for nk in built.counts[ci]]
+               + [(built.flows[ai], unit * coef) for ai, coef in arcs])
     if elastic and r.kind in ("link", "power"):
         slack = built.lp.add_variable(names("overrun", r.id), 0)  # in the row's unit (Gbit/s for links)
         built.overrun[r.id] = (r, slack)

@@ -41,6 +41,8 @@ class PlanOptions:
     threads: int | None = None
     latency_model: LatencyModel = "tight"  # lepton_sim/planner/latency.py; "bound": lepton_sim/planner/capacity.py
     tables: Any = None  # where measured capacity tables are kept (planner.measured.TableStore); None: in memory
+    progress: Any = field(default=None, compare=False)  # Callable[[str], None]: told how a long plan is going
+    prep_workers: int | None = None  # processes preparing the problem; None: 2 from 100 services on (Linux)
 
     def factor(self, key: PoolKey) -> float:
         """The scale on the modelled capacity of one line: its own factor times its service's."""

@@ -7,7 +7,7 @@ from lepton_sim.planner.baselines import Baseline, greedy_baseline, single_type_
 from lepton_sim.planner.errors import Infeasible
 from lepton_sim.planner.measured import STATS, Stats
 from lepton_sim.planner.options import PlanOptions
-from lepton_sim.planner.problem import Problem, build_problem
+from lepton_sim.planner.problem import Problem, Ticker, build_problem
 from lepton_sim.planner.result import PlanResult, SolveInfo, assemble
 from lepton_sim.planner.search import solve_problem
 from lepton_sim.planner.solver import PlanStatus, relative_gap
@@ -22,9 +22,13 @@ def plan(scenario: Scenario, options: PlanOptions = PlanOptions()) -> PlanResult
     returned instead, marked as such, with the gap against the MILP's bound.
     """
     before = replace(STATS)
+    tell = Ticker(options.progress)
     problem = build_problem(scenario, options)
     if problem.reasons:
         raise Infeasible(problem.reasons)
+    limit = "" if options.time_limit_s is None else f", at most {options.time_limit_s:g} s"
+    tell(lambda: f"planner: solving the MILP over {len(problem.candidates)} candidate pools with "
+                 f"{options.solver}{limit}", force=True)
     sol = solve_problem(problem)
     info = SolveInfo(sol.status, sol.solver, sol.solve_s, sol.build_s, sol.gap, sol.bound, sol.size, sol.groups,
                      sol.rounds)

@@ -20,13 +20,28 @@ Pruned before any model is built (none of it can be in an optimal plan, or it is
 - replica counts above what serving all of a tier's admitted demand needs, and tiers whose full
   slots carry under `NEGLIGIBLE` of their smallest admitted demand (budgets barely above the floor);
 - resources that cannot bind: the most any optimal plan could use is within the limit.
+
+**On several cores.** Services are prepared one by one, each from the scenario and the shared
+routes alone, so a problem of `PARALLEL_MIN_SERVICES` or more (planned from a program's main
+process on Linux, or with `PlanOptions.prep_workers`) is prepared by two forked children, a group
+of services of one model and batching policy at a time (they share pool shapes, hence simulated
+curves) to whichever is free; the parent merges the services back in the scenario's order, so the
+problem is the one a single process builds (`tests/planner/test_prepare_parallel.py`), and puts
+the tables the children made into the plan's store. Only the count of simulations and cache hits
+in plan.json's `tables` depends on which child took which group.
 """
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+import pickle
+import sys
+import time
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import numpy as np
 
@@ -35,12 +50,14 @@ from lepton_sim.planner.capacity import BatchProfile, CapacityTable
 from lepton_sim.planner.demand import DemandKey, DemandRate, demand_rates
 from lepton_sim.planner.errors import Reason, Why
 from lepton_sim.planner.latency import capacity_table, feasible, idle_floor_s, with_distribution
+from lepton_sim.planner.measured import MEMORY, STATS
 from lepton_sim.planner.options import PlanOptions, PoolKey
 from lepton_sim.planner.paths import NETWORK_SHARE, LinkDir, Path, Paths, message_bits, network_floor_s
 from lepton_sim.planner.variants import ProfileCache, allowed_variants, compression_order, profile
 from lepton_sim.scenario.schema import Scenario, Service
 
 VariantPolicy = Literal["best", "uncompressed"]  # every non-dominated variant, or the least compressed per hardware
+PROGRESS_S = 2.0  # a plan that takes longer says how it is going this often (`PlanOptions.progress`)
 NEGLIGIBLE = 1e-3  # a tier whose full capacity carries less than this share of any demand it admits is dropped
 
 
@@ -140,11 +157,204 @@ def build_problem(scenario: Scenario, options: PlanOptions, variants: VariantPol
     p = Problem(scenario, options, paths, demands, reasons=reasons)
     for key in demands:
         p.demand_keys_of_service[key[0]].append(key)
-    for name, svc in scenario.services.items():
-        if runnable[name]:
-            _add_service(p, name, svc, hosts, runnable[name])
+    names = [name for name in scenario.services if runnable[name]]
+    workers = _workers(options, len(names))
+    if workers > 1:
+        _add_services_in_parallel(p, names, hosts, runnable, workers)
+    else:
+        _add_services(p, names, hosts, runnable, Ticker(options.progress))
     _add_resources(p)
     return p
+
+
+class Ticker:
+    """Calls `progress` with a line at most every PROGRESS_S seconds, the first after PROGRESS_S (short plans stay quiet)."""
+
+    def __init__(self, progress: Callable[[str], None] | None) -> None:
+        self.progress = progress
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, line: Callable[[], str], force: bool = False) -> None:
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if now - self.start >= PROGRESS_S and (force or now - self.last >= PROGRESS_S):
+            self.last = now
+            self.progress(f"{line()}, {now - self.start:.0f} s")
+
+
+def _add_services(p: Problem, names: list[str], hosts: dict[str, list[tuple[str, int]]],
+                  runnable: dict[str, dict[str, dict[str, BatchProfile]]], tell: Ticker) -> None:
+    trials = STATS.trials
+    for i, name in enumerate(names):
+        _add_service(p, name, p.scenario.services[name], hosts, runnable[name])
+        tell(lambda: f"planner: capacity tables of {i + 1}/{len(names)} services "
+                     f"({STATS.trials - trials} pool simulations)")
+
+
+# --- preparing a large problem on several cores ----------------------------------------------------------
+
+PARALLEL_MIN_SERVICES = 100  # below this many services a problem is prepared in one process
+
+
+def _workers(options: PlanOptions, services: int) -> int:
+    """Processes to prepare the problem in: `options.prep_workers`, else, for a problem of PARALLEL_MIN_SERVICES
+    or more planned from a program's main process (not a sweep's worker), up to 2 on Linux."""
+    if options.prep_workers is not None:
+        n = options.prep_workers
+    elif services >= PARALLEL_MIN_SERVICES and multiprocessing.parent_process() is None:
+        n = min(2, os.cpu_count() or 1)
+    else:
+        n = 1
+    if n <= 1 or sys.platform != "linux" or multiprocessing.current_process().daemon:
+        return 1  # fork is Linux's; a daemonic process may not start children
+    return min(n, services)
+
+
+class _Recording:
+    """A table store for a preparing child: reads through to the plan's store, keeps what it adds for the parent
+    (`added`, since it last handed them over; `kept`, handed over and still read here)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.added: dict[str, dict] = {}
+        self.kept: dict[str, dict] = {}
+
+    def get(self, key: str) -> dict | None:
+        got = self.added.get(key)
+        if got is None:
+            got = self.kept.get(key)
+        return got if got is not None else self.inner.get(key)
+
+    def put(self, key: str, value: dict) -> None:
+        self.added[key] = value
+
+
+@dataclass
+class _Piece:
+    """One service prepared apart: its candidates and arcs (numbered from 0), reasons and pruning counts."""
+
+    name: str
+    candidates: list[Candidate]
+    arcs: list[Arc]
+    reasons: list[Reason]
+    pruned: dict[str, int]
+
+
+@dataclass
+class _Part:
+    """What one child prepared: a piece per service, the tables it added, its measuring figures."""
+
+    pieces: list[_Piece]
+    added: dict[str, dict]
+    stats: tuple[int, int, int, float, float]
+
+
+_FORKED: tuple[Any, ...] = ()  # (problem, hosts, runnable) as the children inherit them
+
+
+def _pieces(p: Problem, options: PlanOptions, names: list[str], hosts: dict[str, list[tuple[str, int]]],
+            runnable: dict[str, dict[str, dict[str, BatchProfile]]], tell: Ticker, label: str) -> list[_Piece]:
+    """Each service of `names` prepared into a problem of its own (the same steps as `_add_services`)."""
+    out = []
+    trials = STATS.trials
+    for i, name in enumerate(names):
+        q = Problem(p.scenario, options, p.paths, p.demands, demand_keys_of_service=p.demand_keys_of_service)
+        _add_service(q, name, p.scenario.services[name], hosts, runnable[name])
+        out.append(_Piece(name, q.candidates, q.arcs, q.reasons, dict(q.pruned)))
+        tell(lambda: f"planner: capacity tables of {i + 1}/{len(names)} services{label} "
+                     f"({STATS.trials - trials} pool simulations)")
+    return out
+
+
+_CHILD_STORE: _Recording | None = None  # a child's store, kept from one group to the next
+
+
+def _prepare_part(names: list[str]) -> _Part:
+    """In a child: prepare one group of services; return its pieces and the tables added since the last group."""
+    global _CHILD_STORE
+    p, hosts, runnable = _FORKED
+    if _CHILD_STORE is None:
+        _CHILD_STORE = _Recording(pickle.loads(pickle.dumps(p.options.tables)) if p.options.tables is not None
+                                  else MEMORY)
+    store = _CHILD_STORE
+    before = replace(STATS)
+    pieces = _pieces(p, p.options.with_(tables=store, progress=None), names, hosts, runnable, Ticker(None), "")
+    stats = (STATS.entries - before.entries, STATS.trials - before.trials, STATS.cached - before.cached,
+             STATS.seconds - before.seconds, STATS.worst_rel_se)
+    added, store.added = store.added, {}
+    store.kept.update(added)  # still read by this child's next groups
+    return _Part(pieces, added, stats)
+
+
+def _groups(p: Problem, names: list[str]) -> list[list[str]]:
+    """`names` in groups of one model and batching policy (they share pool shapes, so a group's simulated curves
+    are made once), largest first, each in the scenario's order."""
+    by_shape: dict[tuple[Any, ...], list[str]] = defaultdict(list)
+    for name in names:
+        svc = p.scenario.services[name]
+        by_shape[(svc.model, svc.batching.max_batch, svc.batching.max_wait_ms)].append(name)
+    return sorted(by_shape.values(), key=lambda g: (-len(g), g[0]))
+
+
+def _add_services_in_parallel(p: Problem, names: list[str], hosts: dict[str, list[tuple[str, int]]],
+                              runnable: dict[str, dict[str, dict[str, BatchProfile]]], workers: int) -> None:
+    """`_add_services` in `workers` forked children, a group of services (`_groups`) at a time to whichever is
+    free, each service prepared apart and merged here in the scenario's order: the problem is the one a single
+    process builds (every candidate's tables are a function of its inputs alone), and the tables the children
+    made join the plan's store. When the children cannot start, this process does the work."""
+    global _FORKED
+    groups = _groups(p, names)
+    tell = Ticker(p.options.progress)
+    _FORKED = (p, hosts, runnable)
+    try:
+        pool = multiprocessing.get_context("fork").Pool(min(workers, len(groups)))
+    except OSError:
+        _FORKED = ()
+        _add_services(p, names, hosts, runnable, tell)
+        return
+    store = p.options.tables if p.options.tables is not None else MEMORY
+    pieces: dict[str, _Piece] = {}
+    trials = STATS.trials
+    try:
+        for part in pool.imap_unordered(_prepare_part, groups):
+            for piece in part.pieces:
+                pieces[piece.name] = piece
+            if hasattr(store, "put_many"):
+                store.put_many(part.added)
+            else:
+                for key, value in part.added.items():
+                    store.put(key, value)
+            entries, n, cached, seconds, worst = part.stats
+            STATS.entries += entries
+            STATS.trials += n
+            STATS.cached += cached
+            STATS.seconds += seconds
+            STATS.worst_rel_se = max(STATS.worst_rel_se, worst)
+            tell(lambda: f"planner: capacity tables of {len(pieces)}/{len(names)} services in "
+                         f"{min(workers, len(groups))} processes ({STATS.trials - trials} pool simulations)")
+    finally:
+        pool.terminate()
+        _FORKED = ()
+    for name in names:
+        _merge(p, pieces[name])
+
+
+def _merge(p: Problem, piece: _Piece) -> None:
+    """Append one service's piece to `p` as if prepared here (indices shifted, maps rebuilt in order)."""
+    c0, a0 = len(p.candidates), len(p.arcs)
+    for c in piece.candidates:
+        c = replace(c, index=c.index + c0)
+        p.candidates.append(c)
+        p.candidates_of_service[c.key[0]].append(c.index)
+    for a in piece.arcs:
+        a = replace(a, index=a.index + a0, candidate=a.candidate + c0)
+        p.arcs.append(a)
+        p.arcs_of_demand[a.demand].append(a.index)
+        p.arcs_of_candidate[a.candidate].append(a.index)
+    p.reasons.extend(piece.reasons)
+    for k, v in piece.pruned.items():
+        p.pruned[k] += v
 
 
 def _hardware_sites(scenario: Scenario, options: PlanOptions) -> dict[str, list[tuple[str, int]]]:

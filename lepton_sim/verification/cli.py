@@ -55,6 +55,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _stderr_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from lepton_sim.planner.document import infeasible_document, plan_document
     from lepton_sim.planner.errors import Infeasible
@@ -73,7 +77,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from lepton_sim.tablecache import default_store
     options = scenario_options(scenario, PlanOptions(solver=args.solver, time_limit_s=args.time_limit, gap=args.gap,
                                                      latency_model=args.latency_model,
-                                                     tables=None if args.no_table_cache else default_store()))
+                                                     tables=None if args.no_table_cache else default_store(),
+                                                     progress=_stderr_line))
     try:
         if args.verify:
             verified = verify(scenario, options, rounds=args.rounds, seed=args.seed, time_limit_s=args.verify_time,

@@ -131,3 +131,18 @@ def test_an_energy_price_adds_busy_power_to_the_cost(shipped) -> None:
     result = plan(s, PlanOptions(baselines=False, energy_usd_per_kwh=0.5))
     assert result.costs.energy == pytest.approx(0.342 * 0.5)
     assert result.usd_per_hour == pytest.approx(2.30 + 0.171)
+
+
+def test_a_long_plan_says_how_it_is_going(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progress lines on stderr (tables per service, then the solve) once a plan runs past PROGRESS_S; none on
+    stdout. PROGRESS_S is set to 0 so the default scenario counts as long on any machine."""
+    from lepton_sim.planner import problem
+
+    monkeypatch.setattr(problem, "PROGRESS_S", 0.0)
+    assert main(["plan", str(ROOT / "scenarios" / "default.yaml"), "--no-table-cache"]) == 0
+    captured = capsys.readouterr()
+    n = len(load_scenario(ROOT / "scenarios" / "default.yaml").services)
+    assert f"planner: capacity tables of {n}/{n} services (" in captured.err
+    assert "planner: solving the MILP over " in captured.err and "candidate pools with highs" in captured.err
+    assert "planner:" not in captured.out
