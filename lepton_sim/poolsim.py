@@ -49,12 +49,43 @@ def completions(arrivals: Sequence[float], count: int, max_batch: int, max_wait_
         raise ValueError("need at least one batch-time draw per request")
     if times_s is not None and len(times) < max_batch:
         raise ValueError("need a batch time for every batch size up to max_batch")
-    return _kernel()(a, int(count), int(max_batch), float(max_wait_s), times, drawn, draws is not None)
+    return _compiled("_completions")(a, int(count), int(max_batch), float(max_wait_s), times, drawn, draws is not None)
 
 
-_COMPILED = None
-_TAIL = None
-_TAIL_BLOCKS = None
+_JIT: dict[str, object] = {}  # name -> the function compiled by Numba
+
+
+def _compiled(name: str):
+    """The loops below compiled by Numba (imported and compiled on first use; the machine code is cached on disk).
+
+    `_sift_down` is compiled first and bound in its place, so the loops that call it are compiled against it.
+    """
+    if not _JIT:
+        import numba
+
+        g = globals()
+        g["_sift_down"] = numba.njit(cache=True, nogil=True, inline="always")(_sift_down)
+        for fn in ("_completions", "_upper_quantile"):
+            _JIT[fn] = g[fn] = numba.njit(cache=True, nogil=True)(g[fn])
+        _JIT["_block_quantiles"] = numba.njit(cache=True, nogil=True)(_block_quantiles)
+    return _JIT[name]
+
+
+def _sift_down(heap, size, i, v):  # pragma: no cover - compiled; tested through its callers
+    """Put `v` at slot `i` of the binary min-heap `heap[:size]` and let it sink to its place."""
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        if child + 1 < size and heap[child + 1] < heap[child]:
+            child += 1
+        if heap[child] >= v:
+            break
+        heap[i] = heap[child]
+        i = child
+    heap[i] = v
+
+
 TAIL_SHARE = 0.125  # a quantile this far (or less) from the top is read from the largest values alone
 
 
@@ -69,19 +100,7 @@ def upper_quantile(x: np.ndarray, p: float, lo: int = 0, hi: int | None = None) 
     hi = len(x) if hi is None else hi
     if hi - lo < 2 or p < 1.0 - TAIL_SHARE:
         return float(np.quantile(x[lo:hi], p))
-    one, _ = _tail_kernels()
-    return float(one(np.ascontiguousarray(x, dtype=np.float64), int(lo), int(hi), float(p)))
-
-
-def _tail_kernels():
-    """`_upper_quantile` and `_block_quantiles` compiled by Numba (on first use; cached on disk by Numba)."""
-    global _TAIL, _TAIL_BLOCKS
-    if _TAIL is None:
-        import numba
-
-        _TAIL = numba.njit(cache=True, nogil=True)(_upper_quantile)
-        _TAIL_BLOCKS = numba.njit(cache=True, nogil=True)(_block_quantiles)
-    return _TAIL, _TAIL_BLOCKS
+    return float(_compiled("_upper_quantile")(np.ascontiguousarray(x, dtype=np.float64), int(lo), int(hi), float(p)))
 
 
 def block_quantiles(x: np.ndarray, p: float, blocks: int) -> np.ndarray:
@@ -89,14 +108,13 @@ def block_quantiles(x: np.ndarray, p: float, blocks: int) -> np.ndarray:
     size = len(x) // blocks
     if size < 2 or p < 1.0 - TAIL_SHARE:
         return np.quantile(x[: size * blocks].reshape(blocks, -1), p, axis=1)
-    _, per_block = _tail_kernels()
-    return per_block(np.ascontiguousarray(x, dtype=np.float64), int(size), int(blocks), float(p))
+    return _compiled("_block_quantiles")(np.ascontiguousarray(x, dtype=np.float64), int(size), int(blocks), float(p))
 
 
 def _block_quantiles(x, size, blocks, p):  # pragma: no cover - compiled; tested through block_quantiles
     out = np.empty(blocks)
     for i in range(blocks):
-        out[i] = _TAIL(x, i * size, (i + 1) * size, p)
+        out[i] = _upper_quantile(x, i * size, (i + 1) * size, p)
     return out
 
 
@@ -107,39 +125,10 @@ def _upper_quantile(x, lo, hi, p):  # pragma: no cover - compiled; tested throug
     if h >= n - 1:
         j = n - 1
     k = n - j  # the k largest hold order statistics j and j + 1
-    heap = np.empty(k)
-    for i in range(k):
-        heap[i] = x[lo + i]
-    for start in range(k // 2 - 1, -1, -1):  # heapify: a min-heap of the first k
-        i = start
-        v = heap[i]
-        while True:
-            child = 2 * i + 1
-            if child >= k:
-                break
-            if child + 1 < k and heap[child + 1] < heap[child]:
-                child += 1
-            if heap[child] >= v:
-                break
-            heap[i] = heap[child]
-            i = child
-        heap[i] = v
-    for t in range(lo + k, hi):
-        v = x[t]
-        if v <= heap[0]:
-            continue
-        i = 0
-        while True:
-            child = 2 * i + 1
-            if child >= k:
-                break
-            if child + 1 < k and heap[child + 1] < heap[child]:
-                child += 1
-            if heap[child] >= v:
-                break
-            heap[i] = heap[child]
-            i = child
-        heap[i] = v
+    heap = np.full(k, -np.inf)  # a min-heap of the k largest seen so far
+    for t in range(lo, hi):
+        if x[t] > heap[0]:
+            _sift_down(heap, k, 0, x[t])
     a = heap[0]
     if h >= n - 1 or k < 2:
         return a
@@ -153,16 +142,6 @@ def _upper_quantile(x, lo, hi, p):  # pragma: no cover - compiled; tested throug
     if gamma >= 0.5:
         return b - d * (1.0 - gamma)
     return a + d * gamma
-
-
-def _kernel():
-    """The loop compiled by Numba (imported and compiled on first use; the machine code is cached on disk by Numba)."""
-    global _COMPILED
-    if _COMPILED is None:
-        import numba
-
-        _COMPILED = numba.njit(cache=True, nogil=True)(_completions)
-    return _COMPILED
 
 
 def _completions(a, count, B, w, times, drawn, use_draws):  # pragma: no cover - compiled; tested through completions
@@ -190,19 +169,7 @@ def _completions(a, count, B, w, times, drawn, use_draws):  # pragma: no cover -
             size = np.searchsorted(a[h:hi], td, side="right")
         dt = drawn[k] if use_draws else times[size - 1]
         end = td + dt
-        # heapreplace(free, end): the root leaves, `end` sinks to its place
-        i = 0
-        while True:
-            child = 2 * i + 1
-            if child >= count:
-                break
-            if child + 1 < count and free[child + 1] < free[child]:
-                child += 1
-            if free[child] >= end:
-                break
-            free[i] = free[child]
-            i = child
-        free[i] = end
+        _sift_down(free, count, 0, end)  # heapreplace(free, end): the root leaves, `end` sinks to its place
         for j in range(h, h + size):
             out[j] = end
         h += size
