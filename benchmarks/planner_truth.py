@@ -115,6 +115,8 @@ def make_instance(seed: int, kind: str) -> dict[str, Any]:
                     "b": {"from": str(rng.choice(["nvidia-t4", "nvidia-h100-sxm"])),
                           "cost_per_hour": float(np.round(rng.uniform(0.3, 1.6), 2))},
                     "e": {"from": "nvidia-jetson-agx-orin", "cost_per_hour": float(np.round(rng.uniform(0.1, 0.6), 2))}}
+        for entry in hardware.values():  # instances test the planner: they keep the uncalibrated
+            entry.update(calibration=None, on_chip_mb=None)  # roofline they were drawn with
         model: dict[str, Any] = {"from": "resnet50"}
         service: dict[str, Any] = {"variants": ["fp32"]}
         slo_ms = float(rng.integers(8, 25))

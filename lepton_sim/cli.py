@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("scenario", help="scenario YAML file")
     chk.set_defaults(func=cmd_check)
 
+    from lepton_sim.calibration.cli import register as register_calibrate
     from lepton_sim.kernels_cli import register as register_kernels
     from lepton_sim.verification.cli import register as register_plan
     from lepton_sim.report.cli import register as register_report
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_report(sub)
     register_sweep(sub)
     register_kernels(sub)
+    register_calibrate(sub)
     return p
 
 

@@ -101,7 +101,7 @@ def _pools(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, Any
             "batches": p.batches,
             "mean_batch": p.batched / p.batches if p.batches else None,
             "throughput_rps": p.batched / window_s,
-            "compute": {"source": p.compute_source, "detail": p.compute_detail},
+            "compute": {"source": p.compute_source, "detail": p.compute_detail, "basis": p.compute_basis},
         }
     return out
 

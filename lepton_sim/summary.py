@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from lepton_sim.scenario.schema import Scenario
 from lepton_sim.termtable import Col, print_table
@@ -37,16 +38,22 @@ def _service_cells(label: str, s: dict[str, Any]) -> list[str]:
 
 
 def slo_verdicts(m: dict[str, Any]) -> list[str]:
-    """One line per service that misses its SLO: by how much, and from which demand sites."""
+    """One line per service that misses its SLO, over all its requests or from one of its demand sites:
+    by how much, and from which sites (what `plan` promises is every site within the target)."""
     lines = []
     for name, s in m["services"].items():
-        if s["slo"]["met"]:
-            continue
         sites = sorted(((site, st) for site, st in s["by_site"].items() if not st["slo"]["met"]),
                        key=lambda kv: kv[1]["slo_attainment"] or 0.0) if len(s["by_site"]) > 1 else []
+        if s["slo"]["met"] and not sites:
+            continue
         shown = "".join(f"; from {site} {_miss(st, short=True)}" for site, st in sites[:3])
         more = f"; {len(sites) - 3} more sites miss" if len(sites) > 3 else ""
-        lines.append(f"SLO missed: {name} {_miss(s)}{shown}{more}")
+        if s["slo"]["met"]:
+            n = len(sites)
+            lines.append(f"SLO missed at {n} demand site{'s' if n > 1 else ''}: {name} meets it over all its "
+                         f"requests ({_miss(s, short=True)}){shown}{more}")
+        else:
+            lines.append(f"SLO missed: {name} {_miss(s)}{shown}{more}")
     return lines
 
 
@@ -126,5 +133,12 @@ def print_summary(scenario: Scenario, m: dict[str, Any], console: Console | None
             f"energy {m['energy_kwh']:.4f} kWh")
     sources = sorted({p["compute"]["source"] for p in m["pools"].values()})
     if "roofline" in sources:
-        c.print("[dim]compute times marked 'roofline' are modelled from datasheet peaks with efficiency factors "
-                "(sources in the hardware catalogue; details in metrics.json pools.*.compute)[/dim]")
+        c.print("[dim]compute times marked 'roofline' come from datasheet peaks with efficiency figures (sources in "
+                "the hardware catalogue; details in metrics.json pools.*.compute); what each type's figures rest "
+                "on:[/dim]")
+    bases: dict[str, str] = {}
+    for p in m["pools"].values():
+        if p["compute"].get("basis"):
+            bases.setdefault(p["hardware"], p["compute"]["basis"])
+    for hw, basis in sorted(bases.items()):
+        c.print(f"[dim]{hw}: {escape(basis)}[/dim]")

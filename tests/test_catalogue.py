@@ -1,10 +1,12 @@
 """Hardware catalogue and model zoo: completeness, sources, and figures against vendor datasheets."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import TypeAdapter
 
-from lepton_sim.catalogue import HARDWARE_KEYS, hardware_entry, hardware_names, zoo_model, zoo_names
+from lepton_sim.catalogue import HARDWARE_KEYS, OPTIONAL_KEYS, hardware_entry, hardware_names, zoo_model, zoo_names
 from lepton_sim.layers import PRECISIONS, Layer, layer_costs
 
 LAYERS = TypeAdapter(list[Layer])
@@ -20,7 +22,8 @@ def test_required_entries_exist() -> None:
 @pytest.mark.parametrize("name", hardware_names())
 def test_entry_has_every_key_and_a_source_for_every_figure(name: str) -> None:
     entry = hardware_entry(name)
-    assert sorted(entry) == sorted(HARDWARE_KEYS)
+    optional = [k for k in OPTIONAL_KEYS if k in entry]
+    assert sorted(entry) == sorted([*HARDWARE_KEYS, *optional])
     assert entry["kind"] in ("gpu", "fpga", "cpu", "edge", "accelerator")
     assert entry["peak_tflops"] and set(entry["peak_tflops"]) <= set(PRECISIONS)
     assert all(v > 0 for v in entry["peak_tflops"].values())
@@ -28,7 +31,9 @@ def test_entry_has_every_key_and_a_source_for_every_figure(name: str) -> None:
         assert entry[key] > 0, key
     assert 0 < entry["idle_power_w"] < entry["power_w"]
     assert isinstance(entry["sparse_2_4"], bool)
-    assert sorted(entry["sources"]) == sorted(FIGURES)
+    assert sorted(entry["sources"]) == sorted([*FIGURES, *optional])
+    if "calibration" in entry:  # shipped with the package, and calibrated on an on-chip figure it states
+        assert Path(entry["calibration"]).is_file()
     assert all(isinstance(s, str) and len(s) > 20 for s in entry["sources"].values())
     # No vendor publishes idle draw: it must be labelled as modelled.
     assert "modelled" in entry["sources"]["idle_power_w"]

@@ -165,7 +165,7 @@ def test_distilled_student_replaces_the_layers() -> None:
 def test_record_says_what_it_is() -> None:
     result = batch_times(model(ONE_DENSE), variant("int8"), catalogue_hardware("nvidia-l4"), 2)
     assert result.source == "roofline"
-    assert "nvidia-l4" in result.detail and "int8" in result.detail and "modelled" in result.detail
+    assert "nvidia-l4" in result.detail and "int8" in result.detail and "modelled" in result.detail  # no calibration here
     with pytest.raises(ValueError):
         batch_times(model(ONE_DENSE), variant("int8"), catalogue_hardware("nvidia-l4"), 0)
 
@@ -231,3 +231,53 @@ def test_random_chains_are_monotone(widths: list[int], precision: str, peak: flo
     result = batch_times(model(layers), variant(precision, TWO_FOUR if sparse else None), hw, max_batch)
     assert len(result.times_s) == max_batch
     check_monotone(result.times_s)
+
+
+def test_on_chip_memory_keeps_activations_off_dram_while_they_fit() -> None:
+    # dense 1024 -> 1024 at fp16 (as in test_one_layer_by_hand), on a device holding 1 MB on chip:
+    # activations move 4,096 B per request, so up to 244 requests' activations stay on chip and only
+    # the excess (4,096 b - 1e6 bytes) reaches DRAM. Up to batch 62 the weights' 2.6 us of traffic
+    # outlast the math (4.2e-8 s per request), so the kernel is memory-bound on weights alone.
+    on_chip = batch_times(model(ONE_DENSE), variant("fp16"), hardware(on_chip_mb=1.0), 512).times_s
+    plain = batch_times(model(ONE_DENSE), variant("fp16"), hardware(), 512).times_s
+    assert on_chip[0] == pytest.approx(10e-6 + 2_097_152 / 8e11, rel=1e-12)  # weights only
+    assert on_chip[31] == pytest.approx(10e-6 + 2_097_152 / 8e11, rel=1e-12)  # 32 x 4,096 B < 1 MB
+    assert plain[31] == pytest.approx(10e-6 + (2_097_152 + 32 * 4_096) / 8e11, rel=1e-12)
+    # Past the crossover the batch is compute-bound either way: the same time.
+    assert on_chip[511] == pytest.approx(plain[511], rel=1e-12)
+
+
+def test_a_batch_that_spills_is_not_charged_more_per_request_than_a_smaller_one() -> None:
+    # A memory-bound chain on a small cache: batch 2 spills what batch 1 kept on chip. Per request,
+    # the larger batch takes the best smaller batch's time (it runs as such sub-batches).
+    layers = [{"op": "dense", "in": 64, "out": 4096}, {"op": "relu"}, {"op": "dense", "in": 4096, "out": 64}]
+    hw = hardware(on_chip_mb=0.04, peak_tflops={"fp32": 1000.0, "fp16": 1000.0})
+    times = batch_times(model(layers), variant("fp16"), hw, 64).times_s
+    check_monotone(times)
+    per_request = [t / (i + 1) for i, t in enumerate(times)]
+    assert min(per_request) == pytest.approx(per_request[-1], rel=1e-12)
+
+
+def test_compute_efficiency_per_precision_and_the_rule_for_the_others() -> None:
+    m = model(ONE_DENSE)
+    hw = hardware(compute_efficiency={"int8": 0.25, "fp16": 0.5})
+    int8 = batch_times(m, variant("int8"), hw, 512)
+    fp16 = batch_times(m, variant("fp16"), hw, 512)
+    assert int8.times_s[511] - 10e-6 == pytest.approx(512 * 2 * 1024 * 1024 / (200e12 * 0.25), rel=1e-12)
+    assert fp16.times_s[511] - 10e-6 == pytest.approx(512 * 2 * 1024 * 1024 / (100e12 * 0.5), rel=1e-12)
+    # fp32 has no figure of its own: it takes the lowest one given (int8's), and says so.
+    fp32 = batch_times(m, variant("fp32"), hw, 512)
+    assert fp32.times_s[511] - 10e-6 == pytest.approx(512 * 2 * 1024 * 1024 / (10e12 * 0.25), rel=1e-12)
+    assert "lowest figure given (int8; none for fp32)" in fp32.detail
+
+
+def test_calibrated_catalogue_entries_say_what_they_rest_on() -> None:
+    from lepton_sim.calibration import calibrated_hardware, datasheet_hardware
+
+    m = model(zoo_model("resnet50")["layers"])
+    calibrated = batch_times(m, variant("int8"), calibrated_hardware("nvidia-l4"), 8)
+    assert calibrated.basis.startswith("calibrated to 2 int8 points") and calibrated.basis in calibrated.detail
+    bare = batch_times(m, variant("int8"), datasheet_hardware("nvidia-l4"), 8)
+    assert bare.basis.startswith("not calibrated") and "modelled" in bare.basis
+    uncalibrated = batch_times(m, variant("int8"), calibrated_hardware("nvidia-jetson-orin-nano"), 8)
+    assert uncalibrated.basis.startswith("not calibrated")

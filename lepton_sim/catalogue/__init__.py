@@ -10,11 +10,14 @@ import yaml
 
 from lepton_sim.catalogue.zoo import zoo_model, zoo_names
 
-__all__ = ["HARDWARE_KEYS", "hardware_entry", "hardware_names", "zoo_model", "zoo_names"]
+__all__ = ["HARDWARE_KEYS", "OPTIONAL_KEYS", "THIS_MACHINE", "hardware_entry", "hardware_names", "zoo_model", "zoo_names"]
 
 # Every catalogue entry has exactly these keys (the scenario hardware type's keys plus `sources`).
 HARDWARE_KEYS = ("kind", "peak_tflops", "memory_bandwidth_gbps", "memory_gb", "power_w",
                  "idle_power_w", "cost_per_hour", "sparse_2_4", "sources")
+# Keys an entry has where they apply: on-chip memory (a datasheet figure) and the calibration file
+# its efficiency figures were fitted into (lepton_sim/catalogue/calibration/, see its README).
+OPTIONAL_KEYS = ("on_chip_mb", "calibration")
 
 
 @lru_cache(maxsize=1)
@@ -46,7 +49,9 @@ def hardware_entry(name: str) -> dict[str, Any]:
     if name == THIS_MACHINE:
         return copy.deepcopy(_this_machine())
     try:
-        entry = _hardware()[name]
+        entry = copy.deepcopy(_hardware()[name])
     except KeyError:
         raise KeyError(f"unknown hardware {name!r}; built-in types: {', '.join(hardware_names())}") from None
-    return copy.deepcopy(entry)
+    if entry.get("calibration"):  # shipped beside hardware.yaml: an absolute path, wherever it is installed
+        entry["calibration"] = str(resources.files(__package__).joinpath(entry["calibration"]))
+    return entry

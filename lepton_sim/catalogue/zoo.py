@@ -191,6 +191,32 @@ def bert_base(seq_len: int = 128) -> dict[str, Any]:
     }
 
 
+def bert_large(seq_len: int = 384) -> dict[str, Any]:
+    """BERT-large for SQuAD question answering: ``seq_len`` token ids (and segment ids and mask) in,
+    a start and an end logit per token out (the MLPerf Inference BERT model)."""
+    layers = bert_layers(seq_len, n_layers=24, hidden=1024, heads=16, ffn=4096, pooler=False)
+    layers.append({"op": "dense", "in": 1024, "out": 2, "tokens": seq_len})  # the span (start, end) head
+    mlperf = ("mlcommons/inference_results_{} closed/NVIDIA/results/{}/{}/Offline/accuracy/accuracy.txt: "
+              "SQuAD v1.1 dev F1 {}")
+    return {
+        "layers": layers,
+        "input_bytes": 3 * seq_len * 4,  # token ids, segment ids and the attention mask, int32
+        "output_bytes": 2 * seq_len * 4,
+        "variants": {
+            "fp32": _variant("fp32", 0.90874, "MLPerf Inference reference BERT-large (bert-99 and bert-99.9 "
+                             "targets are 99% and 99.9% of it): SQuAD v1.1 dev F1 90.874%"),
+            "fp16": _variant("fp16", 0.909257, mlperf.format("v3.0", "L4x1_TRT", "bert-99.9", "90.926% "
+                             "(NVIDIA's fp16 TensorRT engine)")),
+            "int8": _variant("int8", 0.903568, mlperf.format("v3.1", "DGX-H100_H100-SXM-80GBx1_TRT", "bert-99",
+                             "90.357% (NVIDIA's int8 TensorRT engine)")),
+        },
+        "source": f"BERT-large uncased (Devlin et al. 2019): 24 layers, hidden 1024, 16 heads, FFN 4096, vocab "
+                  f"30522, seq_len {seq_len}, with the SQuAD span head; about 335M params (Intel's Open Model Zoo "
+                  f"card for bert-large-uncased-whole-word-masking-squad lists 333.96M params and 246.93 GOps at "
+                  f"384 tokens). Accuracy is SQuAD v1.1 dev F1",
+    }
+
+
 def digits_mlp() -> dict[str, Any]:
     """The MLP for 8x8 digits: 64 float32 pixels in, 10 float32 scores out."""
     return {
@@ -206,6 +232,7 @@ _ZOO: dict[str, Callable[..., dict[str, Any]]] = {
     "resnet50": resnet50,
     "mobilenet-v2": mobilenet_v2,
     "bert-base": bert_base,
+    "bert-large": bert_large,
     "digits-mlp": digits_mlp,
 }
 

@@ -96,6 +96,13 @@ def utilisation_section(metrics: Mapping[str, Any], colours: Mapping[str, str] |
                    p["compute"]["source"]) for pid, p in metrics.get("pools", {}).items())
     blocks.append(Table("Replica pools", ("pool", "replicas", "utilisation", "mean batch", "requests/s",
                                           "compute times"), pools))
+    bases: dict[str, str] = {}
+    for p in metrics.get("pools", {}).values():
+        if p["compute"].get("basis"):
+            bases.setdefault(p["hardware"], p["compute"]["basis"])
+    if bases:
+        blocks.append(Table("What each hardware type's compute times rest on", ("hardware", "basis"),
+                            tuple(sorted(bases.items()))))
     links = tuple((d, link_id, pct(dd["utilization"]), fmt(dd["gb"]), fmt(dd["transfers"]))
                   for link_id, link in metrics.get("links", {}).items() for d, dd in link["directions"].items())
     if links:

@@ -24,6 +24,9 @@ import networkx as nx
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from lepton_sim.calibration.file import apply as apply_calibration
+from lepton_sim.calibration.file import load as load_calibration
+from lepton_sim.calibration.file import mismatch as calibration_mismatch
 from lepton_sim.catalogue import THIS_MACHINE, hardware_entry, hardware_names
 from lepton_sim.catalogue.zoo import zoo_model, zoo_names
 from lepton_sim.errors import ScenarioError
@@ -74,7 +77,7 @@ def parse_scenario(data: Any, *, file: str = "<scenario>", base_dir: Path | None
     if not isinstance(data, Mapping):
         raise ScenarioError(f"expected a mapping of scenario keys at the top, got {_kind(data)}", file=file)
     problems: list[ScenarioError] = []
-    raw, broken = _resolve_entries(copy.deepcopy(dict(data)), file, problems)
+    raw, broken = _resolve_entries(copy.deepcopy(dict(data)), file, problems, base_dir or Path.cwd())
     scenario: Scenario | None = None
     try:
         scenario = Scenario.model_validate(raw)
@@ -153,8 +156,10 @@ def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
 # --- from: catalogue and zoo entries -------------------------------------------------------
 
 
-def _resolve_entries(raw: dict, file: str, problems: list[ScenarioError]) -> tuple[dict, set[tuple]]:
-    """Replace `from:` references with the catalogue/zoo entry overlaid by the scenario's keys.
+def _resolve_entries(raw: dict, file: str, problems: list[ScenarioError],
+                     base_dir: Path) -> tuple[dict, set[tuple]]:
+    """Replace `from:` references with the catalogue/zoo entry overlaid by the scenario's keys,
+    then overlay each hardware entry's `calibration:` file (its fitted efficiency figures).
 
     A reference that cannot be resolved is added to `problems`, and its entry's location is
     returned among the broken ones, whose schema errors (consequences of it) are not reported.
@@ -171,7 +176,38 @@ def _resolve_entries(raw: dict, file: str, problems: list[ScenarioError]) -> tup
                 except ScenarioError as exc:
                     problems.append(exc)
                     broken.add((section, name))
+    hardware = raw.get("hardware")
+    for name, entry in (hardware.items() if isinstance(hardware, dict) else ()):
+        if isinstance(entry, dict) and isinstance(entry.get("calibration"), str) and ("hardware", name) not in broken:
+            try:
+                hardware[name] = _calibrated(entry, f"hardware.{name}.calibration", file, base_dir)
+            except ScenarioError as exc:
+                problems.append(exc)
     return raw, broken
+
+
+def _calibrated(entry: dict, path: str, file: str, base_dir: Path) -> dict:
+    """``entry`` with the fitted figures of the calibration file it names (relative to the scenario)."""
+    rel = Path(entry["calibration"])
+    where = rel if rel.is_absolute() else base_dir / rel
+    try:
+        doc = load_calibration(where)
+    except FileNotFoundError:
+        raise ScenarioError(f"calibration file not found: {where}", file=file, path=path) from None
+    except (OSError, ValueError) as exc:
+        raise ScenarioError(f"{where}: not a valid calibration file: {exc}", file=file, path=path) from None
+    why = calibration_mismatch(doc, entry)
+    if why is not None:
+        raise ScenarioError(f"{where} does not apply here: {why}", file=file, path=path)
+    return apply_calibration(doc, entry, _shown(where))
+
+
+def _shown(p: Path) -> str:
+    """A calibration file's path as reports show it: inside the installed catalogue, from the package."""
+    parts = p.parts
+    if "catalogue" in parts and "lepton_sim" in parts:
+        return "/".join(parts[parts.index("lepton_sim"):])
+    return str(p)
 
 
 def _overlay_hardware(entry: dict, path: str, file: str) -> dict:

@@ -49,6 +49,9 @@ class Horizon(Strict):
 # --- hardware ------------------------------------------------------------------------------
 
 
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+
 class HardwareSpec(Strict):
     """A node type: peak rates per precision, memory, power and price (after `from:` is resolved)."""
 
@@ -60,10 +63,14 @@ class HardwareSpec(Strict):
     idle_power_w: NonNegFloat
     cost_per_hour: NonNegFloat
     sparse_2_4: bool = False
-    compute_efficiency: Annotated[float, Field(gt=0, le=1)] | None = None
-    memory_efficiency: Annotated[float, Field(gt=0, le=1)] | None = None
+    # One fraction of peak for every precision, or one per precision (what `calibrate` fits).
+    compute_efficiency: Fraction | dict[Precision, Fraction] | None = None
+    memory_efficiency: Fraction | None = None
     kernel_overhead_us: NonNegFloat | None = None
+    on_chip_mb: NonNegFloat | None = None  # on-chip cache/SRAM that keeps activations between layers
     profile: str | None = None  # a measured kernel profile (path relative to the scenario file)
+    # A file written by `lepton-sim calibrate`; the loader has already applied its fitted figures.
+    calibration: str | None = None
     sources: dict[str, str] = Field(default_factory=dict)
     name: str = Field(default="", exclude=True)  # set by the loader from the mapping key
     _measured: Any = PrivateAttr(default=None)  # the loaded `lepton_sim.profiles.Profile`

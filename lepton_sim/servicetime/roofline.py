@@ -9,6 +9,24 @@ request. A kernel is one layer, except that batchnorm, activations and residual 
 after a conv or dense layer are fused into it (their math counts; their launch and activation
 round trip do not), as inference runtimes do.
 
+On-chip memory: a device with ``on_chip_mb`` (a GPU's L2, an FPGA's block RAM, a datasheet
+figure) keeps a kernel's activations on chip while they fit. Of a kernel's ``act_bytes * b``
+bytes read and written, only the part beyond the on-chip capacity goes to DRAM:
+
+    dram_bytes(b) = weight_bytes + max(0, act_bytes * b - on_chip_bytes)
+
+Without it, every activation byte crosses DRAM: then even at 100% of its datasheet compute and
+bandwidth an L4 (48 MB of L2) would run ResNet-50 int8 at 9,889/s at most (any batch to 2,048),
+against the 12,882/s MLPerf measured. A batch that spills is never charged more per request than
+the best smaller batch (`Kernels.seconds`).
+
+The efficiency figures (``compute_efficiency`` per precision or one for all, ``memory_efficiency``,
+``kernel_overhead_us``) are the hardware type's own (fitted by ``lepton-sim calibrate`` to
+published or measured throughput, see `lepton_sim.calibration`) or, where it has none, its kind's
+modelled defaults below. A precision without its own fitted figure takes the lowest figure fitted
+for the others (the conservative choice: a precision is not assumed to run closer to its peak
+than the measured ones do).
+
 Tensor ops (dense, conv, attention matmuls) run at the precision's peak; other ops (activations,
 norms, pooling, add) at the device's vector peak, taken as its fp32 figure (a GPU's CUDA-core
 rate) or, on a device without fp32 (an INT8 FPGA overlay), the precision's peak. 2:4 sparsity
@@ -38,6 +56,9 @@ class BatchTimes:
     times_s: tuple[float, ...]  # times_s[b-1] = seconds to run one batch of b requests, b = 1..max_batch
     source: str  # "roofline" (modelled) or "measured"
     detail: str  # how the times were obtained, for reports
+    # What the hardware type's figures rest on: datasheet only, calibrated to N points with this
+    # error, or measured here (one line, for reports).
+    basis: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,7 +72,8 @@ class KindDefaults:
 
 
 # All modelled: round figures for inference kernels as run by vendor runtimes (TensorRT, oneDNN,
-# Vitis AI), to be replaced by measured profiles where a machine was measured.
+# Vitis AI). A hardware type's own figures (fitted by `lepton-sim calibrate`) replace them, and
+# a measured kernel profile replaces the roofline altogether. They are also the fit's prior.
 KIND_DEFAULTS: dict[str, KindDefaults] = {
     "gpu": KindDefaults(0.45, 0.70, 5.0, (
         "modelled: tuned GEMM/conv kernels keep roughly half the tensor-core peak busy across a "
@@ -99,15 +121,92 @@ def _factor(hardware: Any, name: str, default: float) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class Efficiency:
+    """The efficiency figures that apply to one precision on one hardware type, and where each came from."""
+
+    compute: float  # fraction of the precision's datasheet peak achieved by tensor (and vector) math
+    memory: float  # fraction of the datasheet DRAM bandwidth achieved
+    overhead_s: float  # fixed seconds per kernel
+    on_chip_bytes: float  # activations that stay on chip per kernel (0: none)
+    compute_how: str  # "fitted", "the lowest fitted figure (no int4 point)", "kind default (modelled)", ...
+
+
+def efficiency(hardware: Any, precision: str) -> Efficiency:
+    """The compute/memory efficiency, per-kernel overhead and on-chip capacity of ``hardware`` at ``precision``."""
+    if hardware.kind not in KIND_DEFAULTS:
+        raise ValueError(f"hardware {hardware.name!r}: unknown kind {hardware.kind!r}")
+    defaults = KIND_DEFAULTS[hardware.kind]
+    given = getattr(hardware, "compute_efficiency", None)
+    if isinstance(given, dict):
+        if not given:
+            raise ValueError(f"hardware {hardware.name!r}: compute_efficiency is an empty mapping")
+        for p, v in given.items():
+            if not 0 < float(v) <= 1:
+                raise ValueError(f"hardware {hardware.name!r}: compute_efficiency.{p} = {v} is out of range")
+        if precision in given:
+            eff_c, how = float(given[precision]), "its own figure"
+        else:
+            low = min(given, key=lambda p: float(given[p]))
+            eff_c, how = float(given[low]), f"the lowest figure given ({low}; none for {precision})"
+    elif given is not None:
+        eff_c, how = _factor(hardware, "compute_efficiency", defaults.compute_efficiency), "its own figure"
+    else:
+        eff_c, how = defaults.compute_efficiency, f"the {hardware.kind} default (modelled)"
+    on_chip = getattr(hardware, "on_chip_mb", None)
+    if on_chip is not None and float(on_chip) < 0:
+        raise ValueError(f"hardware {hardware.name!r}: on_chip_mb = {on_chip} is out of range")
+    return Efficiency(
+        compute=eff_c,
+        memory=_factor(hardware, "memory_efficiency", defaults.memory_efficiency),
+        overhead_s=_factor(hardware, "kernel_overhead_us", defaults.kernel_overhead_us) * 1e-6,
+        on_chip_bytes=float(on_chip or 0.0) * 1e6,
+        compute_how=how,
+    )
+
+
 def _rate(precision: str, tflops: float) -> str:
     unit = "TOPS" if precision.startswith("int") else "TFLOPS"
     return f"{tflops:g} {unit}"
 
 
-def batch_times(model: Any, variant: Any, hardware: Any, max_batch: int) -> BatchTimes:
-    """Roofline seconds per batch of 1..max_batch requests of ``variant`` on ``hardware``."""
-    if max_batch < 1:
-        raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+@dataclass(frozen=True)
+class Kernels:
+    """Per-kernel costs of a model variant on a hardware type, before any efficiency figure applies."""
+
+    math_s: np.ndarray  # seconds of math per request at 100% of the datasheet peaks
+    weight_bytes: np.ndarray  # bytes of weights read per batch
+    act_bytes: np.ndarray  # bytes of activations read and written per request
+    bandwidth: float  # datasheet DRAM bytes per second
+    precision: str
+    peak_tflops: float  # the precision's datasheet peak
+    sparse_math: bool  # 2:4 sparsity halves the weight-bearing math here
+
+    def seconds(self, eff: Efficiency, max_batch: int) -> np.ndarray:
+        """Seconds per batch of 1..max_batch requests with efficiency figures ``eff``.
+
+        A batch is never slower per request than a smaller one: where on-chip memory makes a
+        small batch cheaper per request than a large one that spills to DRAM, the large batch
+        takes the best smaller batch's time per request (a runtime runs it as such sub-batches,
+        or picks its kernels per batch size as TensorRT's optimisation profiles do). Without
+        on-chip memory the raw roofline already has this property and is unchanged.
+        """
+        b = np.arange(1, max_batch + 1, dtype=float)
+        act = np.outer(self.act_bytes, b)
+        if eff.on_chip_bytes > 0:
+            act = np.maximum(act - eff.on_chip_bytes, 0.0)
+        math = np.outer(self.math_s, b) / eff.compute
+        memory = (self.weight_bytes[:, None] + act) / (self.bandwidth * eff.memory)
+        raw = np.maximum(math, memory).sum(axis=0) + eff.overhead_s * len(self.math_s)
+        per = raw / b
+        best = np.minimum.accumulate(per)
+        # raw where it is itself the best so far (bit-identical to the plain roofline), and times kept
+        # non-decreasing against the last bit of rounding in b * best.
+        return np.asarray(np.maximum.accumulate(np.where(per <= best, raw, b * best)))
+
+
+def kernels(model: Any, variant: Any, hardware: Any) -> Kernels:
+    """The fused kernels of ``variant`` on ``hardware`` with their math, weight and activation costs."""
     precision = variant.precision
     if precision not in WEIGHT_BYTES:
         raise ValueError(f"unknown precision {precision!r}")
@@ -115,23 +214,15 @@ def batch_times(model: Any, variant: Any, hardware: Any, max_batch: int) -> Batc
     if peaks.get(precision, 0.0) <= 0:
         raise UnsupportedPrecision(
             f"hardware {hardware.name!r} has no {precision} peak (it has: {', '.join(peaks) or 'none'})")
-    if hardware.kind not in KIND_DEFAULTS:
-        raise ValueError(f"hardware {hardware.name!r}: unknown kind {hardware.kind!r}")
-    defaults = KIND_DEFAULTS[hardware.kind]
-    eff_c = _factor(hardware, "compute_efficiency", defaults.compute_efficiency)
-    eff_m = _factor(hardware, "memory_efficiency", defaults.memory_efficiency)
-    overhead_s = _factor(hardware, "kernel_overhead_us", defaults.kernel_overhead_us) * 1e-6
-
     layers = _layers_of(model, variant)
     costs = layer_costs(layers)
     if not costs:
         raise ValueError("model has no layers")
     sparsity = variant.sparsity
     sparse_math = bool(sparsity is not None and sparsity.pattern == "2:4" and hardware.sparse_2_4)
-    tensor_rate = peaks[precision] * 1e12 * eff_c
-    vector_rate = peaks.get("fp32", peaks[precision]) * 1e12 * eff_c
-    bw = float(hardware.memory_bandwidth_gbps) * 1e9 * eff_m
-    act_bytes = ACT_BYTES[precision]
+    tensor_rate = peaks[precision] * 1e12
+    vector_rate = peaks.get("fp32", peaks[precision]) * 1e12
+    act_size = ACT_BYTES[precision]
 
     # Per kernel: seconds of math per request, weight bytes per batch, activation bytes per request.
     math_s: list[float] = []
@@ -145,22 +236,43 @@ def batch_times(model: Any, variant: Any, hardware: Any, max_batch: int) -> Batc
         if fusable and c.op in EPILOGUE_OPS and layer.branch == last_branch:
             math_s[-1] += math
             if c.op == "add":
-                a_bytes[-1] += c.act_elems / 3 * act_bytes  # the residual operand (add moves 3 x size)
+                a_bytes[-1] += c.act_elems / 3 * act_size  # the residual operand (add moves 3 x size)
         else:
             math_s.append(math)
             # An embedding table is gathered row by row (counted in act_elems), never streamed whole.
             w_bytes.append(0.0 if c.op == "embedding" else
                            c.weight_params * bytes_per_weight(precision, sparsity, prune=prunable(c)))
-            a_bytes.append(c.act_elems * act_bytes)
+            a_bytes.append(c.act_elems * act_size)
             fusable = c.op in EPILOGUE_HEADS
         last_branch = layer.branch
+    return Kernels(np.array(math_s), np.array(w_bytes), np.array(a_bytes),
+                   float(hardware.memory_bandwidth_gbps) * 1e9, precision, peaks[precision], sparse_math)
 
-    b = np.arange(1, max_batch + 1, dtype=float)
-    per_kernel = np.maximum(np.outer(math_s, b), (np.array(w_bytes)[:, None] + np.outer(a_bytes, b)) / bw)
-    times = per_kernel.sum(axis=0) + overhead_s * len(math_s)
 
-    detail = (f"roofline: {hardware.name} {precision} peak {_rate(precision, peaks[precision])} x eff "
-              f"{eff_c:g}, {float(hardware.memory_bandwidth_gbps):g} GB/s x eff {eff_m:g}, "
-              f"{overhead_s * 1e6:g} us/kernel x {len(math_s)} kernels"
-              f"{', 2:4 sparse math' if sparse_math else ''} (modelled)")
-    return BatchTimes(times_s=tuple(float(t) for t in times), source="roofline", detail=detail)
+def basis(hardware: Any) -> str:
+    """What the hardware type's efficiency figures rest on, in one line (its ``sources`` say it)."""
+    sources = getattr(hardware, "sources", None) or {}
+    if sources.get("calibration"):
+        return str(sources["calibration"])
+    if any(getattr(hardware, k, None) is not None for k in ("compute_efficiency", "memory_efficiency",
+                                                               "kernel_overhead_us")):
+        return "efficiency figures set for this hardware type (not calibrated here)"
+    return (f"not calibrated: datasheet peaks with the modelled {hardware.kind} defaults "
+            f"(lepton_sim/servicetime/roofline.py KIND_DEFAULTS)")
+
+
+def batch_times(model: Any, variant: Any, hardware: Any, max_batch: int) -> BatchTimes:
+    """Roofline seconds per batch of 1..max_batch requests of ``variant`` on ``hardware``."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+    k = kernels(model, variant, hardware)
+    eff = efficiency(hardware, variant.precision)
+    times = k.seconds(eff, max_batch)
+    precision = variant.precision
+    on_chip = f", {eff.on_chip_bytes / 1e6:g} MB on chip" if eff.on_chip_bytes else ""
+    detail = (f"roofline: {hardware.name} {precision} peak {_rate(precision, k.peak_tflops)} x eff "
+              f"{eff.compute:.4g} ({eff.compute_how}), {float(hardware.memory_bandwidth_gbps):g} GB/s x eff "
+              f"{eff.memory:.4g}{on_chip}, {eff.overhead_s * 1e6:.4g} us/kernel x {len(k.math_s)} kernels"
+              f"{', 2:4 sparse math' if k.sparse_math else ''}; {basis(hardware)}")
+    return BatchTimes(times_s=tuple(float(t) for t in times), source="roofline", detail=detail,
+                      basis=basis(hardware))

@@ -9,7 +9,9 @@ A request's life, and so its latency, is computed here, in this order:
                 (`_compressed`), crosses at `input_bytes / ratio`, and is decompressed at the pool.
 3. `Pool`       joins the pool's FIFO queue (`pools.Pool`); an idle replica takes a batch of up to
                 `max_batch` (waiting at most `max_wait_ms` for it to fill); compute time comes from
-                the service-time model for that batch size, or the service's `service_time` override.
+                the service-time model for that batch size (`lepton_sim.servicetime`: the per-kernel
+                roofline with the hardware type's calibrated or default efficiency figures, or its
+                measured kernel profile), or the service's `service_time` override.
 4. `_respond`   the response (`output_bytes`) crosses the same links back.
 5. `_complete`  latency = arrival back at the demand site - creation.
 
@@ -347,6 +349,8 @@ class Simulation:
                 compute_source="service_time override" if p.batch_times is None else p.batch_times.source,
                 compute_detail=_override_detail(self.scenario.services[p.line.service])
                 if p.batch_times is None else p.batch_times.detail,
+                compute_basis="the service's service_time override (no hardware model)"
+                if p.batch_times is None else p.batch_times.basis,
             )
             for p in self.pools
         ]

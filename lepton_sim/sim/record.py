@@ -41,6 +41,7 @@ class PoolTally:
     retried: int  # requests put back in the queue because their replica failed mid-batch
     compute_source: str  # "roofline", "measured" or "service_time override"
     compute_detail: str
+    compute_basis: str  # what the hardware type's figures rest on (datasheet, calibrated, measured here)
 
 
 @dataclass(frozen=True)
