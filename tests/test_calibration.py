@@ -147,8 +147,9 @@ def test_a_scenario_takes_a_users_calibration(tmp_path: Path, capsys: pytest.Cap
     assert own.memory_efficiency == 0.5 and "set in the scenario" in own.sources["calibration"]
     # `calibration: null` drops the catalogue's: datasheet peaks with the kind's modelled defaults.
     bare = parse_scenario(_scenario({"from": "nvidia-l4", "calibration": None})).hardware["x"]
-    assert bare.compute_efficiency is None and "calibration" not in bare.sources or \
-        "calibrated to" not in bare.sources.get("calibration", "")
+    assert bare.calibration is None and bare.compute_efficiency is None
+    detail = batch_times(s.models["m"], s.models["m"].variants["int8"], bare, 4)
+    assert detail.basis.startswith("not calibrated") and "calibrated to" not in detail.detail
 
 
 def test_a_calibration_for_other_figures_is_refused(tmp_path: Path) -> None:

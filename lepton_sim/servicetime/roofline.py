@@ -252,7 +252,7 @@ def kernels(model: Any, variant: Any, hardware: Any) -> Kernels:
 def basis(hardware: Any) -> str:
     """What the hardware type's efficiency figures rest on, in one line (its ``sources`` say it)."""
     sources = getattr(hardware, "sources", None) or {}
-    if sources.get("calibration"):
+    if getattr(hardware, "calibration", None) and sources.get("calibration"):
         return str(sources["calibration"])
     if any(getattr(hardware, k, None) is not None for k in ("compute_efficiency", "memory_efficiency",
                                                                "kernel_overhead_us")):
