@@ -14,8 +14,10 @@ Simulated throughput is that of one saturated replica running full batches of th
 size: batch / seconds per batch; a latency is the seconds of one batch. A ratio is simulated over
 published (above 1: the simulator is faster for throughput, slower for latency). Run:
     python benchmarks/fidelity_hardware.py [--profile FILE] [--quick] [--threads N] [--skip-machine]
-``--quick`` measures a fresh quick profile first (about a minute); the default uses the committed
-reference profile, which only matches this machine if it was measured here.
+``--quick`` measures a fresh quick profile first (about a minute) and is the way to judge this
+machine; the default uses the committed reference profile, which only matches this machine if it
+was measured here and recently. Part 3 takes several minutes (int8 at 4096 x 4096 is slow in
+numpy); compare on a quiet machine, more than once.
 """
 from __future__ import annotations
 
@@ -75,22 +77,25 @@ def print_catalogue(title: str, rows: list[dict[str, object]]) -> list[float]:
 
 
 def machine(args: argparse.Namespace) -> None:
-    from kernels.fidelity import machine_fidelity  # noqa: PLC0415 - only this part needs numpy kernels
+    from kernels.fidelity import machine_fidelity, profile_threads  # noqa: PLC0415 - only this part times kernels
+    from lepton_sim.profiles import load_profile
 
     if args.quick:
         from lepton_sim.cli import main as cli
 
+        threads = args.threads or 1
         out = Path(tempfile.mkdtemp()) / "quick.json"
-        print(f"measuring a quick profile of this machine into {out} (--threads {args.threads}) ...")
-        if cli(["kernels", "measure", "--quick", "--threads", str(args.threads), "--out", str(out)]) != 0:
+        print(f"measuring a quick profile of this machine into {out} (--threads {threads}) ...")
+        if cli(["kernels", "measure", "--quick", "--threads", str(threads), "--out", str(out)]) != 0:
             raise SystemExit("kernels measure failed")
         profile = out
     else:
         from lepton_sim.profiles import reference_profile_path
 
         profile = Path(args.profile) if args.profile else reference_profile_path()
-    rows = machine_fidelity(profile, threads=args.threads)
-    print(f"\n3. this machine: measured profile ({profile}) against a direct numpy timing, {args.threads} BLAS "
+        threads = args.threads or profile_threads(load_profile(profile)) or 1  # as the profile was measured
+    rows = machine_fidelity(profile, threads=threads)
+    print(f"\n3. this machine: measured profile ({profile}) against a direct numpy timing, {threads} BLAS "
           f"thread(s)")
     print(f"  {'stack':<28} {'precision':<9} {'batch':>5} {'simulated ms':>13} {'direct ms':>10} {'ratio':>6}  source")
     for r in rows:
@@ -106,14 +111,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", metavar="FILE", help="kernel profile for part 3 (default: the reference profile)")
     ap.add_argument("--quick", action="store_true", help="measure a fresh quick profile for part 3 first")
-    ap.add_argument("--threads", type=int, default=1, help="BLAS threads for part 3 (default 1)")
+    ap.add_argument("--threads", type=int, help="BLAS threads for part 3 (default: as the profile was measured; "
+                                                 "1 with --quick)")
     ap.add_argument("--skip-machine", action="store_true", help="parts 1 and 2 only")
     args = ap.parse_args()
 
-    fitted = print_catalogue("1. calibration points (the fit saw these): throughput of one saturated replica",
+    fitted = print_catalogue("1. calibration points (the fit saw these)",
                              catalogue_rows(held_out=False))
     print(f"  calibrated: every point within {max(abs(e) for e in fitted):.1%} of its published figure\n")
-    held = print_catalogue("2. held out (the fit never saw these models)", catalogue_rows(held_out=True))
+    held = print_catalogue("2. held out: BERT-large, a model the fit never saw", catalogue_rows(held_out=True))
     abs_err = [abs(e) for e in held]
     print(f"  calibrated: median |error| {statistics.median(abs_err):.1%}, worst {max(abs_err):.1%}; "
           f"{sum(e <= GOAL for e in abs_err)} of {len(abs_err)} within {GOAL:.0%}")

@@ -44,6 +44,31 @@ def _memory_gb() -> float:
         return 0.0
 
 
+def caches() -> dict[str, int]:
+    """Sizes in bytes of the data caches one CPU sees, by level ("L1d", "L2", "L3"), from sysfs; {} elsewhere.
+
+    The last level decides whether a chain's weights stay cached from one forward pass to the
+    next (`kernels.micro.cold_gemm_job`). In a virtual machine it is the slice the VM shares with
+    its neighbours on the host, so the share left to this process can be smaller.
+    """
+    out: dict[str, int] = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            kind = (index / "type").read_text(encoding="ascii").strip()
+            level = (index / "level").read_text(encoding="ascii").strip()
+            size = (index / "size").read_text(encoding="ascii").strip()
+        except OSError:
+            continue
+        if kind == "Instruction" or not size:
+            continue
+        unit = {"K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30}.get(size[-1].upper(), 1)
+        try:
+            out[f"L{level}{'d' if kind == 'Data' else ''}"] = int(size.rstrip("KkMmGg")) * unit
+        except ValueError:
+            continue
+    return out
+
+
 def _version(name: str) -> str:
     try:
         return metadata.version(name)
@@ -69,6 +94,7 @@ def machine() -> dict[str, Any]:
         "logical_cpus": os.cpu_count() or 1,
         "usable_cpus": usable,
         "memory_gb": round(_memory_gb(), 2),
+        "caches": caches(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "blas": [_pool(info) for info in threadpoolctl.threadpool_info()],

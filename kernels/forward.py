@@ -80,32 +80,70 @@ def _features(layers: Sequence[dict[str, Any]], i: int) -> int:
     return int(size)
 
 
+@dataclass(frozen=True)
+class PreparedDense:
+    """A dense layer's arrays as its step at one precision reads them on every call.
+
+    Cast weights and bias (fp64/fp32/fp16), or quantised codes, per-channel scales and an fp32
+    bias (int8), with the codes packed two per byte (int4); `k` is the layer's input size.
+    """
+
+    precision: str
+    arrays: tuple[np.ndarray, ...]
+    k: int
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes a call reads besides its input: what has to come from memory when nothing is cached."""
+        return sum(a.nbytes for a in self.arrays)
+
+    def copy(self) -> PreparedDense:
+        """The same layer in fresh memory (the microbenchmarks rotate copies to time it with cold caches)."""
+        return PreparedDense(self.precision, tuple(a.copy() for a in self.arrays), self.k)
+
+    def step(self) -> Callable[[np.ndarray], np.ndarray]:
+        if self.precision in _FLOAT:
+            w, b = self.arrays
+            return lambda x: ops.dense(x, w, b)
+        if self.precision == "int8":
+            codes, scale, b32 = self.arrays
+            return lambda x: ops.dense_int8(x, codes, scale, b32)
+        packed, scale, b32 = self.arrays
+        k = self.k
+        return lambda x: ops.dense_int4(x, packed, k, scale, b32)
+
+
+def prepare_dense(p: DenseWeights, precision: str) -> PreparedDense:
+    """Every weight transform of a dense layer at `precision` (cast, quantise, pack), done once."""
+    k = int(p.w.shape[0])
+    if precision in _FLOAT:
+        dt = _FLOAT[precision]
+        return PreparedDense(precision, (p.w.astype(dt), p.b.astype(dt)), k)
+    b32 = p.b.astype(np.float32)
+    if precision == "int8":
+        codes, scale = ops.quantise_per_channel(p.w, 8)
+        return PreparedDense(precision, (codes, scale, b32), k)
+    if precision == "int4":
+        codes, scale = ops.quantise_per_channel(p.w, 4)
+        return PreparedDense(precision, (ops.pack_int4(codes), scale, b32), k)
+    raise ValueError(f"the kernels runner has no {precision} path")
+
+
 def dense_step(p: DenseWeights, precision: str) -> Callable[[np.ndarray], np.ndarray]:
     """The dense layer as a forward step at `precision`, weights transformed once (cast, quantise, pack).
 
     The microbenchmarks time this same step, so a chain's time is the sum of its steps' times.
     """
-    if precision in _FLOAT:
-        dt = _FLOAT[precision]
-        w, b = p.w.astype(dt), p.b.astype(dt)
-        return lambda x: ops.dense(x, w, b)
-    b32 = p.b.astype(np.float32)
-    if precision == "int8":
-        codes, scale = ops.quantise_per_channel(p.w, 8)
-        return lambda x: ops.dense_int8(x, codes, scale, b32)
-    if precision == "int4":
-        codes, scale = ops.quantise_per_channel(p.w, 4)
-        packed, k = ops.pack_int4(codes), p.w.shape[0]
-        return lambda x: ops.dense_int4(x, packed, k, scale, b32)
-    raise ValueError(f"the kernels runner has no {precision} path")
+    return prepare_dense(p, precision).step()
 
 
 def _layernorm_step(gamma: np.ndarray, beta: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: ops.layernorm(x, gamma, beta)
 
 
-def compile_forward(layers: Sequence[dict[str, Any]], params: Params, precision: str) -> Forward:
-    """A forward callable of the chain at `precision` (fp64, fp32, fp16, int8 or int4)."""
+def compile_steps(layers: Sequence[dict[str, Any]], params: Params,
+                  precision: str) -> list[Callable[[np.ndarray], np.ndarray]]:
+    """The steps a forward pass of the chain runs in order: the cast of the input, then one per layer."""
     check_executable(layers)
     act = _FLOAT.get(precision, np.float32)  # int8/int4 dense layers dequantise to fp32
     steps: list[Callable[[np.ndarray], np.ndarray]] = [partial(np.asarray, dtype=act)]
@@ -119,6 +157,12 @@ def compile_forward(layers: Sequence[dict[str, Any]], params: Params, precision:
             steps.append(_layernorm_step(np.ones(f, act), np.zeros(f, act)))
         else:
             steps.append(_ACTIVATIONS[op])
+    return steps
+
+
+def compile_forward(layers: Sequence[dict[str, Any]], params: Params, precision: str) -> Forward:
+    """A forward callable of the chain at `precision` (fp64, fp32, fp16, int8 or int4)."""
+    steps = compile_steps(layers, params, precision)
 
     def forward(x: np.ndarray) -> np.ndarray:
         for step in steps:

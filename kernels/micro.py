@@ -6,15 +6,18 @@ the machine ceilings, which the suite adds at the end).
 """
 from __future__ import annotations
 
+import itertools
+import math
+import time
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Callable
 
 import numpy as np
 
 from kernels import ops
-from kernels.forward import DenseWeights, dense_step
-from kernels.timing import TimingPolicy, time_call
+from kernels.forward import DenseWeights, PreparedDense, compile_steps, init_params, prepare_dense
+from kernels.timing import TimingPolicy, current_guard, time_call
 
 Record = dict[str, Any]
 
@@ -35,6 +38,8 @@ class Grid:
     gemm_m: dict[str, tuple[int, ...]]
     gemm_kn: dict[str, tuple[int, ...]]  # K and N each take these values (all pairs)
     gemm_max_flops: dict[str, float]
+    gemm_min_m: dict[str, int]  # rows M up to this are measured whatever the FLOP cap
+    gemm_cold_m: dict[str, tuple[int, ...]]  # rows M also timed with cold weights (see `cold_gemm_job`)
     ceiling_n: tuple[int, ...]
     copy_mb: int
     elems: tuple[int, ...]
@@ -48,13 +53,20 @@ class Grid:
 
 _POW2 = tuple(2 ** i for i in range(11))  # 1 .. 1024
 _POW4 = (1, 4, 16, 64, 256, 1024, 4096)
+# GEMM inner and output sizes: factors of 2 from 16 up. Between grid points the time is interpolated
+# log-log; across a factor of 4 that was off by up to 22% for fp32 (at 128 and 512, where the
+# weights move between L2 and L3) and by up to 48% for int8 (numpy's integer loop, whose speed
+# depends on how its column walks fit the caches). Across a factor of 2 it stays within a few per cent.
+_KN = (1, 4, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _FLOAT_OPS = ("relu", "add", "copy", "batchnorm", "sigmoid", "tanh", "gelu", "layernorm", "softmax",
               "maxpool", "avgpool", "global_avgpool", "embedding")
 
 FULL_GRID = Grid(
     gemm_m={"fp32": _POW2, "fp64": _POW4[:6], "fp16": _POW4[:5], "int8": _POW2, "int4": _POW4[:6]},
-    gemm_kn={"fp32": _POW4, "fp64": _POW4, "fp16": _POW4[:5], "int8": _POW4[:6], "int4": _POW4[:6]},
-    gemm_max_flops={"fp32": 2 ** 34, "fp64": 2 ** 33, "fp16": 2 ** 25, "int8": 2 ** 28, "int4": 2 ** 28},
+    gemm_kn={"fp32": _KN, "fp64": _POW4, "fp16": _POW4[:5], "int8": _KN, "int4": _POW4[:6]},
+    gemm_max_flops={"fp32": 2 ** 34, "fp64": 2 ** 33, "fp16": 2 ** 25, "int8": 2 ** 27, "int4": 2 ** 28},
+    gemm_min_m={"int8": 4},
+    gemm_cold_m={"fp32": _POW2[:7]},
     ceiling_n=(2048, 3072),
     copy_mb=256,
     elems=tuple(4 ** i for i in range(1, 13)),  # 4 .. 16M
@@ -68,9 +80,11 @@ FULL_GRID = Grid(
 )
 
 QUICK_GRID = Grid(
-    gemm_m={"fp32": _POW2[:9], "fp64": (1, 16, 256), "fp16": (1, 16), "int8": _POW4[:5], "int4": (1, 16)},
-    gemm_kn={"fp32": _POW4[:6], "fp64": (64, 1024), "fp16": (4, 16, 64), "int8": _POW4[:5], "int4": (4, 16, 64)},
-    gemm_max_flops={"fp32": 2 ** 31, "fp64": 2 ** 30, "fp16": 2 ** 20, "int8": 2 ** 24, "int4": 2 ** 20},
+    gemm_m={"fp32": _POW2[:9], "fp64": (1, 16, 256), "fp16": (1, 16), "int8": _POW4[:4], "int4": (1, 16)},
+    gemm_kn={"fp32": _KN, "fp64": (64, 1024), "fp16": (4, 16, 64), "int8": _KN, "int4": (4, 16, 64)},
+    gemm_max_flops={"fp32": 2 ** 31, "fp64": 2 ** 30, "fp16": 2 ** 20, "int8": 2 ** 25, "int4": 2 ** 20},
+    gemm_min_m={"int8": 4},
+    gemm_cold_m={"fp32": _POW2[:7]},
     ceiling_n=(1024,),
     copy_mb=128,
     elems=tuple(4 ** i for i in range(1, 11)),  # 4 .. 1M
@@ -102,35 +116,114 @@ def _rec(t: Any) -> Record:
     return t.as_dict()
 
 
-def _dense_kernel(precision: str, m: int, k: int, n: int, rng: np.random.Generator) -> Callable[[], object]:
+@lru_cache(maxsize=1)
+def _layer(precision: str, k: int, n: int) -> PreparedDense:
+    """A (k, n) dense layer with random weights, prepared at `precision` as `kernels.forward` prepares it.
+
+    Kept for the next job: the grid runs every M of a shape in a row, and drawing and quantising
+    16 M weights takes longer than timing them.
+    """
+    rng = np.random.default_rng(k * 31 + n)
+    w = rng.standard_normal((k, n), dtype=np.float32)
+    b = rng.standard_normal(n, dtype=np.float32)
+    return prepare_dense(DenseWeights(w, b), precision)
+
+
+def _input(precision: str, m: int, k: int) -> np.ndarray:
+    """An (m, k) input in the dtype the dense step receives (fp32 ahead of the int8/int4 paths)."""
+    x = np.random.default_rng(m * 7919 + k).standard_normal((m, k), dtype=np.float32)
+    return x.astype(_FLOAT_DT[precision]) if precision in _FLOAT_DT else x
+
+
+def _dense_kernel(precision: str, m: int, k: int, n: int) -> Callable[[], object]:
     """A zero-argument call of the dense step at this shape and precision, exactly as `kernels.forward` runs it."""
-    x = rng.standard_normal((m, k)).astype(np.float32)
-    w = rng.standard_normal((k, n)).astype(np.float32)
-    b = rng.standard_normal(n).astype(np.float32)
-    if precision in _FLOAT_DT:
-        x = x.astype(_FLOAT_DT[precision])
-    return partial(dense_step(DenseWeights(w, b), precision), x)
+    return partial(_layer(precision, k, n).step(), _input(precision, m, k))
 
 
 def gemm_job(precision: str, m: int, k: int, n: int, policy: TimingPolicy) -> Job:
     def run() -> Record:
-        fn = _dense_kernel(precision, m, k, n, np.random.default_rng(m * 7919 + k * 31 + n))
+        fn = _dense_kernel(precision, m, k, n)
         t = time_call(fn, policy)
         return {"precision": precision, "m": m, "k": k, "n": n, "timing": _rec(t),
                 "gflops": 2.0 * m * k * n / t.median_s / 1e9}
     return Job("gemm", f"gemm {precision} {m}x{k}x{n}", run)
 
 
-def gemm_jobs(grid: Grid, policy: TimingPolicy) -> list[Job]:
-    """The GEMM grid: rows M x inner K x outputs N per precision, within each precision's FLOP cap."""
+COLD_MIN_BYTES = 256 * 2 ** 10
+DEFAULT_LLC_BYTES = 32 * 2 ** 20  # assumed where the OS does not say
+
+
+def rotation_bytes(llc_bytes: int) -> int:
+    """Bytes of weight copies cycled through for a cold timing: twice the last-level cache (64 MiB at least).
+
+    Each copy is reused only after all the others were read, so it has left every cache by then.
+    """
+    return max(2 * llc_bytes, 64 * 2 ** 20)
+
+
+def rotated_steps(layer: PreparedDense, llc_bytes: int) -> list[Callable[[np.ndarray], np.ndarray]]:
+    """Steps of `layer` and of enough copies of it to fill `rotation_bytes(llc_bytes)`."""
+    copies = max(2, math.ceil(rotation_bytes(llc_bytes) / max(layer.nbytes, 1)))
+    return [layer.step()] + [layer.copy().step() for _ in range(copies - 1)]
+
+
+def cold_kernel(x: np.ndarray, steps: list[Callable[[np.ndarray], np.ndarray]]) -> Callable[[], object]:
+    """A zero-argument call of the dense step whose weights are in no cache: each call reads the next copy."""
+    it = itertools.cycle(steps)
+    return lambda: next(it)(x)
+
+
+def cold_gemm_job(precision: str, k: int, n: int, ms: tuple[int, ...], llc_bytes: int, policy: TimingPolicy) -> Job:
+    """The dense step at rows `ms` with its weights fetched from memory on every call ("cold").
+
+    The GEMM grid times each shape on its own, calling it again and again, so weights that fit a
+    cache are served from it (hot). In a chain every layer's weights are read once per forward
+    pass, and when all of them together outgrow the last-level cache each layer finds its
+    weights evicted by the others': then its time is this cold one. One job per (k, n): the
+    weight copies are made once and serve every M.
+    """
+    def run() -> Record:
+        steps = rotated_steps(_layer(precision, k, n), llc_bytes)
+        rows = []
+        for m in ms:
+            rows.append({"m": m, "timing": _rec(time_call(cold_kernel(_input(precision, m, k), steps), policy))})
+        return {"precision": precision, "k": k, "n": n, "rows": rows}
+    return Job("gemm_cold", f"gemm {precision} cold {k}x{n}", run)
+
+
+def weight_bytes(precision: str, k: int, n: int) -> int:
+    """Bytes of a prepared (k, n) dense layer's weights at `precision` (codes, scales and bias included)."""
+    per = {"fp64": 8.0, "fp32": 4.0, "fp16": 2.0, "int8": 1.0, "int4": 0.5}[precision]
+    extra = n * (8 if precision.startswith("int") else per)  # bias (and per-channel scales)
+    return int(k * n * per + extra)
+
+
+def gemm_jobs(grid: Grid, policy: TimingPolicy, llc_bytes: int | None = None) -> list[Job]:
+    """The GEMM grid: rows M x inner K x outputs N per precision, within each precision's FLOP cap.
+
+    Every shape is measured at rows up to `grid.gemm_min_m` at least, so that the measured model
+    has two row counts of it to carry on from (`lepton_sim.profiles.measured.scaled_in_m`) where
+    the cap leaves larger batches unmeasured: numpy's int8 loop runs at a fifth of its small-shape
+    rate on 4096 x 4096, so no other shape's rate stands in for it.
+
+    Where `grid.gemm_cold_m` names a precision, the shapes whose weights are between
+    `COLD_MIN_BYTES` and the last-level cache are timed cold as well (`cold_gemm_job`): larger
+    weights are cold in the grid's own timing already, smaller ones cost a few microseconds to fetch.
+    """
+    llc = llc_bytes or DEFAULT_LLC_BYTES
     jobs = []
     for precision, ms in grid.gemm_m.items():
         sizes = grid.gemm_kn[precision]
+        cap = grid.gemm_max_flops[precision]
+        cold_ms = grid.gemm_cold_m.get(precision, ())
+        min_m = grid.gemm_min_m.get(precision, 0)
         for k in sizes:
             for n in sizes:
-                for m in ms:
-                    if 2.0 * m * k * n <= grid.gemm_max_flops[precision]:
-                        jobs.append(gemm_job(precision, m, k, n, policy))
+                here = [m for m in ms if 2.0 * m * k * n <= cap or m <= min_m]
+                jobs += [gemm_job(precision, m, k, n, policy) for m in here]
+                cold_here = tuple(m for m in cold_ms if m in here)
+                if cold_here and COLD_MIN_BYTES <= weight_bytes(precision, k, n) <= llc:
+                    jobs.append(cold_gemm_job(precision, k, n, cold_here, llc, policy))
     for n in grid.ceiling_n:
         for precision in ("fp32", "fp64"):
             jobs.append(gemm_job(precision, n, n, n, policy))
@@ -258,6 +351,63 @@ def attention_job(shape: tuple[int, int, int], batch: int, policy: TimingPolicy)
         return {"seq": seq, "heads": heads, "dim": dim, "batch": batch, "precision": "fp32",
                 "timing": _rec(t), "gflops": flops / t.median_s / 1e9}
     return Job("attention", f"attention seq{seq} h{heads} d{dim} b{batch}", run)
+
+
+# A small chain of the kind whose steps take microseconds each (not a model the profile times whole).
+CHAIN_LAYERS: list[dict[str, Any]] = [{"op": "dense", "in": 64, "out": 128}, {"op": "relu"},
+                                      {"op": "dense", "in": 128, "out": 128}, {"op": "gelu"},
+                                      {"op": "dense", "in": 128, "out": 16}]
+CHAIN_ROUNDS = 15
+CHAIN_CALLS = 100
+
+
+def chain_job(policy: TimingPolicy) -> Job:
+    """What a chain costs beyond the sum of its steps timed one at a time, per layer (`chain_step_s`).
+
+    A step timed on its own runs again and again with its code, branch history and data hot; in a
+    chain each step follows a different one. For steps of a few microseconds that costs a few
+    tenths of a microsecond each, which the per-layer sum misses. The difference of two timings
+    is small next to either, so it is taken within each of CHAIN_ROUNDS short rounds (the chain,
+    then each step, CHAIN_CALLS calls apiece, a few milliseconds in all, so that both see the
+    machine alike) and the median over rounds kept: over the rounds a `kernels.timing.Guard`
+    found undisturbed either side, where at least three were. The input cast before the first
+    layer is counted in, spread over the layers. `policy` sets the warm-up calls.
+    """
+    def run() -> Record:
+        steps = compile_steps(CHAIN_LAYERS, init_params(CHAIN_LAYERS, np.random.default_rng(5)), "fp32")
+        x = np.random.default_rng(6).standard_normal((1, CHAIN_LAYERS[0]["in"])).astype(np.float32)
+        inputs, cur = [], x
+        for step in steps:
+            inputs.append(cur)
+            cur = step(cur)
+
+        def chain() -> np.ndarray:
+            y = x
+            for step in steps:
+                y = step(y)
+            return y
+
+        calls = [chain] + [partial(step, inp) for step, inp in zip(steps[1:], inputs[1:])]
+        for fn in calls:
+            for _ in range(max(1, policy.warmup)):
+                fn()
+        guard = current_guard()
+        rounds: list[tuple[float, float, bool]] = []  # chain, excess per layer, undisturbed
+        for _ in range(CHAIN_ROUNDS):
+            before = guard is None or guard.calm()
+            per = []
+            for fn in calls:
+                t = time.perf_counter()
+                for _ in range(CHAIN_CALLS):
+                    fn()
+                per.append((time.perf_counter() - t) / CHAIN_CALLS)
+            calm = before and (guard is None or guard.calm())
+            rounds.append((per[0], (per[0] - sum(per[1:])) / (len(calls) - 1), calm))
+        kept = [r for r in rounds if r[2]]
+        kept = kept if len(kept) >= 3 else rounds
+        whole, step_s = float(np.median([r[0] for r in kept])), float(np.median([r[1] for r in kept]))
+        return {"layers": CHAIN_LAYERS, "batch": 1, "whole_s": whole, "step_s": max(0.0, step_s)}
+    return Job("chain", "chain of small layers", run)
 
 
 def structure_jobs(grid: Grid, policy: TimingPolicy) -> list[Job]:

@@ -10,10 +10,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from kernels import codecs, micro
-from kernels.fingerprint import OtherLoad, load_average, machine
+from kernels.fingerprint import OtherLoad, caches, load_average, machine
 from kernels.micro import Job, Record
 from kernels.realmodel import RealModelBench
-from kernels.timing import FULL, QUICK, TimingPolicy
+from kernels.timing import FULL, QUICK, TimingPolicy, guarded
 from lepton_sim.profiles.format import FORMAT, VERSION, parse_profile
 
 FULL_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -39,8 +39,9 @@ def plan(quick: bool) -> list[Job]:
         acts = np.maximum(images.reshape(len(images), -1).astype(np.float32) / 16.0 @ fp32.w + fp32.b, 0)
         return {k.name: k for k in codecs.data_kinds(images, acts, TEXT_BYTES[quick])}
 
-    jobs = [micro.overhead_job(policy), micro.copy_job(grid, policy)]
-    jobs += micro.gemm_jobs(grid, policy) + micro.elementwise_jobs(grid, policy) + micro.structure_jobs(grid, policy)
+    llc = max(caches().values(), default=None)
+    jobs = [micro.overhead_job(policy), micro.copy_job(grid, policy), micro.chain_job(policy)]
+    jobs += micro.gemm_jobs(grid, policy, llc) + micro.elementwise_jobs(grid, policy) + micro.structure_jobs(grid, policy)
     jobs += bench.jobs()
     levels = codecs.QUICK_LEVELS if quick else codecs.FULL_LEVELS
 
@@ -77,6 +78,10 @@ def assemble(raw: dict[str, list[Record]], quick: bool, fingerprint: Record, loa
              other_cpu: dict[str, float]) -> dict[str, Any]:
     """The profile object from the grouped records: ceilings, fractions of them, findings."""
     gemm = raw.get("gemm", [])
+    by_shape = {(g["precision"], g["m"], g["k"], g["n"]): g for g in gemm}
+    for c in raw.get("gemm_cold", []):
+        for row in c["rows"]:
+            by_shape[(c["precision"], row["m"], c["k"], c["n"])]["cold"] = row["timing"]
     best: dict[str, Record] = {}
     for g in gemm:
         if g["precision"] not in best or g["gflops"] > best[g["precision"]]["gflops"]:
@@ -94,6 +99,8 @@ def assemble(raw: dict[str, list[Record]], quick: bool, fingerprint: Record, loa
         "memory_bandwidth_gbps": bw, "copy_bytes": copy["copy_bytes"], "copy_timing": copy["timing"],
         "call_overhead_s": raw["overhead"][0]["timing"]["median_s"],
     }
+    if raw.get("chain"):
+        ceilings["chain_step_s"] = raw["chain"][0]["step_s"]
     digits = raw["digits"][0]
     profile = {
         "format": FORMAT, "version": VERSION,
@@ -170,7 +177,9 @@ def measure_profile(quick: bool = False, tick: Tick | None = None, total: Callab
     """Measure this machine and return a validated profile object (a plain dict, ready for JSON).
 
     `threads` caps the BLAS/OpenMP thread pools (threadpoolctl) for the whole run; None keeps the
-    libraries' defaults. The fingerprint records the settings in force while measuring.
+    libraries' defaults. The fingerprint records the settings in force while measuring. Kernels
+    timed while a probe shows the CPU slowed by other work are timed again, within a quarter of
+    the run's time (`kernels.timing.Guard`); the notes say how many.
     """
     importlib.import_module("sklearn.datasets")  # loads scikit-learn's own BLAS/OpenMP now: the limits cover it too
 
@@ -178,10 +187,12 @@ def measure_profile(quick: bool = False, tick: Tick | None = None, total: Callab
     if total is not None:
         total(len(jobs))
     other = OtherLoad()
-    with threadpool_limits(limits=threads):
+    with threadpool_limits(limits=threads), guarded() as guard:
         before = load_average()
         raw = run_jobs(jobs, tick, other)
         fingerprint = machine()
     profile = assemble(raw, quick, fingerprint, {"before": before, "after": load_average()}, other.fractions())
+    if (slowed := guard.note()) is not None:
+        profile["notes"].append(slowed)
     parse_profile(profile, "<measured profile>")
     return profile

@@ -4,6 +4,11 @@ Version 1. Times are seconds per call (median and quartiles over repeated sample
 are decimal (GFLOP/s = 1e9 FLOP/s, GB/s and MB/s = 1e9 and 1e6 bytes/s). A profile is a record of
 one machine: its fingerprint says what was measured where, so profiles from different machines
 (a user's GPU box) use the same format.
+
+Keys added to version 1 later are optional, so every earlier profile still loads: the machine's
+cache sizes (`machine.caches`), cold-cache GEMM timings (`gemm[].cold`) and the cost of a step
+in a chain beyond its own timing (`ceilings.chain_step_s`). The measured model reads a profile
+without them as before.
 """
 from __future__ import annotations
 
@@ -59,6 +64,7 @@ class Machine(_Rec):
     logical_cpus: PosInt
     usable_cpus: PosInt
     memory_gb: Pos
+    caches: dict[str, PosInt] = Field(default_factory=dict)  # bytes per data cache level of one CPU ("L2", "L3")
     platform: str
     python: str
     blas: list[dict[str, Any]] = Field(default_factory=list)  # threadpoolctl.threadpool_info()
@@ -87,10 +93,17 @@ class Ceilings(_Rec):
     copy_bytes: PosInt  # size of the copied buffer
     copy_timing: Timing
     call_overhead_s: Pos  # a numpy call on one element: the floor under every kernel
+    # What a chain of small layers costs per layer beyond its steps timed one at a time (absent: 0).
+    chain_step_s: NonNeg | None = None
 
 
 class Gemm(_Rec):
-    """Dense matrix multiply (M x K) @ (K x N) with bias, as the dense layer runs it."""
+    """Dense matrix multiply (M x K) @ (K x N) with bias, as the dense layer runs it.
+
+    `timing` calls the same layer again and again, so weights that fit a cache are served from it;
+    `cold` (where measured) reads another copy of the weights on every call, so they come from
+    memory, as in a chain whose weights together outgrow the last-level cache.
+    """
 
     precision: KernelPrecision
     m: PosInt
@@ -99,6 +112,7 @@ class Gemm(_Rec):
     timing: Timing
     gflops: Pos
     fraction_of_peak: Pos  # of the fp32 GEMM ceiling
+    cold: Timing | None = None
 
 
 class Elementwise(_Rec):

@@ -10,6 +10,8 @@ import bisect
 import math
 from dataclasses import dataclass
 
+Reads = set[tuple[float, ...]]  # measured points a lookup used, collected when the caller asks
+
 
 @dataclass(frozen=True)
 class Curve:
@@ -23,15 +25,19 @@ class Curve:
         xs = tuple(sorted(points))
         return Curve(xs, tuple(points[x] for x in xs))
 
-    def __call__(self, x: float) -> float | None:
-        """Seconds at size `x`, or None outside [min, max] of the measured sizes."""
+    def __call__(self, x: float, reads: Reads | None = None) -> float | None:
+        """Seconds at size `x`, or None outside [min, max] of the measured sizes; `reads` collects the sizes used."""
         xs, ts = self.xs, self.ts
         if not xs or x < xs[0] * (1 - 1e-9) or x > xs[-1] * (1 + 1e-9):
             return None
         i = bisect.bisect_left(xs, x)
         if i < len(xs) and math.isclose(xs[i], x, rel_tol=1e-9):
+            if reads is not None:
+                reads.add((xs[i],))
             return ts[i]
         i = min(max(i, 1), len(xs) - 1)
+        if reads is not None:
+            reads.update({(xs[i - 1],), (xs[i],)})
         return _lerp_log(xs[i - 1], ts[i - 1], xs[i], ts[i], x)
 
 
@@ -56,7 +62,8 @@ class Grid:
         dims = len(next(iter(points))) if points else 0
         return Grid(dict(points), tuple(tuple(sorted({p[d] for p in points})) for d in range(dims)))
 
-    def __call__(self, *coords: float) -> float | None:
+    def __call__(self, *coords: float, reads: Reads | None = None) -> float | None:
+        """Seconds at `coords`, or None outside the measured cells; `reads` collects the grid points used."""
         brackets = [_bracket(axis, v) for axis, v in zip(self.axes, coords)]
         if not self.points or any(b is None for b in brackets):
             return None
@@ -65,6 +72,7 @@ class Grid:
             f = 0.0 if hi == lo else (math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo))
             weights.append((1.0 - f, f))
         total = 0.0
+        used = []
         for corner in range(2 ** len(coords)):
             key, w = [], 1.0
             for d, (lo, hi) in enumerate(brackets):  # type: ignore[misc]
@@ -77,6 +85,9 @@ class Grid:
             if t is None:
                 return None
             total += w * math.log(t)
+            used.append(tuple(key))
+        if reads is not None:
+            reads.update(used)
         return math.exp(total)
 
 

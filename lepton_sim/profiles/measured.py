@@ -6,33 +6,50 @@ In order of preference, per batch size b:
    and sparsity (or the dense run, since sparse weights run on dense kernels) at batch sizes
    around b: log-log interpolation over batch size;
 2. **per layer**, summed over the chain: dense layers from the GEMM table (time against rows
-   M = b x tokens, inputs K and outputs N, multilinear in log-log), convolution and attention
-   from their measured shapes (interpolated over batch) or composed from GEMM and copy tables,
-   activations, norms, pooling and embeddings from the memory-bound table (against elements);
+   M = b x tokens, inputs K and outputs N, multilinear in log-log; past the largest M measured
+   for a shape, carried on linearly in M, see `scaled_in_m`), convolution and attention from their measured shapes
+   (interpolated over batch) or composed from GEMM and copy tables, activations, norms, pooling
+   and embeddings from the memory-bound table (against elements);
 3. **roofline** for a layer whose shape lies outside everything measured: the roofline formula of
    `lepton_sim.servicetime` for that one layer (no fusion: each numpy op is its own kernel).
 
 `BatchTimes.source` is "measured", "roofline" or "measured+roofline"; `detail` says which layers
 and batch sizes came from where.
+
+The GEMM table times each shape on its own, called again and again, so a layer whose weights fit
+a cache runs from it. In a chain each layer's weights are read once per forward pass, after the
+other layers' were: when the chain's weights together outgrow the last-level cache (the
+profile's `machine.caches`), each layer finds its own evicted. Where the profile timed the shape
+with cold weights (`gemm[].cold`), the dense layer's time moves from the hot to the cold timing
+as the chain's footprint grows from half the last-level cache to twice it (`cold_fraction`).
+Profiles without cache sizes or cold timings are read as hot, as before.
+
+A step timed on its own runs with its code and data hot; in a chain each follows another. Each
+layer adds the profile's `ceilings.chain_step_s` (a few tenths of a microsecond: a tenth of a
+chain of layers that take microseconds, nothing next to large ones); 0 where a profile has none.
 """
 from __future__ import annotations
 
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from pydantic import TypeAdapter
 
-from lepton_sim.layers import ACT_BYTES, Layer, LayerCost, bytes_per_weight, layer_costs, prunable
+from lepton_sim.layers import ACT_BYTES, WEIGHT_BYTES, Layer, LayerCost, bytes_per_weight, layer_costs, prunable
 from lepton_sim.profiles.format import Profile
-from lepton_sim.profiles.interp import Curve, Grid
-from lepton_sim.servicetime.roofline import KIND_DEFAULTS, BatchTimes, UnsupportedPrecision
+from lepton_sim.profiles.interp import Curve, Grid, Reads
+from lepton_sim.servicetime.roofline import BatchTimes, UnsupportedPrecision, efficiency
 
 _LAYER: TypeAdapter[Any] = TypeAdapter(Layer)
 _UNARY = ("relu", "gelu", "tanh", "sigmoid", "batchnorm", "layernorm", "softmax")
 # Where a measured time came from, per layer evaluation.
-WHOLE, TABLE, COMPOSED, ROOFLINE = "whole-model", "measured", "composed", "roofline"
+WHOLE, TABLE, RATE, COMPOSED, ROOFLINE = "whole-model", "measured", "carried-on", "composed", "roofline"
+# Chain footprint (weights and activations) over the last-level cache at which a dense layer's
+# weights start to be evicted between passes, and at which none is left: cold_fraction() is
+# log-linear between the two.
+COLD_FROM, COLD_TO = 0.5, 2.0
 
 
 def canonical_layers(layers: Sequence[Any]) -> tuple[str, ...]:
@@ -57,12 +74,15 @@ class Tables:
     """Lookup structures built once per profile."""
 
     gemm: dict[str, Grid]
+    gemm_cold: dict[str, Grid]
     elementwise: dict[tuple[str, str, tuple[int, ...]], Curve]
     conv: dict[tuple[int, int, int, int, int, int, str], Curve]
     attention: dict[tuple[int, int, int, str], Curve]
     models: list[tuple[tuple[str, ...], str, tuple[str, float] | None, Curve, str]]
     label: str
     precisions: set[str] = field(default_factory=set)
+    llc_bytes: int | None = None  # the profile machine's last-level cache
+    chain_step_s: float = 0.0  # a layer's cost in a chain beyond its own timing
 
 
 def tables(profile: Profile) -> Tables:
@@ -70,8 +90,11 @@ def tables(profile: Profile) -> Tables:
     if profile._lookup is not None:
         return profile._lookup  # type: ignore[no-any-return]
     grids: dict[str, dict[tuple[float, ...], float]] = {}
+    cold: dict[str, dict[tuple[float, ...], float]] = {}
     for g in profile.gemm:
         grids.setdefault(g.precision, {})[(float(g.m), float(g.k), float(g.n))] = g.timing.median_s
+        if g.cold is not None:
+            cold.setdefault(g.precision, {})[(float(g.m), float(g.k), float(g.n))] = g.cold.median_s
     elem: dict[tuple[str, str, tuple[int, ...]], dict[float, float]] = {}
     for e in profile.elementwise:
         key = (e.op, e.precision, _pool_key(e.params.get("kernel"), e.params.get("stride")) if "pool" in e.op else ())
@@ -88,10 +111,13 @@ def tables(profile: Profile) -> Tables:
               for m in profile.models]
     built = Tables(
         gemm={p: Grid.of(pts) for p, pts in grids.items()},
+        gemm_cold={p: Grid.of(pts) for p, pts in cold.items()},
         elementwise={k: Curve.of(v) for k, v in elem.items()}, conv={k: Curve.of(v) for k, v in conv.items()},
         attention={k: Curve.of(v) for k, v in att.items()}, models=models,
         label=f"profile of {profile.machine.cpu_model!r} ({profile.created_utc})",
         precisions={g.precision for g in profile.gemm} | {m.precision for m in profile.models},
+        llc_bytes=max(profile.machine.caches.values(), default=None),
+        chain_step_s=profile.ceilings.chain_step_s or 0.0,
     )
     profile._lookup = built
     return built
@@ -104,6 +130,48 @@ def _pool_key(kernel: int | None, stride: int | None) -> tuple[int, ...]:
 def act_precision(precision: str) -> str:
     """Precision of activations between layers: int8/int4 dense layers dequantise to fp32 here."""
     return precision if precision in ("fp16", "bf16", "fp64") else "fp32"
+
+
+def cold_fraction(footprint_bytes: float, llc_bytes: int | None) -> float:
+    """How far a dense layer's time moves from its hot to its cold timing in a chain of this footprint.
+
+    0 up to COLD_FROM x the last-level cache (every layer's weights survive until the next pass),
+    1 from COLD_TO x (none does), log-linear between: caches do not evict strictly least recently
+    used, and in a virtual machine neighbours on the host take part of the last level.
+    """
+    if not llc_bytes or footprint_bytes <= COLD_FROM * llc_bytes:
+        return 0.0
+    if footprint_bytes >= COLD_TO * llc_bytes:
+        return 1.0
+    return math.log(footprint_bytes / (COLD_FROM * llc_bytes)) / math.log(COLD_TO / COLD_FROM)
+
+
+def scaled_in_m(lookup: Callable[[float], float | None], rows: Sequence[float], m: float) -> float | None:
+    """Seconds at m rows carried on from the two largest row counts below m that `lookup` has times for.
+
+    The grid's FLOP cap leaves large batches of large layers unmeasured. Past the smallest
+    batches a GEMM's time is a fixed part (call, packing the weights, casting them) plus a part
+    per row, so the line through the two largest measured row counts carries it on: on the
+    reference profile's fp32 4096 x 4096 column, from M = 32 and 64 to 128 and 256, within 2%.
+    With one row count measured (or a noisy pair that would shrink), time grows with M at the
+    rate measured there. Either is far closer than a roofline at the best rate of the whole grid:
+    numpy's int8 matmul at 4096 x 4096 runs at a tenth of it.
+    """
+    found: list[tuple[float, float]] = []
+    for m0 in sorted((r for r in rows if r < m), reverse=True):
+        if (t := lookup(m0)) is not None:
+            found.append((m0, t))
+            if len(found) == 2:
+                break
+    if not found:
+        return None
+    m1, t1 = found[0]
+    if len(found) == 2:
+        m0, t0 = found[1]
+        per_row = (t1 - t0) / (m1 - m0)
+        if per_row > 0:
+            return t1 + per_row * (m - m1)
+    return t1 * m / m1
 
 
 @dataclass(frozen=True)
@@ -119,26 +187,17 @@ class _Roofline:
     what: str
 
     @staticmethod
-    def of(hardware: Any) -> _Roofline:
-        """The hardware type's datasheet roofline with its (or its kind's default) efficiencies."""
-        d = KIND_DEFAULTS[hardware.kind]
-        pick = lambda name, default: default if getattr(hardware, name, None) is None else float(getattr(hardware, name))  # noqa: E731
-        return _Roofline({k: float(v) for k, v in hardware.peak_tflops.items()},
-                         float(hardware.memory_bandwidth_gbps) * 1e9, pick("compute_efficiency", d.compute_efficiency),
-                         pick("memory_efficiency", d.memory_efficiency), pick("kernel_overhead_us", d.kernel_overhead_us) * 1e-6,
-                         bool(getattr(hardware, "sparse_2_4", False)), "the hardware type's roofline")
-
-    @staticmethod
     def measured(profile: Profile, hardware: Any) -> _Roofline:
         """The roofline of the profile's measured ceilings: achieved rates, so efficiency 1.
 
-        Precisions the profile did not measure keep the hardware type's datasheet peak and efficiency.
+        Precisions the profile did not measure keep the hardware type's datasheet peak times its
+        compute efficiency for that precision (calibrated, or its kind's default).
         """
         c = profile.ceilings
-        hw = _Roofline.of(hardware)
-        peaks = {p: hw.peaks[p] * hw.eff_c for p in hw.peaks} | {p: g / 1e3 for p, g in c.gemm_gflops.items()}
+        peaks = {p: float(v) * efficiency(hardware, p).compute for p, v in hardware.peak_tflops.items()}
+        peaks |= {p: g / 1e3 for p, g in c.gemm_gflops.items()}
         return _Roofline(peaks, c.memory_bandwidth_gbps * 1e9, 1.0, 1.0, c.call_overhead_s,
-                         hw.sparse_2_4, "the roofline of the profile's measured ceilings")
+                         bool(getattr(hardware, "sparse_2_4", False)), "the roofline of the profile's measured ceilings")
 
     def layer_s(self, c: LayerCost, precision: str, sparsity: Any, b: int, name: str) -> float:
         peak = self.peaks.get(precision) if c.tensor_op else self.peaks.get("fp32", self.peaks.get(precision))
@@ -153,28 +212,79 @@ class _Roofline:
 
 
 class _LayerModel:
-    """Per-layer times of one chain at one precision from the profile's tables."""
+    """Per-layer times of one chain at one precision from the profile's tables.
 
-    def __init__(self, t: Tables, layers: Sequence[Any], precision: str) -> None:
-        self.t, self.precision = t, precision
+    With `reads` given, every lookup adds the measured records it used to it, keyed
+    ("gemm" | "gemm_cold", precision, m, k, n), ("elementwise", op, precision, pool, elems),
+    ("conv", shape..., precision, batch) or ("attention", seq, heads, dim, precision, batch);
+    `records_read` adds ("chain",) for `ceilings.chain_step_s`.
+    """
+
+    def __init__(self, t: Tables, layers: Sequence[Any], precision: str,
+                 reads: set[tuple[Any, ...]] | None = None) -> None:
+        self.t, self.precision, self.reads = t, precision, reads
         self.layers = [_LAYER.validate_python(x) if isinstance(x, dict) else x for x in layers]
         self.act = act_precision(precision)
         self.costs = layer_costs(self.layers)
+        # Sparse weights run on dense kernels here, so the chain holds them in the dense layout.
+        self.weight_bytes = sum(c.weight_params for c in self.costs) * WEIGHT_BYTES.get(precision, 4.0)
+        self.act_bytes = sum(c.act_elems for c in self.costs) / 2 * ACT_BYTES.get(self.act, 4.0)
+
+    def _look(self, key: tuple[Any, ...], table: Grid | Curve, *coords: float) -> float | None:
+        """`table` at `coords`, recording the points used under `key` when reads are collected."""
+        if self.reads is None:
+            return table(*coords)
+        used: Reads = set()
+        t = table(*coords, reads=used)
+        if t is not None:
+            self.reads.update(key + point for point in used)
+        return t
 
     def gemm(self, precision: str, m: int, k: int, n: int) -> float | None:
         grid = self.t.gemm.get(precision)
-        return grid(float(m), float(k), float(n)) if grid is not None else None
+        return self._look(("gemm", precision), grid, float(m), float(k), float(n)) if grid is not None else None
+
+    def footprint(self, b: int) -> float:
+        """Bytes one forward pass at batch b touches: every layer's weights and outputs."""
+        return self.weight_bytes + self.act_bytes * b
+
+    def cold(self, b: int) -> float:
+        """The chain's `cold_fraction` at batch b."""
+        return cold_fraction(self.footprint(b), self.t.llc_bytes)
+
+    def dense(self, m: int, k: int, n: int, b: int) -> tuple[float | None, str]:
+        """A dense layer of this chain at batch b: the GEMM table, moved towards its cold timing in a chain
+        that outgrows the last-level cache, and carried on in M past the rows measured."""
+        grid = self.t.gemm.get(self.precision)
+        if grid is None:
+            return None, ROOFLINE
+        key = ("gemm", self.precision)
+        hot, how = self._look(key, grid, float(m), float(k), float(n)), TABLE
+        if hot is None:
+            rows = grid.axes[0] if grid.axes else ()
+            hot, how = scaled_in_m(lambda r: self._look(key, grid, r, float(k), float(n)), rows, float(m)), RATE
+        if hot is None:
+            return None, ROOFLINE
+        f = self.cold(b)
+        cold_grid = self.t.gemm_cold.get(self.precision)
+        if f > 0 and cold_grid is not None:
+            cold = self._look(("gemm_cold", self.precision), cold_grid, float(m), float(k), float(n))
+            if cold is not None:
+                hot += f * max(0.0, cold - hot)
+        return hot, how
 
     def elementwise(self, op: str, elems: float, pool: tuple[int, ...] = ()) -> float | None:
         curve = self.t.elementwise.get((op, self.act, pool))
-        return curve(elems) if curve is not None and elems > 0 else None
+        if curve is None or elems <= 0:
+            return None
+        return self._look(("elementwise", op, self.act, pool), curve, elems)
 
     def layer(self, i: int, b: int) -> tuple[float | None, str]:
         """(seconds, how) of layer i at batch b; seconds is None when nothing measured covers it."""
         layer, c = self.layers[i], self.costs[i]
         op = c.op
         if op == "dense":
-            return self.gemm(self.precision, b * layer.tokens, layer.in_, layer.out), TABLE
+            return self.dense(b * layer.tokens, layer.in_, layer.out, b)
         if op == "conv2d":
             return self._conv(layer, c, b)
         if op == "attention":
@@ -194,9 +304,9 @@ class _LayerModel:
 
     def _conv(self, layer: Any, c: LayerCost, b: int) -> tuple[float | None, str]:
         hw = layer.in_hw
-        curve = self.t.conv.get((layer.in_ch, layer.out_ch, layer.kernel, layer.stride, layer.groups, hw or 0,
-                                 self.precision))
-        if curve is not None and (t := curve(float(b))) is not None:
+        shape = (layer.in_ch, layer.out_ch, layer.kernel, layer.stride, layer.groups, hw or 0, self.precision)
+        curve = self.t.conv.get(shape)
+        if curve is not None and (t := self._look(("conv", *shape), curve, float(b))) is not None:
             return t, TABLE
         if hw is None or layer.groups != 1:
             return None, ROOFLINE
@@ -210,8 +320,9 @@ class _LayerModel:
         return gemm + cols, COMPOSED  # im2col copy, then one GEMM
 
     def _attention(self, layer: Any, b: int) -> tuple[float | None, str]:
-        curve = self.t.attention.get((layer.seq, layer.heads, layer.dim, self.precision))
-        if curve is not None and (t := curve(float(b))) is not None:
+        shape = (layer.seq, layer.heads, layer.dim, self.precision)
+        curve = self.t.attention.get(shape)
+        if curve is not None and (t := self._look(("attention", *shape), curve, float(b))) is not None:
             return t, TABLE
         dh = layer.dim // layer.heads
         rows = b * layer.heads * layer.seq
@@ -255,13 +366,16 @@ def measured_batch_times(profile: Profile, model: Any, variant: Any, hardware: A
     times: list[float] = []
     whole_batches: list[int] = []
     hows: Counter[tuple[str, str]] = Counter()  # (op, how) per layer evaluation
+    cold_batches: list[int] = []
     for b in range(1, max_batch + 1):
         w = whole[0](float(b)) if whole is not None else None
         if w is not None:
             times.append(w)
             whole_batches.append(b)
             continue
-        total = 0.0
+        if per_layer.cold(b) > 0:
+            cold_batches.append(b)
+        total = t.chain_step_s * len(per_layer.costs)
         for i, c in enumerate(per_layer.costs):
             s, how = per_layer.layer(i, b)
             if s is None:
@@ -269,7 +383,17 @@ def measured_batch_times(profile: Profile, model: Any, variant: Any, hardware: A
             total += s
             hows[(c.op, how)] += 1
         times.append(total)
-    return BatchTimes(tuple(times), _source(whole_batches, hows), _detail(t, whole, whole_batches, hows, max_batch))
+    detail = _detail(t, whole, whole_batches, hows, max_batch)
+    if t.chain_step_s and hows:
+        detail += f"; each layer {t.chain_step_s * 1e6:.2g} us more for running in a chain (ceilings.chain_step_s)"
+    if cold_batches and t.gemm_cold.get(precision) is not None:
+        b0, b1 = cold_batches[0], cold_batches[-1]
+        detail += (f"; dense weights partly cold at batch {_ranges(cold_batches)}: the chain touches "
+                   f"{per_layer.footprint(b0) / 2**20:.3g}-{per_layer.footprint(b1) / 2**20:.3g} MiB per pass "
+                   f"against a {t.llc_bytes / 2**20:.3g} MiB last-level cache (cold fraction "  # type: ignore[operator]
+                   f"{per_layer.cold(b0):.2f}-{per_layer.cold(b1):.2f})")
+    basis = f"measured by kernels measure: {t.label}, its kernel tables read layer by layer"
+    return BatchTimes(tuple(times), _source(whole_batches, hows), detail, basis=basis)
 
 
 def _source(whole_batches: list[int], hows: Counter[tuple[str, str]]) -> str:
@@ -293,7 +417,8 @@ def _detail(t: Tables, whole: tuple[Curve, str, bool] | None, whole_batches: lis
         groups: dict[str, list[str]] = {}
         for (op, how), n in sorted(hows.items()):
             groups.setdefault(how, []).append(f"{op} x{n}")
-        desc = {TABLE: "measured kernel tables", COMPOSED: "composed from measured GEMM/copy/softmax",
+        desc = {TABLE: "measured kernel tables", RATE: "GEMM table carried on in M past the rows measured",
+                COMPOSED: "composed from measured GEMM/copy/softmax",
                 ROOFLINE: "roofline over the measured ceilings (modelled)"}
         per = "; ".join(f"{desc[h]}: {', '.join(v)}" for h, v in groups.items())
         parts.append(f"per layer at batch {_ranges(rest)} ({per} layer-batch evaluations)")
@@ -312,10 +437,28 @@ def _ranges(xs: list[int]) -> str:
     return ",".join(out) or "none"
 
 
+def records_read(profile: Profile, layers: Sequence[Any], precision: str,
+                 batches: Sequence[int]) -> set[tuple[Any, ...]]:
+    """The profile records the per-layer prediction of `layers` at these batch sizes reads (keys as in `_LayerModel`).
+
+    What to time again to check a prediction against a direct timing taken at the same moment.
+    """
+    reads: set[tuple[Any, ...]] = set()
+    t = tables(profile)
+    if profile.ceilings.chain_step_s is not None:
+        reads.add(("chain",))
+    model = _LayerModel(t, layers, precision, reads)
+    for b in batches:
+        for i in range(len(model.costs)):
+            model.layer(i, b)
+    return reads
+
+
 def predicted_seconds(profile: Profile, layers: Sequence[Any], precision: str, batch: int) -> float | None:
     """Per-layer measured prediction of a chain at one batch (None if any layer needs the roofline)."""
-    model = _LayerModel(tables(profile), layers, precision)
-    total = 0.0
+    t = tables(profile)
+    model = _LayerModel(t, layers, precision)
+    total = t.chain_step_s * len(model.costs)
     for i in range(len(model.costs)):
         s, _ = model.layer(i, batch)
         if s is None:

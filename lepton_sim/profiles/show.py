@@ -27,8 +27,12 @@ def render_profile(p: Profile, console: Console) -> None:
                      f"{b.get('architecture')})" for b in m.blas) or "none found"
     env = ", ".join(f"{k}={v}" for k, v in m.env.items() if v is not None) or "no BLAS variables set"
     console.print(f"[bold]{p.tool}[/bold]  {p.created_utc}{'  (quick)' if p.quick else ''}")
-    console.print(f"{m.cpu_model}, {m.usable_cpus}/{m.logical_cpus} CPUs, {m.memory_gb:g} GB; BLAS: {blas}; {env}")
+    caches = "".join(f", {level} {size / 2**10:g} KiB" for level, size in m.caches.items())
+    console.print(f"{m.cpu_model}, {m.usable_cpus}/{m.logical_cpus} CPUs, {m.memory_gb:g} GB{caches}; "
+                  f"BLAS: {blas}; {env}")
     console.print(f"python {m.python}; " + ", ".join(f"{k} {v}" for k, v in m.libraries.items()))
+    console.print("basis: every figure below is measured on this machine (none modelled or fitted); a hardware "
+                  "type with `profile:` naming this file takes its compute times from these tables", highlight=False)
     if p.other_cpu:
         console.print("other processes' share of the CPUs while measuring: "
                       + ", ".join(f"{s} {f:.0%}" for s, f in p.other_cpu.items()))
@@ -73,8 +77,10 @@ def _gemm(p: Profile, console: Console) -> None:
             if any(cells):
                 t.add_row(str(m), *cells)
         best = max(rows, key=lambda g: g.gflops)
+        cold = sum(g.cold is not None for g in rows)
         t.caption = (f"{len(rows)} shapes (all K x N pairs measured; square ones shown); best {best.gflops:.4g} "
-                     f"at {best.m}x{best.k}x{best.n} = {best.fraction_of_peak:.0%} of the fp32 ceiling")
+                     f"at {best.m}x{best.k}x{best.n} = {best.fraction_of_peak:.0%} of the fp32 ceiling"
+                     + (f"; {cold} also timed with cold weights" if cold else ""))
         console.print(t)
 
 

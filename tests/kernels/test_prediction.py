@@ -6,37 +6,45 @@ a kernel differs from the next by 10-15% (FACTS.md; the profiles' own inter-quar
 so two independent runs can disagree by up to 1.15 / 0.85 = 1.35 before the model contributes any
 error; the remaining 5% covers interpolation between measured grid points. A model error that
 matters (a missing layer, a wrong batch scaling, a unit slip) is a factor of 2 or more and fails
-this test (`test_a_model_twice_too_slow_fails_the_check` keeps that true).
+this test (`test_a_model_twice_too_slow_fails_the_check` keeps that true). On a quiet machine the
+model is much closer than this (`kernels.fidelity`); the tolerance is for a shared one.
 
 Another process sharing the cores stretches a timing, never shortens it, and it may stretch either
-side: the profile measured at the start of the session or the direct timing now. So a disagreement
-is not judged on one run of each. `agreement` compares the session's prediction with a direct
-timing; if they disagree it re-measures, in alternation, the profile tables the prediction reads
-(the GEMM table of its precision, the memory-bound tables of its activations, as `kernels measure
---quick` times them) and the direct timing, for at most ROUNDS rounds, and compares the fastest
-median seen of each kernel and of the direct timing (the least disturbed run of each). A quiet
-machine passes in the first round; a wrong model stays wrong however often it is re-measured.
+side: the profile measured at the start of the session or the direct timing now. Worse, this
+machine's two cores slow each other down when both are busy (a single-threaded kernel takes up to
+1.8x as long while the other core works), in stretches that last from seconds to many minutes.
+So a disagreement is not judged on one run of each. `agreement` compares the session's prediction
+with a direct timing; if they disagree it re-measures, in alternation, the profile records the
+prediction reads (`records_read`: the GEMM grid points, hot and cold, and memory-bound table points
+it interpolates between, and the cost of a step in a chain, as `kernels measure --quick` times
+them) and the direct timing, for at
+most ROUNDS rounds. Each round compares twice: the fastest median seen of each record and of the
+direct timing (the least disturbed run of each), and this round's records with this round's direct
+timing, taken within a second or two of each other and so under the same load. All of it is timed
+under `kernels.timing.guarded`, which times a kernel again when a probe shows the core slowed. A
+quiet machine passes in the first round; a wrong model stays wrong however often, and under
+whatever load, it is re-measured.
 """
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
 from kernels import micro
-from kernels.forward import compile_forward, init_params
-from kernels.timing import FULL, QUICK, time_call
+from kernels.fidelity import HELD_OUT, direct_seconds
+from kernels.timing import QUICK, guarded
 from lepton_sim.catalogue import hardware_entry
 from lepton_sim.metrics import build_metrics
 from lepton_sim.profiles import Profile, measured_batch_times, this_machine_entry
 from lepton_sim.profiles.format import parse_profile
-from lepton_sim.profiles.measured import act_precision
+from lepton_sim.profiles.measured import records_read
 from lepton_sim.scenario.load import parse_scenario
 from lepton_sim.scenario.schema import HardwareSpec, ModelSpec, Variant
 from lepton_sim.sim import Simulation
@@ -49,57 +57,101 @@ TINY: list[dict[str, Any]] = [{"op": "dense", "in": 64, "out": 256}, {"op": "rel
 WIDER: list[dict[str, Any]] = [{"op": "dense", "in": 100, "out": 300}, {"op": "gelu"},
                                {"op": "dense", "in": 300, "out": 200}, {"op": "sigmoid"},
                                {"op": "dense", "in": 200, "out": 10}, {"op": "softmax"}]
+_STACKS = {s["name"]: s["layers"] for s in HELD_OUT}
+NARROW = _STACKS["dense-512x2"]  # 1 MiB of weights a layer: cache- and call-bound at small batches
+WIDE = _STACKS["dense-4096x2"]  # 64 MiB a layer: memory-bound at batch 1, compute-bound at 64
 
 Predict = Callable[[Profile], Sequence[float]]  # seconds per batch 1..max from a profile
+Records = dict[tuple[Any, ...], dict[str, Any]]  # profile records by the keys of `records_read`
 
 
-def direct_seconds(layers: list[dict[str, Any]], precision: str, batch: int, threads: int) -> float:
-    """Median seconds of a forward pass of `layers` over `batch` rows, timed here and now."""
-    forward = compile_forward(layers, init_params(layers, np.random.default_rng(0)), precision)
-    x = np.random.default_rng(1).standard_normal((batch, layers[0]["in"])).astype(np.float32)
-    with threadpool_limits(limits=threads):
-        return time_call(partial(forward, x), FULL).median_s
+def _records(profile: dict[str, Any]) -> Records:
+    """The profile's GEMM and memory-bound records, by the keys `records_read` uses (cold ones share the GEMM's)."""
+    out: Records = {}
+    for g in profile["gemm"]:
+        key = (g["precision"], float(g["m"]), float(g["k"]), float(g["n"]))
+        out[("gemm", *key)] = out[("gemm_cold", *key)] = g
+    for e in profile["elementwise"]:
+        kernel = e["params"].get("kernel")
+        pool = (kernel, e["params"].get("stride") or kernel) if "pool" in e["op"] and kernel is not None else ()
+        out[("elementwise", e["op"], e["precision"], pool, float(e["elems"]))] = e
+    return out
 
 
-def remeasure(profile: dict[str, Any], layers: list[dict[str, Any]], precision: str, threads: int) -> None:
-    """Time again every profile record the prediction of `layers` can read; keep each kernel's fastest median.
+def remeasure(profile: dict[str, Any], reads: set[tuple[Any, ...]], threads: int) -> dict[tuple[Any, ...], float]:
+    """Time again every record in `reads` as the quick profile measured it (same kernels, QUICK policy).
 
-    The records are re-measured as the quick profile measured them (same kernels, QUICK policy).
+    Returns the new median of each; `profile` is left as it was.
     """
-    ops = {layer["op"] for layer in layers} - {"dense"}
-    act = act_precision(precision)
+    llc = max(profile["machine"].get("caches", {}).values(), default=micro.DEFAULT_LLC_BYTES)
+    new: dict[tuple[Any, ...], float] = {}
     with threadpool_limits(limits=threads):
-        for g in profile["gemm"]:
-            if g["precision"] == precision:
-                _keep_faster(g, micro.gemm_job(precision, g["m"], g["k"], g["n"], QUICK).run())
-        for e in profile["elementwise"]:
-            if e["op"] in ops and e["precision"] == act:
-                _keep_faster(e, micro.elementwise_job(e["op"], act, e["elems"], QUICK).run())
+        for key in sorted(reads, key=repr):
+            kind = key[0]
+            if kind == "gemm":
+                _, p, m, k, n = key
+                new[key] = micro.gemm_job(p, int(m), int(k), int(n), QUICK).run()["timing"]["median_s"]
+            elif kind == "gemm_cold":
+                _, p, m, k, n = key
+                rec = micro.cold_gemm_job(p, int(k), int(n), (int(m),), llc, QUICK).run()
+                new[key] = rec["rows"][0]["timing"]["median_s"]
+            elif kind == "elementwise" and not key[3]:
+                _, op, p, _, elems = key
+                new[key] = micro.elementwise_job(op, p, int(elems), QUICK).run()["timing"]["median_s"]
+            elif kind == "chain":
+                new[key] = micro.chain_job(QUICK).run()["step_s"]
+    return new
 
 
-def _keep_faster(old: dict[str, Any], new: dict[str, Any]) -> None:
-    if new["timing"]["median_s"] < old["timing"]["median_s"]:
-        old.update(new)
+def _with_times(profile: dict[str, Any], times: dict[tuple[Any, ...], float], faster_only: bool) -> None:
+    """Put `times` into the profile's records (every one, or only where faster than the record's own)."""
+    records = _records(profile)
+    for key, t in times.items():
+        if key == ("chain",):
+            old = profile["ceilings"].get("chain_step_s")
+            if not faster_only or old is None or t < old:
+                profile["ceilings"]["chain_step_s"] = t
+            continue
+        rec = records[key]
+        timing = rec["cold"] if key[0] == "gemm_cold" else rec["timing"]
+        if not faster_only or t < timing["median_s"]:
+            timing.update(median_s=t, q1_s=min(t, timing["q1_s"]), q3_s=max(t, timing["q3_s"]))
 
 
 def agreement(profile_path: Path, predict: Predict, layers: list[dict[str, Any]], precision: str,
               batches: Sequence[int], threads: int) -> dict[int, float]:
-    """Ratios predicted / direct per batch, from the first round in which every one is within TOLERANCE.
+    """Ratios predicted / direct per batch, from the first comparison in which every one is within TOLERANCE.
 
     Fails with the last round's ratios if none is. Each round after the first re-measures the
-    profile's tables and the direct timings, keeping the fastest of each (see the module docstring).
+    records the prediction reads and the direct timings, and compares both the fastest of each and
+    this round's of each (see the module docstring).
     """
-    data = json.loads(profile_path.read_text(encoding="utf-8"))
+    with guarded():
+        return _agreement(profile_path, predict, layers, precision, batches, threads)
+
+
+def _agreement(profile_path: Path, predict: Predict, layers: list[dict[str, Any]], precision: str,
+               batches: Sequence[int], threads: int) -> dict[int, float]:
+    original = json.loads(profile_path.read_text(encoding="utf-8"))
+    fastest = copy.deepcopy(original)
+    reads = records_read(parse_profile(original, str(profile_path)), layers, precision, batches)
     direct = {b: direct_seconds(layers, precision, b, threads) for b in batches}
     ratios: dict[int, float] = {}
     for round_ in range(ROUNDS):
+        comparisons = [(fastest, direct)]
         if round_:
-            remeasure(data, layers, precision, threads)
-            direct = {b: min(direct[b], direct_seconds(layers, precision, b, threads)) for b in batches}
-        times = predict(parse_profile(data, str(profile_path)))
-        ratios = {b: times[b - 1] / direct[b] for b in batches}
-        if all(1 / TOLERANCE <= r <= TOLERANCE for r in ratios.values()):
-            return ratios
+            times = remeasure(original, reads, threads)
+            now = {b: direct_seconds(layers, precision, b, threads) for b in batches}
+            fresh = copy.deepcopy(original)
+            _with_times(fresh, times, faster_only=False)
+            _with_times(fastest, times, faster_only=True)
+            direct = {b: min(direct[b], now[b]) for b in batches}
+            comparisons = [(fastest, direct), (fresh, now)]
+        for data, timed in comparisons:
+            times_s = predict(parse_profile(data, str(profile_path)))
+            ratios = {b: times_s[b - 1] / timed[b] for b in batches}
+            if all(1 / TOLERANCE <= r <= TOLERANCE for r in ratios.values()):
+                return ratios
     shown = ", ".join(f"batch {b}: {r:.2f}" for b, r in ratios.items())
     pytest.fail(f"predicted / direct outside [1/{TOLERANCE}, {TOLERANCE}] after {ROUNDS} rounds of "
                 f"re-measurement ({shown})")
@@ -123,10 +175,13 @@ def _predictor(layers: list[dict[str, Any]], precision: str, max_batch: int) -> 
     return predict
 
 
-@pytest.mark.parametrize("layers, precision", [(TINY, "fp32"), (WIDER, "fp32"), (TINY, "int8")])
+@pytest.mark.parametrize("layers, precision, batches", [
+    (TINY, "fp32", (1, 4, 16, 64)), (WIDER, "fp32", (1, 4, 16, 64)), (TINY, "int8", (1, 4, 16)),
+    (NARROW, "fp32", (1, 64)), (NARROW, "int8", (1, 64)), (WIDE, "fp32", (1, 64)),
+], ids=["tiny-fp32", "wider-fp32", "tiny-int8", "512x2-fp32", "512x2-int8", "4096x2-fp32"])
 def test_measured_model_predicts_a_direct_timing(quick_profile_path: Path, blas_threads: int,
-                                                 layers: list[dict[str, Any]], precision: str) -> None:
-    batches = (1, 4, 16, 64) if precision == "fp32" else (1, 4, 16)
+                                                 layers: list[dict[str, Any]], precision: str,
+                                                 batches: tuple[int, ...]) -> None:
     agreement(quick_profile_path, _predictor(layers, precision, max(batches)), layers, precision, batches,
               blas_threads)
 
