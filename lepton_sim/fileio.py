@@ -17,6 +17,22 @@ from typing import Any
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
+def output_file(out: str) -> Path:
+    """The path given as `--out FILE`, checked before any work is done: not a directory, and in an
+    existing directory this process may write to (InputError naming the problem otherwise)."""
+    from lepton_sim.errors import InputError
+
+    p = Path(out)
+    if p.is_dir():
+        raise InputError(f"--out {out}: is a directory, expected a file name")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"--out {out}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"--out {out}: directory {parent} is not writable")
+    return p
+
+
 def atomic_write(path: str | Path, data: bytes | str) -> None:
     """Write `data` (text is UTF-8 encoded) to `path` atomically, with the umask's permissions."""
     path = Path(path)

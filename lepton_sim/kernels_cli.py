@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lepton_sim.argtypes import int_at_least
 from lepton_sim.errors import InputError
-from lepton_sim.fileio import atomic_write
+from lepton_sim.fileio import atomic_write, output_file
 from lepton_sim.profiles import load_profile
 from lepton_sim.profiles.format import dumps_profile
 from lepton_sim.profiles.show import render_profile
@@ -35,26 +34,13 @@ def register(subparsers: Any) -> None:
     show.set_defaults(func=cmd_show)
 
 
-def _check_out(out: str) -> Path:
-    """Fail before measuring if the profile cannot be written there."""
-    p = Path(out)
-    if p.is_dir():
-        raise InputError(f"--out {out}: is a directory, expected a file name")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"--out {out}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"--out {out}: directory {parent} is not writable")
-    return p
-
-
 def write_profile_atomic(path: Path, profile: dict[str, Any]) -> None:
     """Write the profile atomically (readers never see half of one), with the umask's permissions."""
     atomic_write(path, dumps_profile(profile))
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    out = _check_out(args.out)
+    out = output_file(args.out)
     from kernels.suite import measure_profile
 
     console = Console(stderr=True)

@@ -12,7 +12,7 @@ from lepton_sim.calibration.points import read_points
 from lepton_sim.calibration.hardware import datasheet_hardware
 from lepton_sim.catalogue import THIS_MACHINE, hardware_names
 from lepton_sim.errors import InputError
-from lepton_sim.fileio import atomic_write
+from lepton_sim.fileio import atomic_write, output_file
 from lepton_sim.termtable import Col, console, print_table
 
 EPILOG = """\
@@ -53,16 +53,6 @@ def _free(text: str | None) -> list[str] | None:
     return names
 
 
-def _check_out(out: str) -> Path:
-    p = Path(out)
-    if p.is_dir():
-        raise InputError(f"--out {out}: is a directory, expected a file name")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"--out {out}: directory {parent} does not exist")
-    return p
-
-
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this calibration, with the CSV by file name (as committed beside it)."""
     parts = ["lepton-sim", "calibrate", Path(args.measurements).name, "--hardware", args.hardware]
@@ -74,7 +64,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    out = _check_out(args.out) if args.out else None
+    out = output_file(args.out) if args.out else None
     free = _free(args.fit)
     hw = datasheet_hardware(args.hardware)
     points = read_points(args.measurements)
