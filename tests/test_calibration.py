@@ -152,6 +152,16 @@ def test_a_scenario_takes_a_users_calibration(tmp_path: Path, capsys: pytest.Cap
     assert detail.basis.startswith("not calibrated") and "calibrated to" not in detail.detail
 
 
+def test_the_catalogues_calibration_gives_way_to_a_scenarios_own_peaks() -> None:
+    """Overriding a figure the shipped calibration was fitted against drops it, and says so."""
+    s = parse_scenario(_scenario({"from": "nvidia-l4", "peak_tflops": {"fp32": 30.3, "int8": 300.0}}))
+    hw = s.hardware["x"]
+    assert hw.calibration is None and hw.compute_efficiency is None
+    result = batch_times(s.models["m"], s.models["m"].variants["int8"], hw, 4)
+    assert result.basis.startswith("not calibrated: the catalogue's calibration")
+    assert "int8 peak of 242.0, this entry has 300.0" in result.basis
+
+
 def test_a_calibration_for_other_figures_is_refused(tmp_path: Path) -> None:
     _write_calibration(tmp_path, "nvidia-l4", {"compute_efficiency": {"int8": 0.3}})
     with pytest.raises(ScenarioError) as info:

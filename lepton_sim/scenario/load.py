@@ -165,6 +165,10 @@ def _resolve_entries(raw: dict, file: str, problems: list[ScenarioError],
     returned among the broken ones, whose schema errors (consequences of it) are not reported.
     """
     broken: set[tuple] = set()
+    hardware = raw.get("hardware")
+    # Entries whose calibration comes with their catalogue entry rather than from the scenario.
+    inherited = {name for name, entry in (hardware.items() if isinstance(hardware, dict) else ())
+                 if isinstance(entry, dict) and "from" in entry and "calibration" not in entry}
     for section, overlay in (("hardware", _overlay_hardware), ("models", _overlay_model)):
         entries = raw.get(section)
         if not isinstance(entries, dict):
@@ -176,18 +180,23 @@ def _resolve_entries(raw: dict, file: str, problems: list[ScenarioError],
                 except ScenarioError as exc:
                     problems.append(exc)
                     broken.add((section, name))
-    hardware = raw.get("hardware")
     for name, entry in (hardware.items() if isinstance(hardware, dict) else ()):
         if isinstance(entry, dict) and isinstance(entry.get("calibration"), str) and ("hardware", name) not in broken:
             try:
-                hardware[name] = _calibrated(entry, f"hardware.{name}.calibration", file, base_dir)
+                hardware[name] = _calibrated(entry, f"hardware.{name}.calibration", file, base_dir,
+                                             inherited=name in inherited)
             except ScenarioError as exc:
                 problems.append(exc)
     return raw, broken
 
 
-def _calibrated(entry: dict, path: str, file: str, base_dir: Path) -> dict:
-    """``entry`` with the fitted figures of the calibration file it names (relative to the scenario)."""
+def _calibrated(entry: dict, path: str, file: str, base_dir: Path, *, inherited: bool = False) -> dict:
+    """``entry`` with the fitted figures of the calibration file it names (relative to the scenario).
+
+    A file the scenario names must fit the entry's datasheet figures (else an error). The catalogue's
+    own calibration, where the scenario overrides a figure it was fitted against (a peak, the
+    bandwidth), no longer applies: the entry falls back to its kind's defaults and says why.
+    """
     rel = Path(entry["calibration"])
     where = rel if rel.is_absolute() else base_dir / rel
     try:
@@ -197,6 +206,11 @@ def _calibrated(entry: dict, path: str, file: str, base_dir: Path) -> dict:
     except (OSError, ValueError) as exc:
         raise ScenarioError(f"{where}: not a valid calibration file: {exc}", file=file, path=path) from None
     why = calibration_mismatch(doc, entry)
+    if why is not None and inherited:
+        sources = {**(entry.get("sources") or {}),
+                   "calibration": f"not calibrated: the catalogue's calibration ({_shown(where)}) does not apply "
+                                  f"once the scenario changes its datasheet figures: {why.split('; re-run')[0]}"}
+        return {**entry, "calibration": None, "sources": sources}
     if why is not None:
         raise ScenarioError(f"{where} does not apply here: {why}", file=file, path=path)
     return apply_calibration(doc, entry, _shown(where))

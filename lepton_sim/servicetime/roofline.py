@@ -252,8 +252,9 @@ def kernels(model: Any, variant: Any, hardware: Any) -> Kernels:
 def basis(hardware: Any) -> str:
     """What the hardware type's efficiency figures rest on, in one line (its ``sources`` say it)."""
     sources = getattr(hardware, "sources", None) or {}
-    if getattr(hardware, "calibration", None) and sources.get("calibration"):
-        return str(sources["calibration"])
+    said = str(sources.get("calibration") or "")
+    if said and (getattr(hardware, "calibration", None) or said.startswith("not calibrated")):
+        return said
     if any(getattr(hardware, k, None) is not None for k in ("compute_efficiency", "memory_efficiency",
                                                                "kernel_overhead_us")):
         return "efficiency figures set for this hardware type (not calibrated here)"
