@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from lepton_sim.scenario.schema import Scenario
@@ -34,6 +35,15 @@ def build_metrics(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
     out["events"] = rec.events
     out["wall_s"] = round(rec.wall_s, 3)
     return _round(out)
+
+
+def hardware_bases(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(hardware type, what its compute times rest on) for each type the pools of ``metrics`` run on, by name."""
+    bases: dict[str, str] = {}
+    for p in metrics.get("pools", {}).values():
+        if p["compute"].get("basis"):
+            bases.setdefault(p["hardware"], p["compute"]["basis"])
+    return sorted(bases.items())
 
 
 def _services(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, Any]:

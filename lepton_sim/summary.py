@@ -6,6 +6,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from lepton_sim.metrics import hardware_bases
 from lepton_sim.scenario.schema import Scenario
 from lepton_sim.termtable import Col, print_table
 from lepton_sim.termtable import console as make_console
@@ -136,9 +137,5 @@ def print_summary(scenario: Scenario, m: dict[str, Any], console: Console | None
         c.print("[dim]compute times marked 'roofline' come from datasheet peaks with efficiency figures (sources in "
                 "the hardware catalogue; details in metrics.json pools.*.compute); what each type's figures rest "
                 "on:[/dim]")
-    bases: dict[str, str] = {}
-    for p in m["pools"].values():
-        if p["compute"].get("basis"):
-            bases.setdefault(p["hardware"], p["compute"]["basis"])
-    for hw, basis in sorted(bases.items()):
+    for hw, basis in hardware_bases(m):
         c.print(f"[dim]{hw}: {escape(basis)}[/dim]")

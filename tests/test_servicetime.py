@@ -247,6 +247,24 @@ def test_on_chip_memory_keeps_activations_off_dram_while_they_fit() -> None:
     assert on_chip[511] == pytest.approx(plain[511], rel=1e-12)
 
 
+def test_weights_that_fit_on_chip_stay_there_between_batches() -> None:
+    # dense 1024 -> 1024 at fp16: 2,097,152 B of weights, 4,096 B of activations per request. The
+    # working set at batch b is the weights plus b x 4,096 B; a cache holds it all up to half its
+    # capacity, none of it from twice it.
+    m, v = model(ONE_DENSE), variant("fp16")
+    roomy = batch_times(m, v, hardware(on_chip_mb=8.0), 512).times_s
+    assert roomy[0] == pytest.approx(10e-6 + 4.194304e-8, rel=1e-12)  # no DRAM traffic: the math alone
+    # A capacity equal to the batch-1 working set keeps half the weights (log-linear from 1/2 to 2x),
+    # and the half on chip leaves room for the activations: DRAM reads the other half only.
+    exact = (2_097_152 + 4_096) / 1e6
+    half = batch_times(m, v, hardware(on_chip_mb=exact), 1).times_s
+    assert half[0] == pytest.approx(10e-6 + 1_048_576 / 8e11, rel=1e-12)
+    # Weights of four times the capacity are read from DRAM in full, as without on-chip memory.
+    small = batch_times(m, v, hardware(on_chip_mb=exact / 4), 1).times_s
+    assert small[0] == pytest.approx(10e-6 + 2_097_152 / 8e11, rel=1e-12)
+    check_monotone(roomy)
+
+
 def test_a_batch_that_spills_is_not_charged_more_per_request_than_a_smaller_one() -> None:
     # A memory-bound chain on a small cache: batch 2 spills what batch 1 kept on chip. Per request,
     # the larger batch takes the best smaller batch's time (it runs as such sub-batches).

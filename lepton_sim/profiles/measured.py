@@ -21,7 +21,8 @@ a cache runs from it. In a chain each layer's weights are read once per forward 
 other layers' were: when the chain's weights together outgrow the last-level cache (the
 profile's `machine.caches`), each layer finds its own evicted. Where the profile timed the shape
 with cold weights (`gemm[].cold`), the dense layer's time moves from the hot to the cold timing
-as the chain's footprint grows from half the last-level cache to twice it (`cold_fraction`).
+as the chain's footprint grows from half the last-level cache to twice it
+(`lepton_sim.servicetime.roofline.evicted_fraction`, which the roofline uses for on-chip memory).
 Profiles without cache sizes or cold timings are read as hot, as before.
 
 A step timed on its own runs with its code and data hot; in a chain each follows another. Each
@@ -40,16 +41,13 @@ from pydantic import TypeAdapter
 from lepton_sim.layers import ACT_BYTES, WEIGHT_BYTES, Layer, LayerCost, bytes_per_weight, layer_costs, prunable
 from lepton_sim.profiles.format import Profile
 from lepton_sim.profiles.interp import Curve, Grid, Reads
-from lepton_sim.servicetime.roofline import BatchTimes, UnsupportedPrecision, efficiency
+from lepton_sim.servicetime.roofline import BatchTimes, UnsupportedPrecision, efficiency, evicted_fraction
 
 _LAYER: TypeAdapter[Any] = TypeAdapter(Layer)
 _UNARY = ("relu", "gelu", "tanh", "sigmoid", "batchnorm", "layernorm", "softmax")
 # Where a measured time came from, per layer evaluation.
 WHOLE, TABLE, RATE, COMPOSED, ROOFLINE = "whole-model", "measured", "carried-on", "composed", "roofline"
-# Chain footprint (weights and activations) over the last-level cache at which a dense layer's
-# weights start to be evicted between passes, and at which none is left: cold_fraction() is
-# log-linear between the two.
-COLD_FROM, COLD_TO = 0.5, 2.0
+
 
 
 def canonical_layers(layers: Sequence[Any]) -> tuple[str, ...]:
@@ -130,20 +128,6 @@ def _pool_key(kernel: int | None, stride: int | None) -> tuple[int, ...]:
 def act_precision(precision: str) -> str:
     """Precision of activations between layers: int8/int4 dense layers dequantise to fp32 here."""
     return precision if precision in ("fp16", "bf16", "fp64") else "fp32"
-
-
-def cold_fraction(footprint_bytes: float, llc_bytes: int | None) -> float:
-    """How far a dense layer's time moves from its hot to its cold timing in a chain of this footprint.
-
-    0 up to COLD_FROM x the last-level cache (every layer's weights survive until the next pass),
-    1 from COLD_TO x (none does), log-linear between: caches do not evict strictly least recently
-    used, and in a virtual machine neighbours on the host take part of the last level.
-    """
-    if not llc_bytes or footprint_bytes <= COLD_FROM * llc_bytes:
-        return 0.0
-    if footprint_bytes >= COLD_TO * llc_bytes:
-        return 1.0
-    return math.log(footprint_bytes / (COLD_FROM * llc_bytes)) / math.log(COLD_TO / COLD_FROM)
 
 
 def scaled_in_m(lookup: Callable[[float], float | None], rows: Sequence[float], m: float) -> float | None:
@@ -249,8 +233,8 @@ class _LayerModel:
         return self.weight_bytes + self.act_bytes * b
 
     def cold(self, b: int) -> float:
-        """The chain's `cold_fraction` at batch b."""
-        return cold_fraction(self.footprint(b), self.t.llc_bytes)
+        """The fraction of the chain's weights evicted between passes at batch b (`evicted_fraction`)."""
+        return float(evicted_fraction(self.footprint(b), self.t.llc_bytes))
 
     def dense(self, m: int, k: int, n: int, b: int) -> tuple[float | None, str]:
         """A dense layer of this chain at batch b: the GEMM table, moved towards its cold timing in a chain

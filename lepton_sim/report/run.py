@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lepton_sim.metrics import hardware_bases
 from lepton_sim.report.document import Block, Figure, Report, Section, Table, Text
 from lepton_sim.report.latency import cdf_png
 from lepton_sim.report.style import energy, fmt, pct, site_colours
@@ -96,13 +97,9 @@ def utilisation_section(metrics: Mapping[str, Any], colours: Mapping[str, str] |
                    p["compute"]["source"]) for pid, p in metrics.get("pools", {}).items())
     blocks.append(Table("Replica pools", ("pool", "replicas", "utilisation", "mean batch", "requests/s",
                                           "compute times"), pools))
-    bases: dict[str, str] = {}
-    for p in metrics.get("pools", {}).values():
-        if p["compute"].get("basis"):
-            bases.setdefault(p["hardware"], p["compute"]["basis"])
+    bases = hardware_bases(metrics)
     if bases:
-        blocks.append(Table("What each hardware type's compute times rest on", ("hardware", "basis"),
-                            tuple(sorted(bases.items()))))
+        blocks.append(Table("What each hardware type's compute times rest on", ("hardware", "basis"), tuple(bases)))
     links = tuple((d, link_id, pct(dd["utilization"]), fmt(dd["gb"]), fmt(dd["transfers"]))
                   for link_id, link in metrics.get("links", {}).items() for d, dd in link["directions"].items())
     if links:

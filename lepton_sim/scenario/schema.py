@@ -67,7 +67,7 @@ class HardwareSpec(Strict):
     compute_efficiency: Fraction | dict[Precision, Fraction] | None = None
     memory_efficiency: Fraction | None = None
     kernel_overhead_us: NonNegFloat | None = None
-    on_chip_mb: NonNegFloat | None = None  # on-chip cache/SRAM that keeps activations between layers
+    on_chip_mb: NonNegFloat | None = None  # on-chip cache/SRAM: activations between layers, weights between batches while they fit
     profile: str | None = None  # a measured kernel profile (path relative to the scenario file)
     # A file written by `lepton-sim calibrate`; the loader has already applied its fitted figures.
     calibration: str | None = None

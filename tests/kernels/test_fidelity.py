@@ -12,13 +12,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from kernels.fidelity import HELD_OUT, PRECISIONS, machine_fidelity
 from kernels.realmodel import INLINE_MLP_LAYERS
 from lepton_sim.profiles import Profile
 from lepton_sim.profiles.format import parse_profile
-from lepton_sim.profiles.measured import cold_fraction, predicted_seconds, records_read
+from lepton_sim.profiles.measured import predicted_seconds, records_read
+from lepton_sim.servicetime.roofline import evicted_fraction
 
 TINY: list[dict[str, Any]] = [{"op": "dense", "in": 64, "out": 256}, {"op": "relu"},
                               {"op": "dense", "in": 256, "out": 10}]
@@ -79,11 +81,13 @@ def test_a_chain_outgrowing_the_cache_reads_the_cold_timings(quick_profile_path:
         assert not any(k[0] == "gemm_cold" for k in records_read(roomy, layer, "fp32", [1]))
 
 
-def test_cold_fraction_rises_from_half_the_cache_to_twice_it() -> None:
+def test_evicted_fraction_rises_from_half_the_cache_to_twice_it() -> None:
     mib = 2 ** 20
-    assert cold_fraction(16 * mib, 32 * mib) == 0 and cold_fraction(64 * mib, 32 * mib) == 1
-    assert cold_fraction(32 * mib, 32 * mib) == pytest.approx(0.5)
-    assert cold_fraction(10 ** 12, None) == 0  # unknown cache: the hot timings
+    assert evicted_fraction(16 * mib, 32 * mib) == 0 and evicted_fraction(64 * mib, 32 * mib) == 1
+    assert evicted_fraction(32 * mib, 32 * mib) == pytest.approx(0.5)
+    assert evicted_fraction(10 ** 12, None) == 0  # unknown cache: the hot timings
+    many = evicted_fraction(np.array([8, 16, 32, 64, 128]) * mib, 32 * mib)  # elementwise, as the roofline calls it
+    assert list(many) == pytest.approx([0, 0, 0.5, 1, 1])
 
 
 def test_batches_past_the_measured_rows_carry_on_from_the_two_largest(quick_profile: Profile) -> None:
