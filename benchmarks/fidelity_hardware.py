@@ -13,10 +13,13 @@ measured profile against direct timings.
 Simulated throughput is that of one saturated replica running full batches of the published batch
 size: batch / seconds per batch; a latency is the seconds of one batch. A ratio is simulated over
 published (above 1: the simulator is faster for throughput, slower for latency). Run:
-    python benchmarks/fidelity_hardware.py [--profile FILE] [--quick] [--threads N] [--skip-machine]
+    python benchmarks/fidelity_hardware.py [--profile FILE] [--quick] [--threads N] [--paired ROUNDS]
+                                           [--skip-machine]
 ``--quick`` measures a fresh quick profile first (about a minute) and is the way to judge this
 machine; the default uses the committed reference profile, which only matches this machine if it
-was measured here and recently. Part 3 takes several minutes (int8 at 4096 x 4096 is slow in
+was measured here and recently. On a shared host whose speed drifts by tens of percent from one
+minute to the next, ``--paired ROUNDS`` separates the model's error from that drift: each case's
+prediction reads profile records timed again just before the direct timing (`kernels.fidelity.retimed`). Part 3 takes several minutes (int8 at 4096 x 4096 is slow in
 numpy); compare on a quiet machine, more than once.
 """
 from __future__ import annotations
@@ -94,8 +97,10 @@ def machine(args: argparse.Namespace) -> None:
 
         profile = Path(args.profile) if args.profile else reference_profile_path()
         threads = args.threads or profile_threads(load_profile(profile)) or 1  # as the profile was measured
-    rows = machine_fidelity(profile, threads=threads)
-    print(f"\n3. this machine: measured profile ({profile}) against a direct numpy timing, {threads} BLAS "
+    rows = machine_fidelity(profile, threads=threads, rounds=args.paired)
+    how = (f"each case's profile records timed again just before it, median of {args.paired} round(s)"
+           if args.paired else "the profile as measured")
+    print(f"\n3. this machine: measured profile ({profile}; {how}) against a direct numpy timing, {threads} BLAS "
           f"thread(s)")
     print(f"  {'stack':<28} {'precision':<9} {'batch':>5} {'simulated ms':>13} {'direct ms':>10} {'ratio':>6}  source")
     for r in rows:
@@ -113,6 +118,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="measure a fresh quick profile for part 3 first")
     ap.add_argument("--threads", type=int, help="BLAS threads for part 3 (default: as the profile was measured; "
                                                  "1 with --quick)")
+    ap.add_argument("--paired", type=int, default=0, metavar="ROUNDS",
+                    help="part 3: time each case's profile records again just before its direct timing, "
+                         "ROUNDS times, and compare medians (the model's own error, without the machine's "
+                         "drift since the profile was measured)")
     ap.add_argument("--skip-machine", action="store_true", help="parts 1 and 2 only")
     args = ap.parse_args()
 

@@ -15,11 +15,14 @@ from typing import Any, Sequence, TypedDict
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from kernels import micro
+from kernels.fingerprint import caches
 from kernels.forward import compile_forward, init_params
 from kernels.timing import FULL, Guard, TimingPolicy, guarded, time_call
 from lepton_sim.catalogue import hardware_entry
 from lepton_sim.profiles import Profile, load_profile, measured_batch_times, this_machine_entry
-from lepton_sim.profiles.measured import canonical_layers
+from lepton_sim.profiles.format import Timing
+from lepton_sim.profiles.measured import canonical_layers, records_read
 from lepton_sim.scenario.schema import HardwareSpec, ModelSpec, Variant
 
 
@@ -85,7 +88,7 @@ def direct_seconds(layers: Sequence[dict[str, Any]], precision: str, batch: int,
 
 
 def machine_fidelity(profile_path: str | Path, *, threads: int, batches: Sequence[int] = (1, 4, 16, 64),
-                     stacks: Sequence[Stack] | None = None) -> list[dict[str, Any]]:
+                     stacks: Sequence[Stack] | None = None, rounds: int = 0) -> list[dict[str, Any]]:
     """Simulated against directly timed seconds per batch of held-out stacks, one row per stack, precision, batch.
 
     Each row has `stack` (its name), `precision`, `batch`, `simulated_s` (the measured model,
@@ -106,6 +109,12 @@ def machine_fidelity(profile_path: str | Path, *, threads: int, batches: Sequenc
     stretches the timings (a multi-threaded BLAS most of all), and on a shared host the caches and
     memory bandwidth left to this machine vary too: compare on a quiet machine, more than once.
 
+    `rounds` (paired timing): each case is predicted from the profile records its prediction reads
+    timed again just before the direct timing (`retimed`), `rounds` times over, and the medians of
+    the two kept. The drift of the machine between measuring the profile and timing the stack then
+    drops out, leaving the error of the model itself (how it puts a chain together from its steps);
+    without it, each case compares the profile as measured with a timing taken now.
+
     `threads` must be the thread count the profile was measured with where its fingerprint
     records one: a profile measured with two BLAS threads does not predict one thread.
     `stacks` defaults to `HELD_OUT`; a stack the profile timed as a whole model is refused, since
@@ -121,13 +130,17 @@ def machine_fidelity(profile_path: str | Path, *, threads: int, batches: Sequenc
     rows: list[dict[str, Any]] = []
     with guarded(Guard(share=1.0)):
         for stack in HELD_OUT if stacks is None else stacks:
-            rows += _stack_rows(profile, hardware, whole, stack, batches, threads)
+            rows += _stack_rows(profile, hardware, whole, stack, batches, threads, rounds)
     return rows
 
 
 def _stack_rows(profile: Profile, hardware: HardwareSpec, whole: set[tuple[str, ...]], stack: Stack,
-                batches: Sequence[int], threads: int) -> list[dict[str, Any]]:
-    """The rows of one stack: every precision it names (or `PRECISIONS`) at every batch size."""
+                batches: Sequence[int], threads: int, rounds: int = 0) -> list[dict[str, Any]]:
+    """The rows of one stack: every precision it names (or `PRECISIONS`) at every batch size.
+
+    With `rounds`, each round times again the profile records the prediction reads, predicts from
+    them and times the stack directly right after; a row's figures are the medians over rounds.
+    """
     layers = [dict(layer) for layer in stack["layers"]]
     if canonical_layers(layers) in whole:
         raise ValueError(f"stack {stack['name']!r}: the profile times it as a whole model; not held out")
@@ -135,10 +148,56 @@ def _stack_rows(profile: Profile, hardware: HardwareSpec, whole: set[tuple[str, 
     rows: list[dict[str, Any]] = []
     for precision in stack.get("precisions", PRECISIONS):
         for batch in batches:
-            predicted = measured_batch_times(profile, model, Variant(precision=precision), hardware, batch)
-            simulated = predicted.times_s[batch - 1]
-            direct = direct_seconds(layers, precision, batch, threads)
+            samples = []
+            for _ in range(max(1, rounds)):
+                here = retimed(profile, records_read(profile, layers, precision, [batch]), threads) if rounds else profile
+                predicted = measured_batch_times(here, model, Variant(precision=precision), hardware, batch)
+                samples.append((predicted.times_s[batch - 1], direct_seconds(layers, precision, batch, threads)))
+            simulated = float(np.median([s for s, _ in samples]))
+            direct = float(np.median([d for _, d in samples]))
             rows.append({"stack": stack["name"], "precision": precision, "batch": batch,
                          "simulated_s": simulated, "direct_s": direct, "ratio": simulated / direct,
-                         "source": predicted.source})
+                         "source": predicted.source, "rounds": rounds})
     return rows
+
+
+def retimed(profile: Profile, reads: set[tuple[Any, ...]], threads: int) -> Profile:
+    """A copy of `profile` whose records in `reads` (keys of `records_read`) are timed again now.
+
+    GEMM timings hot and cold, memory-bound kernels and the chain step cost are timed as `kernels
+    measure` timed them, with the profile's own timing policy and `threads` BLAS threads; a record
+    of another kind (convolution, attention) is refused.
+    """
+    rec = profile.timing_policy
+    policy = TimingPolicy(warmup=rec.warmup, repeats=rec.repeats, min_sample_s=rec.min_sample_s, budget_s=rec.budget_s)
+    llc = max(profile.machine.caches.values(), default=None) or max(caches().values(), default=micro.DEFAULT_LLC_BYTES)
+    hot = {(k[1], int(k[2]), int(k[3]), int(k[4])) for k in reads if k[0] == "gemm"}
+    cold = {(k[1], int(k[2]), int(k[3]), int(k[4])) for k in reads if k[0] == "gemm_cold"}
+    elem = {(k[1], k[2], int(k[4])) for k in reads if k[0] == "elementwise"}
+    other = sorted({k[0] for k in reads} - {"gemm", "gemm_cold", "elementwise", "chain"})
+    if other or any(k[3] for k in reads if k[0] == "elementwise"):
+        raise ValueError(f"cannot time these records again: {', '.join(other) or 'pooling'}")
+    with threadpool_limits(limits=threads):
+        hot_t = {key: micro.gemm_job(*key, policy).run()["timing"] for key in sorted(hot)}
+        cold_t = {}
+        for p, k, n in sorted({(p, k, n) for p, _, k, n in cold}):
+            ms = tuple(sorted(m for q, m, kk, nn in cold if (q, kk, nn) == (p, k, n)))
+            for row in micro.cold_gemm_job(p, k, n, ms, llc, policy).run()["rows"]:
+                cold_t[(p, row["m"], k, n)] = row["timing"]
+        elem_t = {key: micro.elementwise_job(*key, policy).run()["timing"] for key in sorted(elem)}
+        step = micro.chain_job(policy).run()["step_s"] if ("chain",) in reads else None
+    gemm = []
+    for g in profile.gemm:
+        key = (g.precision, g.m, g.k, g.n)
+        update: dict[str, Any] = {}
+        if key in hot_t:
+            update["timing"] = Timing.model_validate(hot_t[key])
+        if key in cold_t:
+            update["cold"] = Timing.model_validate(cold_t[key])
+        gemm.append(g.model_copy(update=update) if update else g)
+    elementwise = [e.model_copy(update={"timing": Timing.model_validate(elem_t[(e.op, e.precision, e.elems)])})
+                   if (e.op, e.precision, e.elems) in elem_t else e for e in profile.elementwise]
+    ceilings = profile.ceilings if step is None else profile.ceilings.model_copy(update={"chain_step_s": step})
+    out = profile.model_copy(update={"gemm": gemm, "elementwise": elementwise, "ceilings": ceilings})
+    out._lookup = None  # the copy's tables are built from its own records
+    return out

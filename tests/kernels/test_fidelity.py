@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kernels.fidelity import HELD_OUT, PRECISIONS, machine_fidelity
+from kernels.fidelity import HELD_OUT, PRECISIONS, machine_fidelity, retimed
 from kernels.realmodel import INLINE_MLP_LAYERS
 from lepton_sim.profiles import Profile
 from lepton_sim.profiles.format import parse_profile
@@ -32,7 +32,7 @@ def test_machine_fidelity_rows(quick_profile_path: Path, blas_threads: int) -> N
     assert [(r["stack"], r["precision"], r["batch"]) for r in rows] == [
         ("tiny", p, b) for p in PRECISIONS for b in (1, 3)]
     for r in rows:
-        assert set(r) == {"stack", "precision", "batch", "simulated_s", "direct_s", "ratio", "source"}
+        assert set(r) == {"stack", "precision", "batch", "simulated_s", "direct_s", "ratio", "source", "rounds"}
         assert r["simulated_s"] > 0 and r["direct_s"] > 0 and r["source"] == "measured"
         assert r["ratio"] == pytest.approx(r["simulated_s"] / r["direct_s"])
     one = machine_fidelity(quick_profile_path, threads=blas_threads, batches=(2,),
@@ -47,6 +47,36 @@ def test_machine_fidelity_refuses_what_it_cannot_compare(quick_profile_path: Pat
     with pytest.raises(ValueError, match="whole model"):
         machine_fidelity(quick_profile_path, threads=blas_threads, batches=(1,),
                          stacks=[{"name": "inline", "layers": INLINE_MLP_LAYERS}])
+
+
+def test_paired_timing_predicts_from_the_records_timed_again(quick_profile: Profile, blas_threads: int,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # Stand-in jobs with known timings: every GEMM takes 1 ms, every memory-bound kernel 10 us and
+    # a chain step 0.5 us. The paired copy must predict from them, and only the records read change.
+    from kernels import micro
+
+    def timing(s: float) -> dict[str, Any]:
+        return {"median_s": s, "q1_s": s, "q3_s": s, "repeats": 3, "inner": 1}
+
+    def job(result: dict[str, Any]) -> Any:
+        return type("FakeJob", (), {"run": lambda self: result})()
+
+    monkeypatch.setattr(micro, "gemm_job", lambda *a: job({"timing": timing(1e-3)}))
+    monkeypatch.setattr(micro, "cold_gemm_job", lambda p, k, n, ms, llc, pol: job(
+        {"rows": [{"m": m, "timing": timing(1e-3)} for m in ms]}))
+    monkeypatch.setattr(micro, "elementwise_job", lambda *a: job({"timing": timing(1e-5)}))
+    monkeypatch.setattr(micro, "chain_job", lambda pol: job({"step_s": 5e-7}))
+    layers = [{"op": "dense", "in": 64, "out": 128}, {"op": "relu"}, {"op": "dense", "in": 128, "out": 64}]
+    reads = records_read(quick_profile, layers, "fp32", [1])
+    fresh = retimed(quick_profile, reads, blas_threads)
+    # every record a dense layer reads now takes 1 ms, so the layer does
+    assert predicted_seconds(fresh, layers, "fp32", 1) == pytest.approx(2e-3 + 1e-5 + 3 * 5e-7)
+    assert predicted_seconds(quick_profile, layers, "fp32", 1) != predicted_seconds(fresh, layers, "fp32", 1)
+    read_gemms = {(k[1], int(k[2]), int(k[3]), int(k[4])) for k in reads if k[0] == "gemm"}
+    for old, new in zip(quick_profile.gemm, fresh.gemm):
+        assert (new is old) != ((old.precision, old.m, old.k, old.n) in read_gemms)
+    with pytest.raises(ValueError, match="cannot time these records again: conv"):
+        retimed(quick_profile, {("conv", 3, 16, 3, 1, 1, 32, "fp32", 1.0)}, blas_threads)
 
 
 def test_held_out_stacks_are_not_whole_models(quick_profile: Profile) -> None:
