@@ -124,11 +124,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     if args.report and not args.out:
         raise InputError("simulate: --report needs --out DIR (the report is written beside metrics.json)")
-    out_dir = make_out_dir(args.out) if args.out is not None else None
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(args.scenario)  # a file with errors leaves no --out directory behind
     if scenario.deployment is None:
         raise ScenarioError("required by `simulate` (what to run, as replica pools)", file=args.scenario,
                             path="deployment")
+    out_dir = make_out_dir(args.out) if args.out is not None else None
     sim = Simulation(scenario, args.seed)
     record = sim.run(progress=not args.json and sys.stderr.isatty())
     metrics = build_metrics(scenario, record)

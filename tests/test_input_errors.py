@@ -79,6 +79,16 @@ def test_a_typo_in_an_optional_key_suggests_it() -> None:
     assert "did you mean 'max_wait_ms'?" in p.detail
 
 
+def test_a_typo_of_a_key_from_the_catalogue_entry_suggests_it() -> None:
+    # `from:` copies every key of the catalogue's entry, on_chip_mb among them; the user overriding
+    # it with a typo still gets the suggestion.
+    d = _base()
+    d["hardware"] = {**d["hardware"], "l4": {"from": "nvidia-l4", "on_chp_mb": 4}}
+    problems = _problems(d)
+    p = next(p for p in problems if p.path == "hardware.l4.on_chp_mb")
+    assert "did you mean 'on_chip_mb'?" in p.detail
+
+
 def test_a_typo_inside_a_tagged_entry_is_found_there() -> None:
     d = _base()
     d["services"]["svc"]["demand"][0]["arrival"] = {"kind": "mmpp", "rates_rps": [1, 2], "mean_dwel_s": [1, 1]}
@@ -151,6 +161,16 @@ def test_a_single_problem_is_still_one_line(tmp_path: Path, capsys: pytest.Captu
     code, _, err = _run(capsys, "check", str(_write(tmp_path, d)))
     assert code == 2
     assert err == f"error: {tmp_path / 's.yaml'}: services.svc.demand[0].rate_rps: input should be greater than 0, got -5\n"
+
+
+@pytest.mark.parametrize("command", ["simulate", "plan"])
+def test_a_file_with_errors_leaves_no_out_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    command: str) -> None:
+    d = _base()
+    d["services"]["svc"]["demand"][0]["rate_rps"] = -5
+    code, _, err = _run(capsys, command, str(_write(tmp_path, d)), "--out", str(tmp_path / "out"))
+    assert code == 2 and "rate_rps" in err
+    assert not (tmp_path / "out").exists()
 
 
 # --- YAML syntax errors name the broken line -------------------------------------------------

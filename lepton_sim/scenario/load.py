@@ -313,7 +313,10 @@ def _unknown_key(loc: tuple, raw: Any, file: str, missing: set[tuple], said: set
         said.add((*parent, near[0]))  # the missing required key is this typo: say it once
         return ScenarioError(f"unknown key {key!r}; did you mean {near[0]!r}? ({near[0]} is required and not given)",
                              file=file, path=_fmt_loc(loc))
-    near = difflib.get_close_matches(key, [k for k in allowed if k not in present], n=1, cutoff=0.6)
+    # A key already there is a likelier miss only when no other is near: after `from:` the entry
+    # holds every key of the catalogue's, which the user may be trying to override.
+    near = (difflib.get_close_matches(key, [k for k in allowed if k not in present], n=1, cutoff=0.6)
+            or difflib.get_close_matches(key, allowed, n=1, cutoff=0.6))
     hint = f"; did you mean {near[0]!r}?" if near else ""
     listed = f" (expected one of: {', '.join(allowed)})" if near and allowed else \
         f"; expected one of: {', '.join(allowed)}" if allowed else ""

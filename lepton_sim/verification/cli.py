@@ -72,8 +72,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from lepton_sim.verification.loop import verify
     from lepton_sim.verification.summary import print_verified, progress_printer
 
+    scenario = load_scenario(args.scenario)  # a file with errors leaves no --out directory behind
     out_dir = make_out_dir(args.out) if args.out is not None else None
-    scenario = load_scenario(args.scenario)
     from lepton_sim.tablecache import default_store
     options = scenario_options(scenario, PlanOptions(solver=args.solver, time_limit_s=args.time_limit, gap=args.gap,
                                                      latency_model=args.latency_model,
