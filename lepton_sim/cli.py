@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from lepton_sim.calibration.cli import register as register_calibrate
     from lepton_sim.kernels_cli import register as register_kernels
+    from lepton_sim.validation.cli import register as register_validate
     from lepton_sim.verification.cli import register as register_plan
     from lepton_sim.report.cli import register as register_report
     from lepton_sim.sweeps.cli import register as register_sweep
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_sweep(sub)
     register_kernels(sub)
     register_calibrate(sub)
+    register_validate(sub)
     return p
 
 

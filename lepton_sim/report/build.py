@@ -9,7 +9,7 @@ from lepton_sim.errors import InputError
 from lepton_sim.report.data import FILE as DATA_FILE
 from lepton_sim.report.document import Report, ReportPaths, write
 
-KINDS = ("sweep", "plan", "run")
+KINDS = ("sweep", "plan", "validation", "run")
 
 
 def detect_kind(run_dir: Path) -> str:
@@ -19,6 +19,8 @@ def detect_kind(run_dir: Path) -> str:
         return "sweep"
     if (run_dir / "plan.json").is_file():
         return "plan"
+    if (run_dir / "validation.json").is_file():
+        return "validation"
     if (run_dir / "metrics.json").is_file():
         return "run"
     raise InputError(f"{run_dir}: not a run directory: expected metrics.json (simulate --out), plan.json "
@@ -36,6 +38,10 @@ def build_report(run_dir: Path) -> Report:
         from lepton_sim.report.plan import plan_report
 
         return plan_report(run_dir)
+    if kind == "validation":
+        from lepton_sim.report.validation import validation_report
+
+        return validation_report(run_dir)
     from lepton_sim.report.run import run_report
 
     data_path = run_dir / DATA_FILE

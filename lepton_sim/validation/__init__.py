@@ -1,0 +1,17 @@
+"""`lepton-sim validate`: serve a scenario for real on this machine and compare it with its simulation.
+
+The real half (no simulated clock anywhere):
+
+- `server`  one process per replica pool: a TCP server that queues requests FIFO, batches them by
+            the pool's `max_batch` / `max_wait_ms` exactly as `lepton_sim.sim.pools.Pool` does, and
+            runs the model's real forward pass (`kernels.forward`, the kernels `kernels measure`
+            times) on `count` worker threads, one BLAS thread each.
+- `shaper`  one process for every link on the routes: each link direction serialises frames one at
+            a time at its bandwidth (FIFO), then holds each for its propagation delay.
+- `loadgen` the scenario's own arrival streams (same kinds, same seeds as the simulator), real
+            payload bytes (compressed by the real codec when the service has `payload:`), latency
+            from the request's scheduled creation to its response's arrival back.
+
+`run.validate` starts them, runs the load, then simulates the same scenario with service times
+measured in the server processes just before the run (`profile.json`) and compares the two.
+"""

@@ -1,0 +1,132 @@
+"""`lepton-sim validate SCENARIO [--duration S] [--seed N] [--out DIR]`: serve it for real here; measured vs simulated.
+
+Exit codes: 0 when both runs completed (whatever the errors: the command measures, it does not
+judge); 2 for a scenario it cannot read or cannot run on this machine (every reason at once).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from lepton_sim.argtypes import int_at_least, positive_float
+from lepton_sim.argtypes import out_dir as make_out_dir
+from lepton_sim.errors import ScenarioError
+from lepton_sim.fileio import write_json_atomic
+
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "validate", help="serve a scenario for real on this machine and compare it with its simulation",
+        description="Serve SCENARIO for real here (real server processes running the model's forward pass, "
+                    "its arrivals in real time over loopback TCP, links emulated by a shaper), then simulate it "
+                    "with the service times the servers measured; print measured against simulated.")
+    p.add_argument("scenario", help="scenario YAML file (hardware from: this-machine)")
+    p.add_argument("--duration", type=positive_float, metavar="S",
+                   help="seconds of arrivals (default: the scenario's horizon; its warm-up share is kept)")
+    p.add_argument("--seed", type=int_at_least(0), metavar="N", help="arrival seed (default: the scenario's)")
+    p.add_argument("--out", metavar="DIR", help="write validation.json, both metrics, the profile used and a report")
+    p.set_defaults(func=cmd_validate)
+    return p
+
+
+def _horizon(raw: dict[str, Any], scenario: Any, duration: float | None) -> dict[str, float]:
+    h = scenario.horizon
+    if duration is None:
+        return {"duration_s": h.duration_s, "warmup_s": h.warmup_s, "drain_s": h.drain_s}
+    return {"duration_s": duration, "warmup_s": h.warmup_s * duration / h.duration_s, "drain_s": h.drain_s}
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from lepton_sim.scenario import load_scenario
+    from lepton_sim.scenario.load import parse_scenario, parse_yaml
+    from lepton_sim.validation.run import compare, validate
+    from lepton_sim.validation.spec import run_spec
+
+    scenario = load_scenario(args.scenario)
+    path = Path(args.scenario)
+    raw = parse_yaml(path.read_text(encoding="utf-8"), args.scenario)
+    horizon = _horizon(raw, scenario, args.duration)
+    doc = {**raw, "horizon": {**(raw.get("horizon") or {}), **horizon}}
+    scenario = parse_scenario(doc, file=args.scenario, base_dir=path.parent)
+    spec = run_spec(scenario, raw, args.scenario, args.seed)  # every reason it cannot run here, before anything starts
+    out_dir = make_out_dir(args.out) if args.out is not None else None
+
+    def progress(msg: str) -> None:
+        print(f"validate: {msg}", file=sys.stderr, flush=True)
+
+    outcome = validate(scenario, raw, args.scenario, path.parent, spec, horizon, progress)
+    services = compare(outcome.measured, outcome.simulated, outcome.profile)
+    result = {"scenario": scenario.name, "seed": spec.seed, "duration_s": spec.duration_s,
+              "warmup_s": spec.warmup_s, "services": services, "overhead_ms": outcome.overhead_ms,
+              "wall_s": outcome.wall_s,
+              "basis": "measured: a real run on this machine (server processes, loopback TCP, emulated links); "
+                       "simulated: the same scenario and seed, service times from profile.json (whole-model "
+                       "timings taken in the server processes just before the run)"}
+    _print(result)
+    if out_dir is not None:
+        from lepton_sim.report.validation import CDF_FILE, write_validation_report
+
+        write_json_atomic(out_dir / "metrics.measured.json", outcome.measured)
+        write_json_atomic(out_dir / "metrics.simulated.json", outcome.simulated)
+        write_json_atomic(out_dir / "profile.json", outcome.profile)
+        cdf = {name: {"measured_ms": _thin(outcome.latencies_ms.get(name)),
+                      "simulated": {"latency_ms": c[0], "probability": c[1]},
+                      "slo_ms": scenario.services[name].slo.latency_ms}
+               for name, c in outcome.simulated_cdf.items()}
+        write_json_atomic(out_dir / CDF_FILE, cdf)
+        write_json_atomic(out_dir / "validation.json", result)
+        paths = write_validation_report(out_dir)
+        print(f"wrote {out_dir / 'validation.json'}, both metrics, profile.json, {paths.html} and {paths.markdown}")
+    return 0
+
+
+def _thin(lat: Any, n: int = 2000) -> list[float]:
+    """The measured latencies as at most n evenly spaced order statistics (enough to draw a CDF)."""
+    import numpy as np
+
+    if lat is None or not len(lat):
+        return []
+    a = np.sort(np.asarray(lat))
+    if len(a) > n:
+        a = a[np.linspace(0, len(a) - 1, n).round().astype(int)]
+    return [round(float(x), 6) for x in a]
+
+
+def _fmt(x: float | None, pct: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{x:+.1%}" if pct else f"{x:.3f}"
+
+
+def _print(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for name, s in result["services"].items():
+        t = Table(title=f"{name}: measured on this machine vs simulated ({result['duration_s']:g} s, seed {result['seed']})")
+        for col in ("", "completed", "mean ms", "p50 ms", "p90 ms", "p99 ms", "SLO attainment"):
+            t.add_column(col, justify="right" if col else "left")
+        for side in ("measured", "simulated"):
+            e = s[side]
+            lat = e["latency_ms"]
+            t.add_row(side, str(e["completed"]), *(_fmt(lat[k]) for k in ("mean", "p50", "p90", "p99")),
+                      _fmt(e["slo_attainment"]))
+        err = s["error"]
+        t.add_row("error", "", *(_fmt(err[k], True) for k in ("mean", "p50", "p90", "p99")), "")
+        console.print(t)
+        for pid, u in s["utilization"].items():
+            console.print(f"  {pid}: utilisation measured {u['measured']:.3f}, simulated {u['simulated']:.3f}")
+        for pid, by_b in s["forward_pass"].items():
+            parts = [f"b{b} {f['served_ms']:.3f}/{f['profiled_ms']:.3f} ms" for b, f in by_b.items()
+                     if f["profiled_ms"] is not None][:6]
+            if parts:
+                console.print(f"  {pid}: forward pass as served / as profiled: {', '.join(parts)}")
+    console.print("harness overhead (ms, measured, not subtracted):")
+    for k, v in result["overhead_ms"].items():
+        if v is not None:
+            console.print(f"  {k}: mean {v['mean']:.3f}, p50 {v['p50']:.3f}, p99 {v['p99']:.3f}, max {v['max']:.3f} (n={v['n']})")

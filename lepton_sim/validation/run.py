@@ -1,0 +1,492 @@
+"""Run a scenario for real on this machine, then simulate it with what the run's servers measured.
+
+`validate(scenario, raw, file)` is the whole comparison:
+
+1. `spec.run_spec` plans the harness, or says why the scenario cannot run here.
+2. One server process per pool starts and times its forward pass at every batch size the pool can
+   form (one BLAS thread, just before serving: the profile the simulation reads is this machine now).
+3. Payloads are built from the service's data kind; with a codec, its ratio and speeds are
+   measured on exactly those payloads.
+4. A shaper process carries every route that crosses links; the load generator sends each stream's
+   arrivals at their real times and records each response's arrival.
+5. The scenario is simulated with a profile holding those timings and codec figures (`profile`),
+   same seed, same horizon; both sides become metrics objects of the same shape, compared.
+
+Nothing is subtracted from the measured latencies: the harness's own costs (send lateness, the
+shaper's sleep overshoot, the server's per-batch handling besides the forward pass, a loopback
+round trip) are measured and reported beside them in `overhead_ms`.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from lepton_sim.errors import RunError
+from lepton_sim.validation import wire
+from lepton_sim.validation.spec import PoolSpec, RunSpec, StreamSpec
+
+N_PAYLOADS = 64  # distinct payloads per pool, used in turn
+PINGS = 200
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+class Child:
+    """A harness process: configuration on stdin, a ready line and a final line on stdout."""
+
+    def __init__(self, module: str, cfg: dict[str, Any], what: str) -> None:
+        self.what = what
+        self.proc = subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(cfg) + "\n")
+        self.proc.stdin.flush()
+        self.ready = self._line()
+
+    def _line(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read() if self.proc.stderr is not None else ""
+            self.proc.kill()
+            tail = err.strip().splitlines()[-1] if err.strip() else f"exit code {self.proc.wait()}"
+            raise RunError(f"the {self.what} process stopped: {tail}")
+        out: dict[str, Any] = json.loads(line)
+        return out
+
+    def finish(self) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            return self._line()
+        finally:
+            self.proc.wait(timeout=30)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def time_batches(pool: PoolSpec) -> list[int]:
+    """Batch sizes the server times: every one up to 16, then doubling, and the largest."""
+    sizes = list(range(1, min(pool.max_batch, 16) + 1))
+    b = 32
+    while b < pool.max_batch:
+        sizes.append(b)
+        b *= 2
+    if pool.max_batch not in sizes:
+        sizes.append(pool.max_batch)
+    return sizes
+
+
+def server_config(pool: PoolSpec, seed: int) -> dict[str, Any]:
+    return {"layers": pool.layers, "precision": pool.precision, "seed": seed, "features": pool.features,
+            "input_bytes": pool.input_bytes, "output_bytes": pool.output_bytes, "max_batch": pool.max_batch,
+            "max_wait_ms": pool.max_wait_ms, "count": pool.count, "codec": pool.codec,
+            "time_batches": time_batches(pool)}
+
+
+# --- payloads ---------------------------------------------------------------------------------
+
+
+def _sample(kind: str, rng: np.random.Generator) -> bytes:
+    """Bytes of one data kind (the ones `kernels measure` measures codecs on)."""
+    from kernels import codecs, digits
+
+    if kind == "text":
+        return codecs.source_text(1 << 20)
+    images = digits.load_data().images_uint8
+    if kind == "uint8-images":
+        return images.tobytes()
+    if kind == "float32-activations":
+        flat = images.reshape(len(images), -1).astype(np.float32) / 16.0
+        w = (rng.standard_normal((flat.shape[1], 128)) * math.sqrt(2.0 / flat.shape[1])).astype(np.float32)
+        return np.maximum(flat @ w, 0).astype(np.float32).tobytes()
+    return rng.standard_normal(1 << 16).astype(np.float32).tobytes()  # float32 rows: the model's input
+
+
+def payloads(pool: PoolSpec, seed: int) -> list[bytes]:
+    """N_PAYLOADS request bodies of `input_bytes` each, cut in turn from the data kind (tiled as needed)."""
+    rng = np.random.default_rng(seed)
+    sample = _sample(pool.data, rng)
+    n = pool.input_bytes
+    tiled = sample * (-(-(len(sample) + n) // len(sample)))  # every offset below len(sample) has n bytes after it
+    return [tiled[(k * n) % len(sample):][:n] for k in range(N_PAYLOADS)]
+
+
+def codec_run(pool: PoolSpec, bodies: list[bytes]) -> dict[str, Any]:
+    """The codec's ratio and per-payload compress and decompress times on these payloads (a profile codec run)."""
+    from kernels.codecs import compress, decompress
+    from kernels.timing import TimingPolicy, time_call
+
+    assert pool.codec is not None
+    policy = TimingPolicy(warmup=2, repeats=5, min_sample_s=1e-3, budget_s=0.2, min_repeats=3)
+    packed = [compress(pool.codec, pool.level, b) for b in bodies]
+    tc = [time_call(lambda b=b: compress(pool.codec, pool.level, b), policy).median_s for b in bodies]  # type: ignore[arg-type]
+    td = [time_call(lambda p=p: decompress(pool.codec, p), policy).median_s for p in packed]  # type: ignore[arg-type]
+    total_in, total_out = sum(map(len, bodies)), sum(map(len, packed))
+
+    def timing(xs: list[float]) -> dict[str, Any]:
+        q1, med, q3 = np.quantile(xs, [0.25, 0.5, 0.75])
+        return {"median_s": float(np.mean(xs)), "q1_s": float(min(q1, np.mean(xs))),
+                "q3_s": float(max(q3, np.mean(xs))), "repeats": len(xs), "inner": 1}
+
+    c, d = timing(tc), timing(td)
+    return {"codec": pool.codec, "level": pool.level, "data_kind": pool.data, "input_bytes": pool.input_bytes,
+            "compressed_bytes": max(1, round(pool.input_bytes * total_out / total_in)),
+            "ratio": total_in / total_out, "compress": c, "decompress": d,
+            "compress_mb_s": pool.input_bytes / c["median_s"] / 1e6,
+            "decompress_mb_s": pool.input_bytes / d["median_s"] / 1e6}
+
+
+# --- the load ------------------------------------------------------------------------------
+
+
+@dataclass
+class StreamRun:
+    spec: StreamSpec
+    sock: Any
+    bodies: list[bytes]
+    codec: str | None
+    level: int
+    recv: np.ndarray = field(init=False)
+    lag: np.ndarray = field(init=False)
+    got: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.recv = np.full(len(self.spec.times), np.nan)
+        self.lag = np.full(len(self.spec.times), np.nan)
+        if not self.spec.times:
+            self.done.set()
+
+    def send(self, t0: float) -> None:
+        from kernels.codecs import compress
+
+        sock, bodies, n = self.sock, self.bodies, len(self.bodies)
+        try:
+            for k, t in enumerate(self.spec.times):
+                due = t0 + t
+                left = due - time.perf_counter()
+                if left > 0:
+                    time.sleep(left)
+                now = time.perf_counter()
+                self.lag[k] = now - due
+                body = bodies[k % n]
+                if self.codec is not None:
+                    body = compress(self.codec, self.level, body)
+                sock.sendall(wire.pack(k, body))
+        except OSError:
+            return
+
+    def receive(self) -> None:
+        total = len(self.spec.times)
+        try:
+            while self.got < total:
+                frame = wire.recv_frame(self.sock)
+                if frame is None:
+                    break
+                self.recv[frame[0]] = time.perf_counter()
+                self.got += 1
+        except OSError:
+            pass
+        self.done.set()
+
+
+def _open(stream: StreamSpec, ports: dict[int, int], shaper_port: int | None) -> Any:
+    if stream.there:
+        assert shaper_port is not None
+        sock = wire.connect(shaper_port)
+        sock.sendall(wire.pack(0, stream.name.encode()))
+        return sock
+    return wire.connect(ports[stream.pool])
+
+
+def loopback_rtt_ms(port: int, n: int = PINGS) -> list[float]:
+    """Round trips of an empty frame to a server and back (no queue, no model): the harness's floor."""
+    sock = wire.connect(port)
+    out = []
+    try:
+        for i in range(n):
+            t = time.perf_counter()
+            sock.sendall(wire.pack(wire.PING | (i + 2), b""))
+            wire.recv_frame(sock)
+            out.append((time.perf_counter() - t) * 1e3)
+    finally:
+        sock.close()
+    return out
+
+
+# --- the comparison -----------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """Everything `validate` found; the CLI prints it and writes it."""
+
+    spec: RunSpec
+    measured: dict[str, Any]
+    simulated: dict[str, Any]
+    profile: dict[str, Any]
+    overhead_ms: dict[str, Any]
+    latencies_ms: dict[str, np.ndarray]  # measured, per service, counted requests that completed
+    simulated_cdf: dict[str, tuple[list[float], list[float]]]  # per service: latency ms, probability
+    wall_s: float
+
+
+def profile_doc(base: dict[str, Any], spec: RunSpec, timings: dict[int, dict[str, Any]],
+                codecs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The reference profile with its whole-model runs and codec runs replaced by what this run measured."""
+    doc = copy.deepcopy(base)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    doc["created_utc"] = now
+    models = []
+    for pool in spec.pools:
+        t = timings[pool.index]
+        models.append({
+            "model": pool.service, "variant": pool.variant, "precision": pool.precision, "layers": pool.layers,
+            "weight_bytes": max(1, int(t.get("weight_bytes", 1))),
+            "batches": [{"batch": int(b), "timing": v} for b, v in sorted(t["timings"].items(), key=lambda kv: int(kv[0]))]})
+    doc["models"] = models
+    if codecs:
+        doc["codecs"] = codecs
+        kinds = {c["data_kind"] for c in codecs}
+        doc["data_kinds"] = [k for k in doc.get("data_kinds", []) if k["name"] in kinds]
+    doc["notes"] = [f"models and codecs re-measured by `lepton-sim validate` at {now}, one BLAS thread per replica, "
+                    f"in the server processes just before serving; the rest is the reference profile of "
+                    f"{base['created_utc']}"]
+    return doc
+
+
+def _stats_ms(xs: Any) -> dict[str, float] | None:
+    a = np.asarray(list(xs), float) * 1e3
+    if not len(a):
+        return None
+    return {"mean": float(a.mean()), "p50": float(np.quantile(a, 0.5)), "p99": float(np.quantile(a, 0.99)),
+            "max": float(a.max()), "n": int(len(a))}
+
+
+def measured_metrics(spec: RunSpec, scenario: Any, runs: list[StreamRun], t0: float,
+                     batches: dict[int, list[list[float]]]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The real run as a metrics object shaped like the simulator's (services and pools)."""
+    window = spec.duration_s - spec.warmup_s
+    services: dict[str, Any] = {}
+    lat_all: dict[str, np.ndarray] = {}
+    for name in {r.spec.service for r in runs}:
+        slo = scenario.services[name].slo
+        mine = [r for r in runs if r.spec.service == name]
+        lats, by_site = [], {}
+        for site in sorted({r.spec.site for r in mine}):
+            lat_site = []
+            arrived = 0
+            for r in (r for r in mine if r.spec.site == site):
+                created = np.asarray(r.spec.times)
+                counted = created >= spec.warmup_s
+                arrived += int(counted.sum())
+                back = r.recv[counted] - (t0 + created[counted])
+                lat_site.append(back[~np.isnan(back)])
+            lat = np.concatenate(lat_site) if lat_site else np.zeros(0)
+            by_site[site] = _entry(lat, arrived, slo, window)
+            lats.append((lat, arrived))
+        lat = np.concatenate([x for x, _ in lats]) if lats else np.zeros(0)
+        entry = _entry(lat, sum(a for _, a in lats), slo, window)
+        entry["by_site"] = by_site
+        services[name] = entry
+        lat_all[name] = lat * 1e3
+    pools = {}
+    for pool in spec.pools:
+        rows = np.asarray(batches.get(pool.index, []), float).reshape(-1, 5)
+        take, f0, f1, sent, size = (rows[:, i] - (t0 if i < 4 else 0) for i in range(5))
+        lo, hi = spec.warmup_s, spec.duration_s
+        fwd = np.clip(np.minimum(f1, hi) - np.maximum(f0, lo), 0, None).sum()
+        held = np.clip(np.minimum(sent, hi) - np.maximum(take, lo), 0, None).sum()
+        inside = (take >= lo) & (take < hi)
+        served = {int(b): float((f1 - f0)[inside & (size == b)].mean() * 1e3)
+                  for b in sorted(set(size[inside].astype(int).tolist()))}
+        pools[pool.id] = {"service": pool.service, "replicas": pool.count,
+                          "utilization": float(fwd / (window * pool.count)),
+                          "utilization_with_handling": float(held / (window * pool.count)),
+                          "batches": int(inside.sum()),
+                          "mean_batch": float(size[inside].mean()) if inside.any() else None,
+                          "forward_ms_by_batch": served}
+    return {"services": services, "pools": pools}, lat_all
+
+
+def _entry(lat_s: np.ndarray, arrived: int, slo: Any, window: float) -> dict[str, Any]:
+    n = len(lat_s)
+    within = int((lat_s <= slo.latency_ms / 1e3).sum())
+    if n:
+        qs = np.quantile(lat_s, [0.5, 0.9, 0.95, 0.99, slo.percentile / 100])
+        latency = {"mean": float(lat_s.mean() * 1e3), "p50": float(qs[0] * 1e3), "p90": float(qs[1] * 1e3),
+                   "p95": float(qs[2] * 1e3), "p99": float(qs[3] * 1e3), "max": float(lat_s.max() * 1e3)}
+    else:
+        latency = {k: None for k in ("mean", "p50", "p90", "p95", "p99", "max")}
+    attainment = within / arrived if arrived else None
+    return {"arrived": arrived, "completed": n, "in_flight": arrived - n, "throughput_rps": n / window,
+            "latency_ms": latency, "slo_attainment": attainment,
+            "slo": {"percentile": slo.percentile, "latency_ms": slo.latency_ms,
+                    "latency_at_percentile_ms": float(qs[4] * 1e3) if n else None,
+                    "met": attainment is not None and attainment >= slo.percentile / 100}}
+
+
+def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet) -> tuple[
+        dict[str, Any], dict[str, np.ndarray], dict[int, dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """The real half: start the processes, run the load, stop; measured metrics, timings, codec runs, overheads."""
+    children: list[Child] = []
+    runs: list[StreamRun] = []
+    try:
+        servers: dict[int, Child] = {}
+        for pool in spec.pools:
+            progress(f"starting {pool.id}: timing its forward pass at {len(time_batches(pool))} batch sizes")
+            servers[pool.index] = Child("lepton_sim.validation.server", server_config(pool, spec.seed), f"server {pool.id}")
+            children.append(servers[pool.index])
+        ports = {i: int(c.ready["port"]) for i, c in servers.items()}
+        timings = {i: {"timings": c.ready["timings"]} for i, c in servers.items()}
+        bodies = {p.index: payloads(p, spec.seed) for p in spec.pools}
+        codecs = []
+        for p in spec.pools:
+            if p.codec is not None:
+                progress(f"measuring {p.codec} level {p.level} on {p.id}'s payloads")
+                codecs.append(codec_run(p, bodies[p.index]))
+        shaper = None
+        linked = [s for s in spec.streams if s.there]
+        if linked:
+            routes = {s.name: {"there": list(s.there), "back": list(s.back), "port": ports[s.pool]} for s in linked}
+            shaper = Child("lepton_sim.validation.shaper", {"directions": spec.directions, "routes": routes}, "shaper")
+            children.append(shaper)
+        rtt = [x for port in ports.values() for x in loopback_rtt_ms(port)]
+        pools = {p.index: p for p in spec.pools}
+        for s in spec.streams:
+            p = pools[s.pool]
+            runs.append(StreamRun(s, _open(s, ports, shaper.ready["port"] if shaper else None), bodies[p.index],
+                                  p.codec, p.level))
+        t0 = time.perf_counter() + 0.5
+        threads = [threading.Thread(target=r.send, args=(t0,), daemon=True) for r in runs]
+        threads += [threading.Thread(target=r.receive, daemon=True) for r in runs]
+        for th in threads:
+            th.start()
+        total = sum(len(s.times) for s in spec.streams)
+        progress(f"serving {total} requests over {spec.duration_s:g} s in real time")
+        end = t0 + spec.duration_s + spec.drain_s
+        while time.perf_counter() < end and not all(r.done.is_set() for r in runs):
+            time.sleep(0.05)
+        for r in runs:
+            r.sock.close()
+        stats = {i: c.finish() for i, c in servers.items()}
+        shaped = shaper.finish() if shaper is not None else None
+    finally:
+        for r in runs:
+            r.sock.close()
+        for c in children:
+            c.kill()
+    measured, lat = measured_metrics(spec, scenario, runs, t0, {i: s["batches"] for i, s in stats.items()})
+    overhead: dict[str, Any] = {
+        "loopback_round_trip": _stats_ms(np.asarray(rtt) / 1e3),
+        "send_lateness": _stats_ms(np.concatenate([r.lag[~np.isnan(r.lag)] for r in runs]) if runs else []),
+    }
+    handling = []
+    for s in stats.values():
+        rows = np.asarray(s["batches"], float).reshape(-1, 5)
+        handling += list((rows[:, 3] - rows[:, 0]) - (rows[:, 2] - rows[:, 1]))
+    overhead["server_batch_handling"] = _stats_ms(handling)
+    decode = [x for s in stats.values() for x in s["decode_s"]]
+    if decode:
+        overhead["server_decompress"] = _stats_ms(decode)
+    if shaped is not None:
+        overhead["shaper_serialise_overshoot"] = _stats_ms([x for v in shaped["serialise_late_s"].values() for x in v])
+        overhead["shaper_deliver_lateness"] = _stats_ms(shaped["deliver_late_s"])
+    return measured, lat, timings, codecs, overhead
+
+
+def simulate(raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec, profile: dict[str, Any],
+             horizon: dict[str, float]) -> tuple[dict[str, Any], dict[str, tuple[list[float], list[float]]]]:
+    """The scenario simulated with `profile` for every this-machine type and payload codec."""
+    from lepton_sim.catalogue import THIS_MACHINE
+    from lepton_sim.metrics import build_metrics
+    from lepton_sim.profiles.format import dumps_profile
+    from lepton_sim.scenario.load import parse_scenario
+    from lepton_sim.sim import Simulation
+
+    with tempfile.TemporaryDirectory(prefix="lepton-validate-") as tmp:
+        path = Path(tmp) / "profile.json"
+        path.write_text(dumps_profile(profile), encoding="utf-8")
+        doc = copy.deepcopy(raw)
+        doc["horizon"] = {**(doc.get("horizon") or {}), **horizon}
+        for entry in (doc.get("hardware") or {}).values():
+            if isinstance(entry, dict) and entry.get("from") == THIS_MACHINE:
+                entry["profile"] = str(path)
+        for svc in (doc.get("services") or {}).values():
+            if isinstance(svc, dict) and isinstance(svc.get("payload"), dict):
+                svc["payload"]["profile"] = str(path)
+        scenario = parse_scenario(doc, file=file, base_dir=base_dir)
+        rec = Simulation(scenario, spec.seed).run()
+    metrics = build_metrics(scenario, rec)
+    probs = [i / 200 for i in range(1, 200)]
+    cdf = {}
+    for name, t in rec.services.items():
+        if t.latency_s.count:
+            cdf[name] = ([q * 1e3 for q in t.latency_s.quantiles(probs)], probs)
+    return metrics, cdf
+
+
+def compare(measured: dict[str, Any], simulated: dict[str, Any],
+            profile: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per service: measured and simulated figures and the relative errors (simulated / measured - 1)."""
+    out = {}
+    for name, m in measured["services"].items():
+        s = simulated["services"][name]
+
+        def side(e: dict[str, Any]) -> dict[str, Any]:
+            return {"completed": e["completed"], "latency_ms": {k: e["latency_ms"][k] for k in ("mean", "p50", "p90", "p99")},
+                    "slo_attainment": e["slo_attainment"], "throughput_rps": e["throughput_rps"]}
+
+        err = {}
+        for k in ("mean", "p50", "p90", "p99"):
+            a, b = m["latency_ms"][k], s["latency_ms"][k]
+            err[k] = b / a - 1 if a and b is not None else None
+        pools_m = {pid: p for pid, p in measured["pools"].items() if p["service"] == name}
+        util = {pid: {"measured": p["utilization"], "simulated": simulated["pools"][pid]["utilization"]}
+                for pid, p in pools_m.items() if pid in simulated["pools"]}
+        forward = {}
+        for pid, p in pools_m.items():
+            run = next((r for r in (profile or {}).get("models", []) if r["model"] == name), None)
+            timed = {int(b["batch"]): b["timing"]["median_s"] * 1e3 for b in run["batches"]} if run else {}
+            forward[pid] = {str(b): {"served_ms": ms, "profiled_ms": timed.get(b),
+                                     "ratio": ms / timed[b] if timed.get(b) else None}
+                            for b, ms in p["forward_ms_by_batch"].items()}
+        out[name] = {"measured": side(m), "simulated": side(s), "error": err, "utilization": util,
+                     "forward_pass": forward}
+    return out
+
+
+def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec,
+             horizon: dict[str, float], progress: Progress = _quiet) -> Outcome:
+    """Serve `spec` for real, simulate it with the timings measured, and compare."""
+    from lepton_sim.profiles import reference_profile_path
+
+    t_start = time.perf_counter()
+    measured, lat, timings, codecs, overhead = serve(spec, scenario, progress)
+    base = json.loads(reference_profile_path().read_text(encoding="utf-8"))
+    profile = profile_doc(base, spec, timings, codecs)
+    progress("simulating the same scenario with the timings just measured")
+    simulated, cdf = simulate(raw, file, base_dir, spec, profile, horizon)
+    return Outcome(spec, measured, simulated, profile, overhead, lat, cdf, time.perf_counter() - t_start)

@@ -1,0 +1,179 @@
+"""One replica pool served for real: `python -m lepton_sim.validation.server` (started by `run`).
+
+It reads its configuration as one JSON line on stdin, builds the model variant's forward pass
+(`kernels.forward.compile_forward`, weights He-initialised from the seed: timing does not depend on
+their values), times it at the batch sizes the simulation needs, listens on a loopback port and
+prints one JSON line: the port and those timings. It then serves until stdin closes, and prints
+one JSON line of what it did (every batch's times, on the machine's monotonic clock, which
+`time.perf_counter` reads in every process alike).
+
+A request frame's payload is the request's bytes on the wire: decompressed first when the service
+has a payload codec (in the connection's reader thread, as the simulator decompresses on arrival at
+the pool) and checked against the model's `input_bytes`; the forward pass runs on fixed float32
+input rows of the model's input size. The
+queue is one FIFO for the pool; an idle worker takes the first `max_batch` requests when that many
+wait, or when the oldest has waited `max_wait_ms`, else waits for whichever comes first
+(`lepton_sim.sim.pools.Pool`). Each response is the output row's bytes, padded or cut to the
+model's `output_bytes`.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from lepton_sim.validation import wire
+
+
+def _forward(cfg: dict[str, Any]) -> Any:
+    from kernels.forward import compile_forward, init_params
+
+    params = init_params(cfg["layers"], np.random.default_rng(cfg["seed"]))
+    return compile_forward(cfg["layers"], params, cfg["precision"])
+
+
+def _time_batches(forward: Any, features: int, batches: list[int]) -> dict[int, dict[str, float]]:
+    from kernels.timing import TimingPolicy, time_call
+
+    policy = TimingPolicy(warmup=3, repeats=9, min_sample_s=2e-3, budget_s=0.3, min_repeats=5)
+    rng = np.random.default_rng(0)
+    out = {}
+    for b in batches:
+        x = rng.standard_normal((b, features)).astype(np.float32)
+        out[b] = time_call(lambda x=x: forward(x), policy).as_dict()
+    return out
+
+
+class Server:
+    def __init__(self, cfg: dict[str, Any], forward: Any) -> None:
+        self.cfg = cfg
+        self.forward = forward
+        self.features = int(cfg["features"])
+        self.out_bytes = int(cfg["output_bytes"])
+        self.max_batch = int(cfg["max_batch"])
+        self.max_wait = float(cfg["max_wait_ms"]) / 1e3
+        self.codec = cfg.get("codec")
+        self.in_bytes = int(cfg["input_bytes"])
+        # The forward pass reads fixed float32 rows: payload bytes (images, text) read as floats could
+        # hold denormals, which slow the kernels down and would time something else than the profile.
+        self.rows = np.random.default_rng(1).standard_normal((self.max_batch, self.features)).astype(np.float32)
+        self.queue: deque[tuple[float, int, Any]] = deque()
+        self.cond = threading.Condition()
+        self.closing = False
+        self.batches: list[tuple[float, float, float, float, int]] = []  # take, forward start/end, sent, size
+        self.decode_s: list[float] = []
+        self.lock = threading.Lock()
+
+    def decode(self, payload: bytes) -> None:
+        """What arrival at the pool does to a payload: decompress it (with a codec), check its size."""
+        if self.codec is not None:
+            from kernels.codecs import decompress
+
+            t = time.perf_counter()
+            payload = decompress(self.codec, payload)
+            self.decode_s.append(time.perf_counter() - t)
+        if len(payload) != self.in_bytes:
+            raise ValueError(f"request of {len(payload)} bytes, expected {self.in_bytes}")
+
+    def reader(self, conn: Any) -> None:
+        send_lock = threading.Lock()
+        peer = (conn, send_lock)
+        while True:
+            frame = wire.recv_frame(conn)
+            if frame is None:
+                return
+            rid, payload = frame
+            if rid & wire.PING:
+                with send_lock:
+                    conn.sendall(wire.pack(rid, b""))
+                continue
+            self.decode(payload)
+            with self.cond:
+                self.queue.append((time.perf_counter(), rid, peer))
+                self.cond.notify()
+
+    def take(self) -> list[tuple[float, int, Any]] | None:
+        with self.cond:
+            while True:
+                if self.closing:
+                    return None
+                q = self.queue
+                if not q:
+                    self.cond.wait()
+                    continue
+                n = len(q)
+                if n < self.max_batch and self.max_wait > 0.0:
+                    left = q[0][0] + self.max_wait - time.perf_counter()
+                    if left > 0:
+                        self.cond.wait(left)
+                        continue
+                b = min(n, self.max_batch)
+                batch = [q.popleft() for _ in range(b)]
+                if q:
+                    self.cond.notify()  # another idle worker may start on what is left
+                return batch
+
+    def worker(self) -> None:
+        while True:
+            batch = self.take()
+            if batch is None:
+                return
+            t_take = time.perf_counter()
+            x = self.rows[: len(batch)]
+            t0 = time.perf_counter()
+            y = self.forward(x)
+            t1 = time.perf_counter()
+            raw = np.ascontiguousarray(y, dtype=np.float32)
+            for i, (_, rid, (conn, send_lock)) in enumerate(batch):
+                body = raw[i].tobytes()[: self.out_bytes]
+                body += bytes(self.out_bytes - len(body))
+                with send_lock:
+                    conn.sendall(wire.pack(rid, body))
+            t2 = time.perf_counter()
+            with self.lock:
+                self.batches.append((t_take, t0, t1, t2, len(batch)))
+
+    def serve(self, sock: Any) -> None:
+        workers = [threading.Thread(target=self.worker, daemon=True) for _ in range(int(self.cfg["count"]))]
+        for w in workers:
+            w.start()
+
+        def accept() -> None:
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    return
+                conn.setsockopt(wire.socket.IPPROTO_TCP, wire.socket.TCP_NODELAY, 1)
+                threading.Thread(target=self.reader, args=(conn,), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+        sys.stdin.read()  # serve until the orchestrator closes stdin
+        with self.cond:
+            self.closing = True
+            self.cond.notify_all()
+        sock.close()
+
+
+def main() -> None:
+    cfg = json.loads(sys.stdin.readline())
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # one BLAS thread per worker: `count` workers use `count` cores
+    forward = _forward(cfg)
+    timings = _time_batches(forward, int(cfg["features"]), [int(b) for b in cfg["time_batches"]])
+    server = Server(cfg, forward)
+    sock = wire.listen()
+    print(json.dumps({"port": sock.getsockname()[1], "timings": {str(k): v for k, v in timings.items()}}),
+          flush=True)
+    server.serve(sock)
+    print(json.dumps({"batches": server.batches, "decode_s": server.decode_s}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

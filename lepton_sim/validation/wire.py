@@ -1,0 +1,52 @@
+"""Framing on the validation harness's TCP connections: a 12-byte header (id, length), then the payload."""
+from __future__ import annotations
+
+import socket
+import struct
+
+HEADER = struct.Struct("!QI")  # request id, payload length
+PING = 1 << 63  # ids with this bit set are echoed at once by the server, without queueing
+STOP = (1 << 63) | 1  # sent by the load generator when it has sent every request of a connection
+
+
+def pack(rid: int, payload: bytes) -> bytes:
+    return HEADER.pack(rid, len(payload)) + payload
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    """n bytes, or None when the peer closed the connection first."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        if k == 0:
+            return None
+        got += k
+    return bytes(buf)
+
+
+def recv_frame(sock: socket.socket) -> tuple[int, bytes] | None:
+    """(id, payload), or None at the end of the stream."""
+    head = recv_exact(sock, HEADER.size)
+    if head is None:
+        return None
+    rid, n = HEADER.unpack(head)
+    payload = recv_exact(sock, n) if n else b""
+    if payload is None:
+        return None
+    return rid, payload
+
+
+def connect(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def listen() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(64)
+    return s

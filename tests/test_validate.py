@@ -1,0 +1,98 @@
+"""`lepton-sim validate`: the real harness serves a scenario end to end and its simulation is compared.
+
+These runs are short (2 s of arrivals) and the bounds generous: the tests prove that the harness
+works (the arrivals are the simulator's own, every request comes back, physics floors hold, the
+files have the contract's shape, bad scenarios are refused); `benchmarks/validate_real.py`
+measures the agreement.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lepton_sim.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+VALIDATION = ROOT / "scenarios" / "validation"
+
+
+def _validate(name: str, out: Path, duration: float = 2.0) -> dict:
+    assert main(["validate", str(VALIDATION / name), "--duration", str(duration), "--out", str(out)]) == 0
+    return json.loads((out / "validation.json").read_text())
+
+
+def test_a_short_validation_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    v = _validate("one-pool-30.yaml", tmp_path / "v")
+    assert {"scenario", "seed", "duration_s", "services", "overhead_ms"} <= set(v)
+    s = v["services"]["infer"]
+    assert set(s) >= {"measured", "simulated", "error"}
+    assert set(s["error"]) == {"mean", "p50", "p90", "p99"}
+    measured = json.loads((tmp_path / "v" / "metrics.measured.json").read_text())["services"]["infer"]
+    simulated = json.loads((tmp_path / "v" / "metrics.simulated.json").read_text())["services"]["infer"]
+    # the load generator replays the simulator's own arrival stream: the same requests on both sides
+    assert measured["arrived"] == simulated["arrived"] > 100
+    assert measured["completed"] == measured["arrived"]  # every request came back
+    for k in ("p50", "p99"):
+        err = s["error"][k]
+        assert err == pytest.approx(s["simulated"]["latency_ms"][k] / s["measured"]["latency_ms"][k] - 1)
+        assert -0.9 < err < 1.0, (k, err)
+    fwd = s["forward_pass"]["infer@here/cpu/fp32"]["1"]
+    assert fwd["served_ms"] > 0 and fwd["profiled_ms"] > 0
+    for key in ("loopback_round_trip", "send_lateness", "server_batch_handling"):
+        assert v["overhead_ms"][key]["n"] > 0
+    profile = json.loads((tmp_path / "v" / "profile.json").read_text())
+    assert [m["model"] for m in profile["models"]] == ["infer"]
+    assert (tmp_path / "v" / "report.html").is_file() and (tmp_path / "v" / "cdf-infer.png").is_file()
+    out = capsys.readouterr().out
+    assert "measured" in out and "simulated" in out and "error" in out
+
+
+def test_links_and_codec_are_emulated_for_real(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    v = _validate("payload-zstd.yaml", tmp_path / "z")
+    s = v["services"]["infer"]
+    scenario = yaml.safe_load((VALIDATION / "payload-zstd.yaml").read_text())
+    link = scenario["links"][0]
+    profile = json.loads((tmp_path / "z" / "profile.json").read_text())
+    (codec,) = profile["codecs"]
+    assert codec["codec"] == "zstd" and codec["ratio"] > 1.5  # measured on the payloads sent
+    wire_s = scenario["models"]["mlp"]["input_bytes"] / codec["ratio"] * 8 / (link["bandwidth_gbps"] * 1e9)
+    floor_ms = 2 * link["latency_ms"] + wire_s * 1e3  # propagation both ways, the request serialised
+    m = json.loads((tmp_path / "z" / "metrics.measured.json").read_text())["services"]["infer"]
+    assert m["completed"] == m["arrived"] > 50
+    assert m["latency_ms"]["p50"] > floor_ms  # no real request beats the emulated link
+    assert s["simulated"]["latency_ms"]["p50"] > floor_ms
+    assert v["overhead_ms"]["server_decompress"]["n"] >= m["completed"]
+    assert v["overhead_ms"]["shaper_serialise_overshoot"]["n"] > 0
+    capsys.readouterr()
+
+
+def test_a_batching_pool_batches_for_real(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _validate("batching-16.yaml", tmp_path / "b")
+    pools = json.loads((tmp_path / "b" / "metrics.measured.json").read_text())["pools"]
+    (pool,) = pools.values()
+    assert 1 < pool["mean_batch"] <= 16
+    assert max(int(b) for b in pool["forward_ms_by_batch"]) <= 16
+    capsys.readouterr()
+
+
+def test_scenarios_it_cannot_run_here_are_refused_with_every_reason(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    doc = yaml.safe_load((VALIDATION / "one-pool-30.yaml").read_text())
+    doc["hardware"]["gpu"] = {"from": "nvidia-l4"}
+    doc["sites"]["here"]["capacity"]["gpu"] = 64
+    doc["deployment"]["replicas"].append({"service": "infer", "site": "here", "hardware": "gpu",
+                                          "variant": "fp32", "count": 64})
+    doc["services"]["infer"]["service_time"] = {"dist": "exponential", "mean_ms": 2}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "never"
+    assert main(["validate", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "hardware.gpu" in err and "this-machine" in err  # not this machine
+    assert "usable cores" in err  # 65 replicas
+    assert "service_time" in err  # no real forward pass to run
+    assert "one pool per service" in err
+    assert not out.exists()  # nothing written for a refused scenario
