@@ -10,8 +10,11 @@ The real half (no simulated clock anywhere):
             a time at its bandwidth (FIFO), then holds each for its propagation delay.
 - `loadgen` the scenario's own arrival streams (same kinds, same seeds as the simulator), real
             payload bytes (compressed by the real codec when the service has `payload:`), latency
-            from the request's scheduled creation to its response's arrival back.
+            from the request's creation (when the generator makes it, a little after its scheduled
+            time: that lateness is reported) to its response's arrival back.
 
-`run.validate` starts them, runs the load, then simulates the same scenario with service times
-measured in the server processes just before the run (`profile.json`) and compares the two.
+`run.validate` starts them, runs the load, then simulates the same scenario twice: with service
+times measured in the server processes just before the run (`profile.json`: the forecast a user
+would have made), and with each batch size's time as the replicas spent it while serving (which
+separates the simulator's queueing, batching and network model from the kernel profile's error).
 """

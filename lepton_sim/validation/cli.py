@@ -59,19 +59,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"validate: {msg}", file=sys.stderr, flush=True)
 
     outcome = validate(scenario, raw, args.scenario, path.parent, spec, horizon, progress)
-    services = compare(outcome.measured, outcome.simulated, outcome.profile)
+    services = compare(outcome.measured, outcome.simulated, outcome.profile, outcome.simulated_as_served)
     result = {"scenario": scenario.name, "seed": spec.seed, "duration_s": spec.duration_s,
               "warmup_s": spec.warmup_s, "services": services, "overhead_ms": outcome.overhead_ms,
               "wall_s": outcome.wall_s,
               "basis": "measured: a real run on this machine (server processes, loopback TCP, emulated links); "
                        "simulated: the same scenario and seed, service times from profile.json (whole-model "
-                       "timings taken in the server processes just before the run)"}
+                       "timings taken in the server processes just before the run); simulated as served: the "
+                       "same with each batch size's forward pass as the servers timed it during the run, which "
+                       "separates the simulator's queueing, batching and network model from the kernel profile"}
     _print(result)
     if out_dir is not None:
         from lepton_sim.report.validation import CDF_FILE, write_validation_report
 
         write_json_atomic(out_dir / "metrics.measured.json", outcome.measured)
         write_json_atomic(out_dir / "metrics.simulated.json", outcome.simulated)
+        write_json_atomic(out_dir / "metrics.simulated-as-served.json", outcome.simulated_as_served)
         write_json_atomic(out_dir / "profile.json", outcome.profile)
         cdf = {name: {"measured_ms": _thin(outcome.latencies_ms.get(name)),
                       "simulated": {"latency_ms": c[0], "probability": c[1]},
@@ -118,6 +121,11 @@ def _print(result: dict[str, Any]) -> None:
                       _fmt(e["slo_attainment"]))
         err = s["error"]
         t.add_row("error", "", *(_fmt(err[k], True) for k in ("mean", "p50", "p90", "p99")), "")
+        if "simulated_as_served" in s:
+            e = s["simulated_as_served"]
+            t.add_row("simulated, forward as served", str(e["completed"]),
+                      *(_fmt(e["latency_ms"][k]) for k in ("mean", "p50", "p90", "p99")), _fmt(e["slo_attainment"]))
+            t.add_row("error", "", *(_fmt(s["error_as_served"][k], True) for k in ("mean", "p50", "p90", "p99")), "")
         console.print(t)
         for pid, u in s["utilization"].items():
             console.print(f"  {pid}: utilisation measured {u['measured']:.3f}, simulated {u['simulated']:.3f}")

@@ -12,9 +12,9 @@
 5. The scenario is simulated with a profile holding those timings and codec figures (`profile`),
    same seed, same horizon; both sides become metrics objects of the same shape, compared.
 
-Nothing is subtracted from the measured latencies: the harness's own costs (send lateness, the
-shaper's sleep overshoot, the server's per-batch handling besides the forward pass, a loopback
-round trip) are measured and reported beside them in `overhead_ms`.
+Nothing is subtracted from the measured latencies: the harness's own costs (the generator's send
+lateness, the shaper's sleep overshoot, the server's per-batch handling besides the forward pass,
+a loopback round trip) are measured and reported beside them in `overhead_ms`.
 """
 from __future__ import annotations
 
@@ -170,12 +170,14 @@ class StreamRun:
     level: int
     recv: np.ndarray = field(init=False)
     lag: np.ndarray = field(init=False)
+    created: np.ndarray = field(init=False)
     got: int = 0
     done: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.recv = np.full(len(self.spec.times), np.nan)
         self.lag = np.full(len(self.spec.times), np.nan)
+        self.created = np.full(len(self.spec.times), np.nan)
         if not self.spec.times:
             self.done.set()
 
@@ -191,6 +193,7 @@ class StreamRun:
                     time.sleep(left)
                 now = time.perf_counter()
                 self.lag[k] = now - due
+                self.created[k] = now  # the request exists from here: its latency counts from now
                 body = bodies[k % n]
                 if self.codec is not None:
                     body = compress(self.codec, self.level, body)
@@ -247,6 +250,7 @@ class Outcome:
     measured: dict[str, Any]
     simulated: dict[str, Any]
     profile: dict[str, Any]
+    simulated_as_served: dict[str, Any]
     overhead_ms: dict[str, Any]
     latencies_ms: dict[str, np.ndarray]  # measured, per service, counted requests that completed
     simulated_cdf: dict[str, tuple[list[float], list[float]]]  # per service: latency ms, probability
@@ -277,6 +281,34 @@ def profile_doc(base: dict[str, Any], spec: RunSpec, timings: dict[int, dict[str
     return doc
 
 
+def as_served(timings: dict[int, dict[str, Any]], measured: dict[str, Any], spec: RunSpec) -> dict[int, dict[str, Any]]:
+    """The timings with each batch size's time as the real run's replicas spent on it while serving.
+
+    That is from taking the batch off the queue to the last response sent: the forward pass as it
+    ran amid the load, and the server's own handling around it.
+    Batch sizes the run never formed keep their profiled time scaled by the nearest served size's
+    ratio of served to profiled. Simulating with these isolates the simulator's queueing, batching
+    and network model from the kernel profile's error.
+    """
+    out = {}
+    for pool in spec.pools:
+        prof = {int(b): v for b, v in timings[pool.index]["timings"].items()}
+        served = {int(b): ms / 1e3 for b, ms in measured["pools"][pool.id]["batch_ms_by_batch"].items()}
+        ratio = {b: served[b] / prof[b]["median_s"] for b in served if b in prof}
+        new = {}
+        for b, v in prof.items():
+            if b in served:
+                s = served[b]
+            elif ratio:
+                near = min(ratio, key=lambda x: (abs(math.log(x / b)), x))
+                s = v["median_s"] * ratio[near]
+            else:
+                s = v["median_s"]
+            new[str(b)] = {"median_s": s, "q1_s": s, "q3_s": s, "repeats": 1, "inner": 1}
+        out[pool.index] = {"timings": new}
+    return out
+
+
 def _stats_ms(xs: Any) -> dict[str, float] | None:
     a = np.asarray(list(xs), float) * 1e3
     if not len(a):
@@ -302,7 +334,7 @@ def measured_metrics(spec: RunSpec, scenario: Any, runs: list[StreamRun], t0: fl
                 created = np.asarray(r.spec.times)
                 counted = created >= spec.warmup_s
                 arrived += int(counted.sum())
-                back = r.recv[counted] - (t0 + created[counted])
+                back = r.recv[counted] - r.created[counted]
                 lat_site.append(back[~np.isnan(back)])
             lat = np.concatenate(lat_site) if lat_site else np.zeros(0)
             by_site[site] = _entry(lat, arrived, slo, window)
@@ -320,14 +352,15 @@ def measured_metrics(spec: RunSpec, scenario: Any, runs: list[StreamRun], t0: fl
         fwd = np.clip(np.minimum(f1, hi) - np.maximum(f0, lo), 0, None).sum()
         held = np.clip(np.minimum(sent, hi) - np.maximum(take, lo), 0, None).sum()
         inside = (take >= lo) & (take < hi)
-        served = {int(b): float((f1 - f0)[inside & (size == b)].mean() * 1e3)
-                  for b in sorted(set(size[inside].astype(int).tolist()))}
+        sizes = sorted(set(size[inside].astype(int).tolist()))
+        served = {b: float((f1 - f0)[inside & (size == b)].mean() * 1e3) for b in sizes}
+        held_by_b = {b: float((sent - take)[inside & (size == b)].mean() * 1e3) for b in sizes}
         pools[pool.id] = {"service": pool.service, "replicas": pool.count,
                           "utilization": float(fwd / (window * pool.count)),
                           "utilization_with_handling": float(held / (window * pool.count)),
                           "batches": int(inside.sum()),
                           "mean_batch": float(size[inside].mean()) if inside.any() else None,
-                          "forward_ms_by_batch": served}
+                          "forward_ms_by_batch": served, "batch_ms_by_batch": held_by_b}
     return {"services": services, "pools": pools}, lat_all
 
 
@@ -449,7 +482,7 @@ def simulate(raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec, prof
 
 
 def compare(measured: dict[str, Any], simulated: dict[str, Any],
-            profile: dict[str, Any] | None = None) -> dict[str, Any]:
+            profile: dict[str, Any] | None = None, served: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per service: measured and simulated figures and the relative errors (simulated / measured - 1)."""
     out = {}
     for name, m in measured["services"].items():
@@ -459,10 +492,7 @@ def compare(measured: dict[str, Any], simulated: dict[str, Any],
             return {"completed": e["completed"], "latency_ms": {k: e["latency_ms"][k] for k in ("mean", "p50", "p90", "p99")},
                     "slo_attainment": e["slo_attainment"], "throughput_rps": e["throughput_rps"]}
 
-        err = {}
-        for k in ("mean", "p50", "p90", "p99"):
-            a, b = m["latency_ms"][k], s["latency_ms"][k]
-            err[k] = b / a - 1 if a and b is not None else None
+        err = _errors(m, s)
         pools_m = {pid: p for pid, p in measured["pools"].items() if p["service"] == name}
         util = {pid: {"measured": p["utilization"], "simulated": simulated["pools"][pid]["utilization"]}
                 for pid, p in pools_m.items() if pid in simulated["pools"]}
@@ -475,7 +505,19 @@ def compare(measured: dict[str, Any], simulated: dict[str, Any],
                             for b, ms in p["forward_ms_by_batch"].items()}
         out[name] = {"measured": side(m), "simulated": side(s), "error": err, "utilization": util,
                      "forward_pass": forward}
+        if served is not None:
+            out[name]["simulated_as_served"] = side(served["services"][name])
+            out[name]["error_as_served"] = _errors(m, served["services"][name])
     return out
+
+
+def _errors(m: dict[str, Any], s: dict[str, Any]) -> dict[str, float | None]:
+    """Relative errors simulated / measured - 1 of the latency figures."""
+    err = {}
+    for k in ("mean", "p50", "p90", "p99"):
+        a, b = m["latency_ms"][k], s["latency_ms"][k]
+        err[k] = b / a - 1 if a and b is not None else None
+    return err
 
 
 def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec,
@@ -489,4 +531,7 @@ def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Path, spec
     profile = profile_doc(base, spec, timings, codecs)
     progress("simulating the same scenario with the timings just measured")
     simulated, cdf = simulate(raw, file, base_dir, spec, profile, horizon)
-    return Outcome(spec, measured, simulated, profile, overhead, lat, cdf, time.perf_counter() - t_start)
+    progress("simulating it again with the forward-pass times as served in the real run")
+    served_profile = profile_doc(base, spec, as_served(timings, measured, spec), codecs)
+    served, _ = simulate(raw, file, base_dir, spec, served_profile, horizon)
+    return Outcome(spec, measured, simulated, profile, served, overhead, lat, cdf, time.perf_counter() - t_start)

@@ -57,25 +57,26 @@ class Direction:
 
     def __init__(self, bandwidth_bps: float, latency_s: float, timer: Timer) -> None:
         self.bps, self.latency, self.timer = bandwidth_bps, latency_s, timer
-        self.q: queue.SimpleQueue[tuple[bytes, Deliver]] = queue.SimpleQueue()
+        self.q: queue.SimpleQueue[tuple[float, bytes, Deliver]] = queue.SimpleQueue()
         self.late_s: list[float] = []
         threading.Thread(target=self.loop, daemon=True).start()
 
     def send(self, frame: bytes, then: Deliver) -> None:
-        self.q.put((frame, then))
+        self.q.put((time.perf_counter(), frame, then))
 
     def loop(self) -> None:
         free_at = 0.0
         while True:
-            frame, then = self.q.get()
-            start = max(time.perf_counter(), free_at)
+            arrived, frame, then = self.q.get()
+            # The link's own clock: a frame starts when it arrived or when the one before it ended,
+            # whichever is later, however late this thread woke up; so sleep overshoots do not add up.
+            start = max(arrived, free_at)
             done = start + (len(frame) - wire.HEADER.size) * 8.0 / self.bps  # the payload's bits, as simulated
             left = done - time.perf_counter()
             if left > 0:
                 time.sleep(left)
-            now = time.perf_counter()
-            self.late_s.append(now - done)
-            free_at = done  # the next frame starts where this one should have ended, not where the sleep did
+            self.late_s.append(time.perf_counter() - done)
+            free_at = done
             self.timer.at(done + self.latency, then, frame)
 
 

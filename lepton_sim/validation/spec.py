@@ -97,7 +97,8 @@ def run_spec(scenario: Scenario, raw: dict[str, Any], file: str, seed: int | Non
     problems: list[ScenarioError] = []
 
     def fail(path: str, msg: str) -> None:
-        problems.append(ScenarioError(msg, file=file, path=path))
+        if not any(p.path == path and p.detail == msg for p in problems):  # a service with two lines says it once
+            problems.append(ScenarioError(msg, file=file, path=path))
 
     dep = scenario.deployment
     if dep is None:
