@@ -164,8 +164,16 @@ class BatchTiming(_Rec):
     timing: Timing
 
 
+class IdleTiming(_Rec):
+    """A forward pass timed right after the process slept `gap_s` (one call per sample, hot otherwise)."""
+
+    batch: PosInt
+    gap_s: Pos
+    timing: Timing
+
+
 class ModelRun(_Rec):
-    """A whole-model forward pass of one variant at several batch sizes."""
+    """A whole-model forward pass of one variant at several batch sizes (and after idle gaps, where timed)."""
 
     model: str
     variant: str
@@ -174,6 +182,8 @@ class ModelRun(_Rec):
     layers: list[dict[str, Any]] = Field(min_length=1)  # scenario layer dicts (validated on use)
     weight_bytes: PosInt  # bytes of the stored arrays
     batches: list[BatchTiming] = Field(min_length=1)
+    # On a machine whose caches others share, a replica that idled finds its weights partly evicted.
+    after_idle: list[IdleTiming] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _increasing(self) -> ModelRun:

@@ -79,6 +79,7 @@ class Tables:
     models: list[tuple[tuple[str, ...], str, tuple[str, float] | None, Curve, str]]
     label: str
     precisions: set[str] = field(default_factory=set)
+    idle: dict[str, Any] = field(default_factory=dict)  # model run name -> its after-idle timings
     llc_bytes: int | None = None  # the profile machine's last-level cache
     chain_step_s: float = 0.0  # a layer's cost in a chain beyond its own timing
 
@@ -112,6 +113,7 @@ def tables(profile: Profile) -> Tables:
         gemm_cold={p: Grid.of(pts) for p, pts in cold.items()},
         elementwise={k: Curve.of(v) for k, v in elem.items()}, conv={k: Curve.of(v) for k, v in conv.items()},
         attention={k: Curve.of(v) for k, v in att.items()}, models=models,
+        idle={f"{m.model}/{m.variant}": m.after_idle for m in profile.models if m.after_idle},
         label=f"profile of {profile.machine.cpu_model!r} ({profile.created_utc})",
         precisions={g.precision for g in profile.gemm} | {m.precision for m in profile.models},
         llc_bytes=max(profile.machine.caches.values(), default=None),
@@ -377,7 +379,35 @@ def measured_batch_times(profile: Profile, model: Any, variant: Any, hardware: A
                    f"against a {t.llc_bytes / 2**20:.3g} MiB last-level cache (cold fraction "  # type: ignore[operator]
                    f"{per_layer.cold(b0):.2f}-{per_layer.cold(b1):.2f})")
     basis = f"measured by kernels measure: {t.label}, its kernel tables read layer by layer"
-    return BatchTimes(tuple(times), _source(whole_batches, hows), detail, basis=basis)
+    idle = None
+    if whole is not None and len(whole_batches) == max_batch and whole[1] in t.idle:
+        idle = _after_idle(t.idle[whole[1]], whole[0], max_batch)
+    if idle is not None:
+        detail += (f"; after an idle gap, batches run up to {max(max(f) for f in idle[1]):.2f}x longer "
+                   f"(timed after sleeping {', '.join(f'{g * 1e3:g}' for g in idle[0])} ms)")
+    return BatchTimes(tuple(times), _source(whole_batches, hows), detail, basis=basis, after_idle=idle)
+
+
+def _after_idle(runs: Sequence[Any], hot: Curve,
+                max_batch: int) -> tuple[tuple[float, ...], tuple[tuple[float, ...], ...]] | None:
+    """Per batch size 1..max_batch, the after-idle factor at each timed gap: timed after the gap over
+    timed back to back, log-linear in batch size between the sizes timed (the nearest one outside)."""
+    gaps = tuple(sorted({float(r.gap_s) for r in runs}))
+    by_b: dict[int, dict[float, float]] = {}
+    for r in runs:
+        h = hot(float(r.batch))
+        if h:
+            by_b.setdefault(int(r.batch), {})[float(r.gap_s)] = max(1.0, r.timing.median_s / h)
+    sizes = sorted(b for b, f in by_b.items() if len(f) == len(gaps))
+    if not sizes:
+        return None
+    rows = []
+    for b in range(1, max_batch + 1):
+        lo = max((x for x in sizes if x <= b), default=sizes[0])
+        hi = min((x for x in sizes if x >= b), default=sizes[-1])
+        w = 0.0 if lo == hi else math.log(b / lo) / math.log(hi / lo)
+        rows.append(tuple(by_b[lo][g] + (by_b[hi][g] - by_b[lo][g]) * w for g in gaps))
+    return gaps, tuple(rows)
 
 
 def _source(whole_batches: list[int], hows: Counter[tuple[str, str]]) -> str:

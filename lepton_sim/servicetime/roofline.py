@@ -42,6 +42,7 @@ activation-by-activation matmuls have no pruned operand and stay dense.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -66,6 +67,26 @@ class BatchTimes:
     # What the hardware type's figures rest on: datasheet only, calibrated to N points with this
     # error, or measured here (one line, for reports).
     basis: str = ""
+    # Where measured: how much longer a batch runs after its replica idled, as (gaps_s, factors) with
+    # factors[b-1][i] the time after an idle gap of gaps_s[i] over times_s[b-1] (1 back to back).
+    after_idle: tuple[tuple[float, ...], tuple[tuple[float, ...], ...]] | None = None
+
+    def idle_factor(self, b: int, gap_s: float) -> float:
+        """times_s[b-1] is multiplied by this after an idle gap: 1 at no gap, linear up to the first
+        measured gap, log-linear between measured gaps, the last measured factor beyond."""
+        if self.after_idle is None:
+            return 1.0
+        gaps, factors = self.after_idle
+        f = factors[b - 1]
+        if gap_s <= 0.0:
+            return 1.0
+        if gap_s <= gaps[0]:
+            return 1.0 + (f[0] - 1.0) * gap_s / gaps[0]
+        for i in range(1, len(gaps)):
+            if gap_s <= gaps[i]:
+                w = math.log(gap_s / gaps[i - 1]) / math.log(gaps[i] / gaps[i - 1])
+                return f[i - 1] + (f[i] - f[i - 1]) * w
+        return f[-1]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ A request's life, and so its latency, is computed here, in this order:
                 `max_batch` (waiting at most `max_wait_ms` for it to fill); compute time comes from
                 the service-time model for that batch size (`lepton_sim.servicetime`: the per-kernel
                 roofline with the hardware type's calibrated or default efficiency figures, or its
-                measured kernel profile), or the service's `service_time` override.
+                measured kernel profile, longer after the replica idled where the profile timed
+                that), or the service's `service_time` override.
 4. `_respond`   the response (`output_bytes`) crosses the same links back.
 5. `_complete`  latency = arrival back at the demand site - creation.
 

@@ -1,6 +1,7 @@
 """Replica pools: one FIFO queue per deployment line, served by its replicas with dynamic batching."""
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -20,9 +21,11 @@ class Pool:
 
     An idle replica takes the queue's first `max_batch` requests at once when that many wait, or
     when the oldest has waited `max_wait_ms`; otherwise it waits for whichever comes first. The
-    batch's compute time is `times[b-1]` from the service-time model, or one draw of the service's
-    `service_time` distribution. A replica that fails mid-batch puts the batch back at the head of
-    the queue (the requests are retried by the next live replica) and takes no work until repaired.
+    batch's compute time is `times[b-1]` from the service-time model (times its after-idle factor
+    for the time the replica has been idle, where the measured profile timed one:
+    `BatchTimes.idle_factor`), or one draw of the service's `service_time` distribution. A replica
+    that fails mid-batch puts the batch back at the head of the queue (the requests are retried by
+    the next live replica) and takes no work until repaired.
     """
 
     def __init__(self, sim: Simulation, index: int, line: Replicas, max_batch: int, max_wait_s: float,
@@ -38,6 +41,10 @@ class Pool:
         self.max_wait = max_wait_s
         self.max_queue = max_queue
         n = line.count
+        # A measured profile may say how much longer a batch runs after its replica idled (weights
+        # evicted from caches others share): then each replica remembers when its last batch ended.
+        self.idle = times if times is not None and times.after_idle is not None else None
+        self.last_end = [-math.inf] * n
         self.queue: deque[Request] = deque()
         self.free: deque[int] = deque(range(n))  # idle, live replicas
         self.outstanding = 0  # routed here and not yet served: in transit, queued or in service
@@ -85,6 +92,8 @@ class Pool:
             replica = self.free.popleft()
             dt = self.times[b - 1] if self.draw is None else self.draw()
             now = env.now
+            if self.idle is not None:
+                dt *= self.idle.idle_factor(b, now - self.last_end[replica])
             win = self.sim.window
             self.busy[replica] += win.overlap(now, now + dt)
             win.add_bins(self.bins, now, now + dt)
@@ -108,6 +117,7 @@ class Pool:
         run = self.running[replica]
         self.running[replica] = None
         batch = run[2]  # type: ignore[index]
+        self.last_end[replica] = self.env.now
         self.free.append(replica)
         self.outstanding -= len(batch)
         respond = self.sim._respond

@@ -269,7 +269,8 @@ def profile_doc(base: dict[str, Any], spec: RunSpec, timings: dict[int, dict[str
         models.append({
             "model": pool.service, "variant": pool.variant, "precision": pool.precision, "layers": pool.layers,
             "weight_bytes": max(1, int(t.get("weight_bytes", 1))),
-            "batches": [{"batch": int(b), "timing": v} for b, v in sorted(t["timings"].items(), key=lambda kv: int(kv[0]))]})
+            "batches": [{"batch": int(b), "timing": v} for b, v in sorted(t["timings"].items(), key=lambda kv: int(kv[0]))],
+            "after_idle": t.get("after_idle", [])})
     doc["models"] = models
     if codecs:
         doc["codecs"] = codecs
@@ -393,7 +394,7 @@ def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet) -> tuple[
             servers[pool.index] = Child("lepton_sim.validation.server", server_config(pool, spec.seed), f"server {pool.id}")
             children.append(servers[pool.index])
         ports = {i: int(c.ready["port"]) for i, c in servers.items()}
-        timings = {i: {"timings": c.ready["timings"]} for i, c in servers.items()}
+        timings = {i: {"timings": c.ready["timings"], "after_idle": c.ready["after_idle"]} for i, c in servers.items()}
         bodies = {p.index: payloads(p, spec.seed) for p in spec.pools}
         codecs = []
         for p in spec.pools:

@@ -2,7 +2,8 @@
 
 It reads its configuration as one JSON line on stdin, builds the model variant's forward pass
 (`kernels.forward.compile_forward`, weights He-initialised from the seed: timing does not depend on
-their values), times it at the batch sizes the simulation needs, listens on a loopback port and
+their values), times it at the batch sizes the simulation needs (back to back, and right after
+idle gaps at the smallest and largest), listens on a loopback port and
 prints one JSON line: the port and those timings. It then serves until stdin closes, and prints
 one JSON line of what it did (every batch's times, on the machine's monotonic clock, which
 `time.perf_counter` reads in every process alike).
@@ -46,6 +47,34 @@ def _time_batches(forward: Any, features: int, batches: list[int]) -> dict[int, 
     for b in batches:
         x = rng.standard_normal((b, features)).astype(np.float32)
         out[b] = time_call(lambda x=x: forward(x), policy).as_dict()
+    return out
+
+
+IDLE_GAPS_S = (0.5e-3, 2e-3, 8e-3, 32e-3)
+IDLE_SAMPLES = 11
+
+
+def _time_after_idle(forward: Any, features: int, batches: list[int]) -> list[dict[str, Any]]:
+    """The forward pass timed right after sleeping each of IDLE_GAPS_S (one call per sample, median kept).
+
+    Back-to-back timing keeps the weights in caches; a serving replica that waited for work finds
+    them partly evicted (on a virtual machine, by other tenants too) and runs slower.
+    """
+    rng = np.random.default_rng(0)
+    out = []
+    for b in batches:
+        x = rng.standard_normal((b, features)).astype(np.float32)
+        forward(x)
+        for gap in IDLE_GAPS_S:
+            ts = []
+            for _ in range(IDLE_SAMPLES):
+                time.sleep(gap)
+                t = time.perf_counter()
+                forward(x)
+                ts.append(time.perf_counter() - t)
+            q1, med, q3 = (float(v) for v in np.quantile(ts, [0.25, 0.5, 0.75]))
+            out.append({"batch": b, "gap_s": gap, "timing": {"median_s": med, "q1_s": q1, "q3_s": q3,
+                                                               "repeats": IDLE_SAMPLES, "inner": 1}})
     return out
 
 
@@ -170,10 +199,11 @@ def main() -> None:
     sys.setswitchinterval(2e-4)
     forward = _forward(cfg)
     timings = _time_batches(forward, int(cfg["features"]), [int(b) for b in cfg["time_batches"]])
+    idle = _time_after_idle(forward, int(cfg["features"]), sorted({1, int(cfg["max_batch"])}))
     server = Server(cfg, forward)
     sock = wire.listen()
-    print(json.dumps({"port": sock.getsockname()[1], "timings": {str(k): v for k, v in timings.items()}}),
-          flush=True)
+    print(json.dumps({"port": sock.getsockname()[1], "timings": {str(k): v for k, v in timings.items()},
+                      "after_idle": idle}), flush=True)
     server.serve(sock)
     print(json.dumps({"batches": server.batches, "decode_s": server.decode_s}), flush=True)
 
