@@ -171,6 +171,7 @@ class StreamRun:
     recv: np.ndarray = field(init=False)
     lag: np.ndarray = field(init=False)
     created: np.ndarray = field(init=False)
+    base: int = 0  # the stream's number in the high bits of its request ids
     got: int = 0
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -197,7 +198,7 @@ class StreamRun:
                 body = bodies[k % n]
                 if self.codec is not None:
                     body = compress(self.codec, self.level, body)
-                sock.sendall(wire.pack(k, body))
+                sock.sendall(wire.pack(self.base | k, body))
         except OSError:
             return
 
@@ -208,7 +209,7 @@ class StreamRun:
                 frame = wire.recv_frame(self.sock)
                 if frame is None:
                     break
-                self.recv[frame[0]] = time.perf_counter()
+                self.recv[frame[0] & wire.SEQ] = time.perf_counter()
                 self.got += 1
         except OSError:
             pass
@@ -409,10 +410,10 @@ def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet) -> tuple[
             children.append(shaper)
         rtt = [x for port in ports.values() for x in loopback_rtt_ms(port)]
         pools = {p.index: p for p in spec.pools}
-        for s in spec.streams:
+        for n, s in enumerate(spec.streams):
             p = pools[s.pool]
             runs.append(StreamRun(s, _open(s, ports, shaper.ready["port"] if shaper else None), bodies[p.index],
-                                  p.codec, p.level))
+                                  p.codec, p.level, base=(n + 1) << wire.STREAM_SHIFT))
         t0 = time.perf_counter() + 0.5
         threads = [threading.Thread(target=r.send, args=(t0,), daemon=True) for r in runs]
         threads += [threading.Thread(target=r.receive, daemon=True) for r in runs]
@@ -445,10 +446,34 @@ def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet) -> tuple[
     decode = [x for s in stats.values() for x in s["decode_s"]]
     if decode:
         overhead["server_decompress"] = _stats_ms(decode)
+    up, down = _path_delays(runs, stats)
+    overhead["direct_path_to_queue"] = _stats_ms(up)
+    overhead["direct_path_back"] = _stats_ms(down)
     if shaped is not None:
         overhead["shaper_serialise_overshoot"] = _stats_ms([x for v in shaped["serialise_late_s"].values() for x in v])
         overhead["shaper_deliver_lateness"] = _stats_ms(shaped["deliver_late_s"])
     return measured, lat, timings, codecs, overhead
+
+
+def _path_delays(runs: list[StreamRun], stats: dict[int, dict[str, Any]]) -> tuple[list[float], list[float]]:
+    """For requests of streams without links: creation to the server's queue, and response sent to received.
+
+    Neither is in the simulation (a route without links takes no time there): they are the
+    loopback TCP stack, the reader and receiver threads' wake-ups and the interpreter around them.
+    """
+    by_base = {r.base >> wire.STREAM_SHIFT: r for r in runs if not r.spec.there}
+    up, down = [], []
+    for s in stats.values():
+        for rid, t_enq, _, t_sent in s["requests"]:
+            r = by_base.get(int(rid) >> wire.STREAM_SHIFT)
+            if r is None:
+                continue
+            k = int(rid) & wire.SEQ
+            if not np.isnan(r.created[k]):
+                up.append(t_enq - r.created[k])
+            if not np.isnan(r.recv[k]):
+                down.append(r.recv[k] - t_sent)
+    return up, down
 
 
 def simulate(raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec, profile: dict[str, Any],

@@ -96,6 +96,7 @@ class Server:
         self.closing = False
         self.batches: list[tuple[float, float, float, float, int]] = []  # take, forward start/end, sent, size
         self.decode_s: list[float] = []
+        self.requests: list[tuple[int, float, float, float]] = []  # id, enqueued, taken, response sending
         self.lock = threading.Lock()
 
     def decode(self, payload: bytes) -> None:
@@ -158,12 +159,16 @@ class Server:
             y = self.forward(x)
             t1 = time.perf_counter()
             raw = np.ascontiguousarray(y, dtype=np.float32)
-            for i, (_, rid, (conn, send_lock)) in enumerate(batch):
+            done = []
+            for i, (t_enq, rid, (conn, send_lock)) in enumerate(batch):
                 body = raw[i].tobytes()[: self.out_bytes]
                 body += bytes(self.out_bytes - len(body))
+                t_send = time.perf_counter()
                 with send_lock:
                     conn.sendall(wire.pack(rid, body))
+                done.append((rid, t_enq, t_take, t_send))
             t2 = time.perf_counter()
+            self.requests.extend(done)
             with self.lock:
                 self.batches.append((t_take, t0, t1, t2, len(batch)))
 
@@ -205,7 +210,8 @@ def main() -> None:
     print(json.dumps({"port": sock.getsockname()[1], "timings": {str(k): v for k, v in timings.items()},
                       "after_idle": idle}), flush=True)
     server.serve(sock)
-    print(json.dumps({"batches": server.batches, "decode_s": server.decode_s}), flush=True)
+    print(json.dumps({"batches": server.batches, "decode_s": server.decode_s, "requests": server.requests}),
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ import struct
 
 HEADER = struct.Struct("!QI")  # request id, payload length
 PING = 1 << 63  # ids with this bit set are echoed at once by the server, without queueing
-STOP = (1 << 63) | 1  # sent by the load generator when it has sent every request of a connection
+STREAM_SHIFT = 40  # a request id is its stream's number (from 1) << STREAM_SHIFT | its position in the stream
+SEQ = (1 << STREAM_SHIFT) - 1
 
 
 def pack(rid: int, payload: bytes) -> bytes:

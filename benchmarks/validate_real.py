@@ -1,0 +1,89 @@
+"""Measured against simulated: every shipped validation scenario served for real here, with repeats.
+
+For each scenario in scenarios/validation/ and each repeat, `lepton-sim validate` runs it (real
+server processes, real-time arrivals over loopback TCP, links emulated by the shaper) and this
+prints the relative errors (simulated / measured - 1) of p50 and p99, both for the forecast (the
+profile timed just before the run, after-idle timings included) and for the simulation with each
+batch size's time as the replicas spent it while serving (which leaves the simulator's queueing,
+batching and network model alone to blame). It also prints utilisation measured and simulated and
+the forward pass as served over as profiled at batch 1: where the forecast misses, that ratio
+says whether the kernel profile is why.
+
+With --out DIR, the last repeat of each scenario is kept as DIR/<scenario>/ (validation.json,
+both metrics, the profile used, report.html and report.md).
+
+Run: python benchmarks/validate_real.py [--repeats 2] [--duration S] [--only NAME ...] [--out reports/validation]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = sorted((ROOT / "scenarios" / "validation").glob("*.yaml"))
+
+
+def run(path: Path, duration: float | None, out: Path) -> dict:
+    from lepton_sim.cli import main
+
+    argv = ["validate", str(path), "--out", str(out)] + (["--duration", str(duration)] if duration else [])
+    with contextlib.redirect_stdout(io.StringIO()):
+        rc = main(argv)
+    if rc != 0:
+        raise SystemExit(f"validate {path.name} exited {rc}")
+    return json.loads((out / "validation.json").read_text())
+
+
+def pct(x: float | None) -> str:
+    return "     -" if x is None else f"{x:+6.1%}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--duration", type=float, help="seconds of arrivals (default: each scenario's horizon)")
+    ap.add_argument("--only", nargs="*", help="scenario names (file stems) to run")
+    ap.add_argument("--out", help="keep each scenario's last run under this directory")
+    args = ap.parse_args()
+    chosen = [p for p in SCENARIOS if not args.only or p.stem in args.only]
+    print(f"{'scenario':<20}{'rep':>4}{'p50 ms':>9}{'p99 ms':>9}{'err p50':>9}{'err p99':>9}"
+          f"{'served p50':>11}{'served p99':>11}{'util m/s':>13}{'fwd b1 s/p':>11}{'wall s':>8}")
+    summary: dict[str, list[tuple[float, float, float, float]]] = {}
+    for path in chosen:
+        for rep in range(args.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                t = time.perf_counter()
+                v = run(path, args.duration, Path(tmp) / "v")
+                wall = time.perf_counter() - t
+                if args.out and rep == args.repeats - 1:
+                    dst = Path(args.out) / path.stem
+                    if dst.exists():
+                        shutil.rmtree(dst)
+                    shutil.copytree(Path(tmp) / "v", dst)
+            for name, s in v["services"].items():
+                m = s["measured"]["latency_ms"]
+                e, es = s["error"], s["error_as_served"]
+                (pid, u), = s["utilization"].items()
+                fwd = s["forward_pass"][pid].get("1") or next(iter(s["forward_pass"][pid].values()))
+                ratio = fwd["ratio"]
+                print(f"{path.stem:<20}{rep + 1:>4}{m['p50']:>9.3f}{m['p99']:>9.3f}{pct(e['p50']):>9}{pct(e['p99']):>9}"
+                      f"{pct(es['p50']):>11}{pct(es['p99']):>11}{u['measured']:>6.3f}/{u['simulated']:.3f}"
+                      f"{ratio:>11.2f}{wall:>8.0f}", flush=True)
+                summary.setdefault(path.stem, []).append((e["p50"], e["p99"], es["p50"], es["p99"]))
+    print("\nmedian |error| over repeats (forecast p50, p99; as served p50, p99):")
+    for name, rows in summary.items():
+        cols = [statistics.median(abs(r[i]) for r in rows) for i in range(4)]
+        print(f"  {name:<20}" + "".join(f"{c:>8.1%}" for c in cols))
+    if args.out:
+        print(f"\nkept the last run of each under {args.out}/")
+
+
+if __name__ == "__main__":
+    main()
