@@ -1,5 +1,7 @@
 """Layering: the simulator and the planner never import each other; verification sits above both.
 
+So does validation (a real run compared with its simulation): neither may import it.
+
 The planner's models must stand on their own (a plan is built from the scenario alone), and the
 simulator must not depend on the planner it is used to check: otherwise a verification could be
 checking the planner against itself. Every module under lepton_sim/ is parsed with `ast`; every
@@ -21,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "lepton_sim"
 
 RULES = [  # (the modules under, may not reach any of)
-    ("lepton_sim.planner", ("lepton_sim.sim", "lepton_sim.metrics", "lepton_sim.verification")),
-    ("lepton_sim.sim", ("lepton_sim.planner", "lepton_sim.verification")),
+    ("lepton_sim.planner", ("lepton_sim.sim", "lepton_sim.metrics", "lepton_sim.verification", "lepton_sim.validation")),
+    ("lepton_sim.sim", ("lepton_sim.planner", "lepton_sim.verification", "lepton_sim.validation")),
 ]
 
 

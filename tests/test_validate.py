@@ -45,7 +45,10 @@ def test_a_short_validation_runs_end_to_end(tmp_path: Path, capsys: pytest.Captu
         assert v["overhead_ms"][key]["n"] > 0
     profile = json.loads((tmp_path / "v" / "profile.json").read_text())
     assert [m["model"] for m in profile["models"]] == ["infer"]
+    assert [m["weight_bytes"] for m in profile["models"]] == [4 * (1024 * 2048 + 2048 * 2048 + 2048 * 10 + 2048 * 2 + 10)]
     assert (tmp_path / "v" / "report.html").is_file() and (tmp_path / "v" / "cdf-infer.png").is_file()
+    assert main(["report", str(tmp_path / "v"), "--out", str(tmp_path / "r")]) == 0  # redrawn from the files
+    assert "Validation: one-pool-30" in (tmp_path / "r" / "report.md").read_text()
     out = capsys.readouterr().out
     assert "measured" in out and "simulated" in out and "error" in out
 

@@ -25,6 +25,11 @@ as the chain's footprint grows from half the last-level cache to twice it
 (`lepton_sim.servicetime.roofline.evicted_fraction`, which the roofline uses for on-chip memory).
 Profiles without cache sizes or cold timings are read as hot, as before.
 
+A whole-model run may also have been timed right after idle gaps (`models[].after_idle`, which
+`lepton-sim validate` times in its servers): the batch times then carry after-idle factors per
+batch size and gap (`BatchTimes.after_idle`), which the simulator's pools apply to a replica's
+next batch after it idled. The planner's capacity tables read the back-to-back times only.
+
 A step timed on its own runs with its code and data hot; in a chain each follows another. Each
 layer adds the profile's `ceilings.chain_step_s` (a few tenths of a microsecond: a tenth of a
 chain of layers that take microseconds, nothing next to large ones); 0 where a profile has none.

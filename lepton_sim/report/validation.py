@@ -51,12 +51,26 @@ def validation_report(run_dir: Path) -> Report:
             rows.append((side, str(e["completed"]), *(_f(e["latency_ms"][k]) for k in ("mean", "p50", "p90", "p99")),
                          _f(e["slo_attainment"])))
         rows.append(("error (simulated / measured - 1)", "", *(_f(s["error"][k], True) for k in ("mean", "p50", "p90", "p99")), ""))
+        if "simulated_as_served" in s:
+            e = s["simulated_as_served"]
+            rows.append(("simulated, forward as served", str(e["completed"]),
+                         *(_f(e["latency_ms"][k]) for k in ("mean", "p50", "p90", "p99")), _f(e["slo_attainment"])))
+            rows.append(("error, forward as served", "", *(_f(s["error_as_served"][k], True)
+                                                          for k in ("mean", "p50", "p90", "p99")), ""))
         blocks: list[Any] = [Table(f"{name}: latency (ms)", ("", "completed", "mean", "p50", "p90", "p99", "SLO attainment"),
                                    tuple(rows))]
         util = tuple((pid, _f(u["measured"]), _f(u["simulated"])) for pid, u in s["utilization"].items())
         if util:
             blocks.append(Table(f"{name}: pool utilisation", ("pool", "measured", "simulated"), util,
                                 "Measured: forward-pass time within the window over replicas x window."))
+        fwd = tuple((pid, b, _f(f["served_ms"]), _f(f["profiled_ms"]), _f(f["ratio"]))
+                    for pid, by_b in s.get("forward_pass", {}).items() for b, f in by_b.items())
+        if fwd:
+            blocks.append(Table(f"{name}: forward pass (ms), as served in the real run and as profiled before it",
+                                ("pool", "batch", "served", "profiled", "ratio"), fwd,
+                                "Profiled: back to back in the server process before the load started. A ratio "
+                                "above 1 is time the forecast could not know of (caches and cores shared with "
+                                "the load generator and the shaper, host contention)."))
         if name in cdf:
             blocks.append(_cdf_figure(name, cdf[name]))
         sections.append(Section(name, tuple(blocks)))

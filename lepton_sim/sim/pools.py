@@ -43,7 +43,7 @@ class Pool:
         n = line.count
         # A measured profile may say how much longer a batch runs after its replica idled (weights
         # evicted from caches others share): then each replica remembers when its last batch ended.
-        self.idle = times if times is not None and times.after_idle is not None else None
+        self.idle = times if getattr(times, "after_idle", None) is not None else None
         self.last_end = [-math.inf] * n
         self.queue: deque[Request] = deque()
         self.free: deque[int] = deque(range(n))  # idle, live replicas

@@ -269,7 +269,7 @@ def profile_doc(base: dict[str, Any], spec: RunSpec, timings: dict[int, dict[str
         t = timings[pool.index]
         models.append({
             "model": pool.service, "variant": pool.variant, "precision": pool.precision, "layers": pool.layers,
-            "weight_bytes": max(1, int(t.get("weight_bytes", 1))),
+            "weight_bytes": int(t["weight_bytes"]),
             "batches": [{"batch": int(b), "timing": v} for b, v in sorted(t["timings"].items(), key=lambda kv: int(kv[0]))],
             "after_idle": t.get("after_idle", [])})
     doc["models"] = models
@@ -307,7 +307,7 @@ def as_served(timings: dict[int, dict[str, Any]], measured: dict[str, Any], spec
             else:
                 s = v["median_s"]
             new[str(b)] = {"median_s": s, "q1_s": s, "q3_s": s, "repeats": 1, "inner": 1}
-        out[pool.index] = {"timings": new}
+        out[pool.index] = {"timings": new, "weight_bytes": timings[pool.index]["weight_bytes"]}
     return out
 
 
@@ -395,7 +395,8 @@ def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet) -> tuple[
             servers[pool.index] = Child("lepton_sim.validation.server", server_config(pool, spec.seed), f"server {pool.id}")
             children.append(servers[pool.index])
         ports = {i: int(c.ready["port"]) for i, c in servers.items()}
-        timings = {i: {"timings": c.ready["timings"], "after_idle": c.ready["after_idle"]} for i, c in servers.items()}
+        timings = {i: {"timings": c.ready["timings"], "after_idle": c.ready["after_idle"],
+                       "weight_bytes": c.ready["weight_bytes"]} for i, c in servers.items()}
         bodies = {p.index: payloads(p, spec.seed) for p in spec.pools}
         codecs = []
         for p in spec.pools:

@@ -31,11 +31,13 @@ import numpy as np
 from lepton_sim.validation import wire
 
 
-def _forward(cfg: dict[str, Any]) -> Any:
-    from kernels.forward import compile_forward, init_params
+def _forward(cfg: dict[str, Any]) -> tuple[Any, int]:
+    """The forward callable and the bytes of the weight arrays it reads (cast, quantised or packed)."""
+    from kernels.forward import compile_forward, init_params, prepare_dense
 
     params = init_params(cfg["layers"], np.random.default_rng(cfg["seed"]))
-    return compile_forward(cfg["layers"], params, cfg["precision"])
+    nbytes = sum(prepare_dense(p, cfg["precision"]).nbytes for p in params if p is not None)
+    return compile_forward(cfg["layers"], params, cfg["precision"]), nbytes
 
 
 def _time_batches(forward: Any, features: int, batches: list[int]) -> dict[int, dict[str, float]]:
@@ -177,16 +179,7 @@ class Server:
         for w in workers:
             w.start()
 
-        def accept() -> None:
-            while True:
-                try:
-                    conn, _ = sock.accept()
-                except OSError:
-                    return
-                conn.setsockopt(wire.socket.IPPROTO_TCP, wire.socket.TCP_NODELAY, 1)
-                threading.Thread(target=self.reader, args=(conn,), daemon=True).start()
-
-        threading.Thread(target=accept, daemon=True).start()
+        wire.accept_in_background(sock, self.reader)
         sys.stdin.read()  # serve until the orchestrator closes stdin
         with self.cond:
             self.closing = True
@@ -202,13 +195,13 @@ def main() -> None:
     # A thread waiting for the interpreter lock gets it within 0.2 ms instead of the default 5 ms, so a
     # worker done with its forward pass is not held up behind another thread's Python code.
     sys.setswitchinterval(2e-4)
-    forward = _forward(cfg)
+    forward, weight_bytes = _forward(cfg)
     timings = _time_batches(forward, int(cfg["features"]), [int(b) for b in cfg["time_batches"]])
     idle = _time_after_idle(forward, int(cfg["features"]), sorted({1, int(cfg["max_batch"])}))
     server = Server(cfg, forward)
     sock = wire.listen()
     print(json.dumps({"port": sock.getsockname()[1], "timings": {str(k): v for k, v in timings.items()},
-                      "after_idle": idle}), flush=True)
+                      "after_idle": idle, "weight_bytes": weight_bytes}), flush=True)
     server.serve(sock)
     print(json.dumps({"batches": server.batches, "decode_s": server.decode_s, "requests": server.requests}),
           flush=True)

@@ -129,16 +129,7 @@ def main() -> None:
         threading.Thread(target=_pump, args=(server, back), daemon=True).start()
         _pump(client, there)
 
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            conn.setsockopt(wire.socket.IPPROTO_TCP, wire.socket.TCP_NODELAY, 1)
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    wire.accept_in_background(sock, handle)
     print(json.dumps({"port": sock.getsockname()[1]}), flush=True)
     sys.stdin.read()
     sock.close()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
+from typing import Any, Callable
 
 HEADER = struct.Struct("!QI")  # request id, payload length
 PING = 1 << 63  # ids with this bit set are echoed at once by the server, without queueing
@@ -51,3 +53,17 @@ def listen() -> socket.socket:
     s.bind(("127.0.0.1", 0))
     s.listen(64)
     return s
+
+
+def accept_in_background(sock: socket.socket, handle: Callable[[socket.socket], Any]) -> None:
+    """Accept connections on `sock` in a daemon thread, each handled by `handle` in a thread of its own."""
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:  # the listening socket was closed: stop
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
