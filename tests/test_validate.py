@@ -48,7 +48,7 @@ def test_a_short_validation_runs_end_to_end(tmp_path: Path, capsys: pytest.Captu
     assert [m["weight_bytes"] for m in profile["models"]] == [4 * (1024 * 2048 + 2048 * 2048 + 2048 * 10 + 2048 * 2 + 10)]
     assert (tmp_path / "v" / "report.html").is_file() and (tmp_path / "v" / "cdf-infer.png").is_file()
     assert main(["report", str(tmp_path / "v"), "--out", str(tmp_path / "r")]) == 0  # redrawn from the files
-    assert "Validation: one-pool-30" in (tmp_path / "r" / "report.md").read_text()
+    assert "lepton-sim validation: one-pool-30" in (tmp_path / "r" / "report.md").read_text()
     out = capsys.readouterr().out
     assert "measured" in out and "simulated" in out and "error" in out
 

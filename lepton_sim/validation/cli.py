@@ -6,14 +6,12 @@ judge); 2 for a scenario it cannot read or cannot run on this machine (every rea
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from lepton_sim.argtypes import int_at_least, positive_float
 from lepton_sim.argtypes import out_dir as make_out_dir
-from lepton_sim.errors import ScenarioError
 from lepton_sim.fileio import write_json_atomic
 
 
@@ -33,7 +31,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _horizon(raw: dict[str, Any], scenario: Any, duration: float | None) -> dict[str, float]:
+def _horizon(scenario: Any, duration: float | None) -> dict[str, float]:
     h = scenario.horizon
     if duration is None:
         return {"duration_s": h.duration_s, "warmup_s": h.warmup_s, "drain_s": h.drain_s}
@@ -49,7 +47,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     path = Path(args.scenario)
     raw = parse_yaml(path.read_text(encoding="utf-8"), args.scenario)
-    horizon = _horizon(raw, scenario, args.duration)
+    horizon = _horizon(scenario, args.duration)
     doc = {**raw, "horizon": {**(raw.get("horizon") or {}), **horizon}}
     scenario = parse_scenario(doc, file=args.scenario, base_dir=path.parent)
     spec = run_spec(scenario, raw, args.scenario, args.seed)  # every reason it cannot run here, before anything starts
