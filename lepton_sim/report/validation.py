@@ -11,7 +11,8 @@ from lepton_sim.report.style import INK, SITE_PALETTE, SLO_RED, drawing, png_byt
 CDF_FILE = "validation-cdf.json"
 
 
-def _f(x: float | None, pct: bool = False) -> str:
+def fmt(x: float | None, pct: bool = False) -> str:
+    """A figure of validation.json as the report and the CLI show it: ms to 3 decimals, errors as signed %."""
     if x is None:
         return "-"
     return f"{x:+.1%}" if pct else f"{x:.3f}"
@@ -48,22 +49,22 @@ def validation_report(run_dir: Path) -> Report:
         rows = []
         for side in ("measured", "simulated"):
             e = s[side]
-            rows.append((side, str(e["completed"]), *(_f(e["latency_ms"][k]) for k in ("mean", "p50", "p90", "p99")),
-                         _f(e["slo_attainment"])))
-        rows.append(("error (simulated / measured - 1)", "", *(_f(s["error"][k], True) for k in ("mean", "p50", "p90", "p99")), ""))
+            rows.append((side, str(e["completed"]), *(fmt(e["latency_ms"][k]) for k in ("mean", "p50", "p90", "p99")),
+                         fmt(e["slo_attainment"])))
+        rows.append(("error (simulated / measured - 1)", "", *(fmt(s["error"][k], True) for k in ("mean", "p50", "p90", "p99")), ""))
         if "simulated_as_served" in s:
             e = s["simulated_as_served"]
             rows.append(("simulated, forward as served", str(e["completed"]),
-                         *(_f(e["latency_ms"][k]) for k in ("mean", "p50", "p90", "p99")), _f(e["slo_attainment"])))
-            rows.append(("error, forward as served", "", *(_f(s["error_as_served"][k], True)
+                         *(fmt(e["latency_ms"][k]) for k in ("mean", "p50", "p90", "p99")), fmt(e["slo_attainment"])))
+            rows.append(("error, forward as served", "", *(fmt(s["error_as_served"][k], True)
                                                           for k in ("mean", "p50", "p90", "p99")), ""))
         blocks: list[Any] = [Table(f"{name}: latency (ms)", ("", "completed", "mean", "p50", "p90", "p99", "SLO attainment"),
                                    tuple(rows))]
-        util = tuple((pid, _f(u["measured"]), _f(u["simulated"])) for pid, u in s["utilization"].items())
+        util = tuple((pid, fmt(u["measured"]), fmt(u["simulated"])) for pid, u in s["utilization"].items())
         if util:
             blocks.append(Table(f"{name}: pool utilisation", ("pool", "measured", "simulated"), util,
                                 "Measured: forward-pass time within the window over replicas x window."))
-        fwd = tuple((pid, b, _f(f["served_ms"]), _f(f["profiled_ms"]), _f(f["ratio"]))
+        fwd = tuple((pid, b, fmt(f["served_ms"]), fmt(f["profiled_ms"]), fmt(f["ratio"]))
                     for pid, by_b in s.get("forward_pass", {}).items() for b, f in by_b.items())
         if fwd:
             blocks.append(Table(f"{name}: forward pass (ms), as served in the real run and as profiled before it",
@@ -75,8 +76,8 @@ def validation_report(run_dir: Path) -> Report:
             blocks.append(_cdf_figure(name, cdf[name]))
         sections.append(Section(name, tuple(blocks)))
         for k in ("p50", "p99"):
-            facts.append((f"{name} {k} error", _f(s["error"][k], True)))
-    over = tuple((k, *(_f(x[q]) for q in ("mean", "p50", "p99", "max")), str(x["n"]))
+            facts.append((f"{name} {k} error", fmt(s["error"][k], True)))
+    over = tuple((k, *(fmt(x[q]) for q in ("mean", "p50", "p99", "max")), str(x["n"]))
                  for k, x in v["overhead_ms"].items() if x is not None)
     sections.append(Section("Harness overhead", (
         Table("measured costs of the harness itself (ms), not subtracted from the latencies",

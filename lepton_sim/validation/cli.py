@@ -97,15 +97,11 @@ def _thin(lat: Any, n: int = 2000) -> list[float]:
     return [round(float(x), 6) for x in a]
 
 
-def _fmt(x: float | None, pct: bool = False) -> str:
-    if x is None:
-        return "-"
-    return f"{x:+.1%}" if pct else f"{x:.3f}"
-
-
 def _print(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from lepton_sim.report.validation import fmt as _fmt
 
     console = Console()
     for name, s in result["services"].items():
