@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal, NoReturn, Sequence, Union
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 # Bytes per stored weight; int4 packs two weights per byte.
-WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
+WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 # Bytes per activation element: int4 models keep 8-bit activations (W4A8), as deployed runtimes do.
-ACT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "int4": 1.0}
+ACT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 1.0}
 PRECISIONS = tuple(WEIGHT_BYTES)
 
 # Metadata of 2:4 sparsity: a 2-bit position index per kept value (NVIDIA Ampere sparse tensor cores).

@@ -50,9 +50,8 @@ def _services(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, 
     out = {}
     for name, t in rec.services.items():
         slo = scenario.services[name].slo
-        entry = _service_entry(t, slo.latency_ms, slo.percentile, window_s)
-        entry["by_site"] = {site: _service_entry(st, slo.latency_ms, slo.percentile, window_s)
-                            for site, st in t.by_site.items()}
+        entry = _entry(t, slo, window_s)
+        entry["by_site"] = {site: _entry(st, slo, window_s) for site, st in t.by_site.items()}
         payload = scenario.services[name].payload
         if payload is not None and payload.codec != "none":
             c = payload.model
@@ -65,11 +64,66 @@ def _services(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, 
     return out
 
 
-def _service_entry(t: ServiceTally, slo_ms: float, percentile: float, window_s: float) -> dict[str, Any]:
-    """Counts, latency percentiles (ms) and SLO attainment of one group of requests."""
+def _entry(t: ServiceTally, slo: Any, window_s: float) -> dict[str, Any]:
+    if t.llm is None:
+        return _service_entry(t, slo.latency_ms, slo.percentile, window_s)
+    return _llm_entry(t, slo, window_s)
+
+
+def _summary_ms(lat: Any) -> dict[str, Any]:
+    """Mean, percentiles and max of a latency summary (seconds) in milliseconds; None when empty."""
+    if not lat.count:
+        return {k: None for k in ("mean", *PERCENTILES, "max")}
+    qs = lat.quantiles(list(PERCENTILES.values()))
+    return {"mean": lat.mean * 1e3, **{k: q * 1e3 for k, q in zip(PERCENTILES, qs)}, "max": lat.max * 1e3}
+
+
+def _target(lat: Any, target: Any, attainment: float | None) -> dict[str, Any]:
+    at = lat.quantiles([target.percentile / 100])[0] * 1e3 if lat.count else None
+    return {"percentile": target.percentile, "latency_ms": target.latency_ms, "latency_at_percentile_ms": at,
+            "attainment": attainment, "met": attainment is not None and attainment >= target.percentile / 100}
+
+
+def _llm_entry(t: ServiceTally, slo: Any, window_s: float) -> dict[str, Any]:
+    """An LLM service's entry: the common counts and end-to-end latency, TTFT, TPOT, tokens, goodput.
+
+    A request meets the SLO when both its TTFT and its TPOT are within target (a one-token answer
+    has no TPOT and meets that part); dropped, failed and unfinished requests miss.
+    """
+    llm = t.llm
+    assert llm is not None
+    entry = _service_entry(t, slo.latency_ms, slo.percentile, window_s) if slo.latency_ms is not None else \
+        _service_entry(t, None, slo.percentile, window_s)
+    attainment = llm.met / t.arrived if t.arrived else None
+    ttft_within = llm.ttft_s.fraction_at_most(slo.ttft.latency_ms / 1e3) * llm.ttft_s.count if llm.ttft_s.count else 0
+    # TPOT: requests with one output token have none and meet it; the others by their measured TPOT.
+    single = t.completed - llm.tpot_s.count
+    tpot_within = single + (llm.tpot_s.fraction_at_most(slo.tpot.latency_ms / 1e3) * llm.tpot_s.count
+                            if llm.tpot_s.count else 0)
+    entry.update({
+        "ttft_ms": _summary_ms(llm.ttft_s),
+        "tpot_ms": _summary_ms(llm.tpot_s),
+        "output_tokens_per_s": llm.output_tokens / window_s,
+        "prompt_tokens_per_s": llm.prompt_tokens / window_s,
+        "goodput_rps": llm.met / window_s,
+        "preempted": llm.preempted,
+        "slo_attainment": attainment,
+        "ttft_slo": _target(llm.ttft_s, slo.ttft, round(ttft_within) / t.arrived if t.arrived else None),
+        "tpot_slo": _target(llm.tpot_s, slo.tpot, round(tpot_within) / t.arrived if t.arrived else None),
+    })
+    entry["slo"]["met"] = attainment is not None and entry["ttft_slo"]["met"] and entry["tpot_slo"]["met"] and \
+        (slo.latency_ms is None or entry["slo"]["met"])
+    return entry
+
+
+def _service_entry(t: ServiceTally, slo_ms: float | None, percentile: float, window_s: float) -> dict[str, Any]:
+    """Counts, latency percentiles (ms) and SLO attainment of one group of requests (no target: None)."""
     lat = t.latency_s
-    within = round(lat.fraction_at_most(slo_ms / 1e3) * lat.count) if lat.count else 0
-    attainment = within / t.arrived if t.arrived else None  # dropped, failed, unfinished requests miss
+    if slo_ms is None:
+        within = 0
+    else:
+        within = round(lat.fraction_at_most(slo_ms / 1e3) * lat.count) if lat.count else 0
+    attainment = within / t.arrived if t.arrived and slo_ms is not None else None  # dropped, failed, unfinished requests miss
     if lat.count:
         qs = lat.quantiles([*PERCENTILES.values(), percentile / 100])
         latency: dict[str, Any] = {"mean": lat.mean * 1e3, **{k: q * 1e3 for k, q in zip(PERCENTILES, qs)},
@@ -91,7 +145,8 @@ def _service_entry(t: ServiceTally, slo_ms: float, percentile: float, window_s: 
             "latency_ms": slo_ms,
             "latency_at_percentile_ms": at_pct,
             "met": attainment is not None and attainment >= percentile / 100,
-        },
+        } if slo_ms is not None else {"percentile": percentile, "latency_ms": None,
+                                       "latency_at_percentile_ms": at_pct, "met": None},
         "percentiles": "exact" if lat.exact else f"sketch, relative error <= {lat.relative_error:g}",
     }
 
@@ -113,7 +168,35 @@ def _pools(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, Any
             "throughput_rps": p.batched / window_s,
             "compute": {"source": p.compute_source, "detail": p.compute_detail, "basis": p.compute_basis},
         }
+        if p.llm is not None:
+            out[p.id].update(_llm_pool(scenario, p, window_s))
     return out
+
+
+def _llm_pool(scenario: Scenario, p: Any, window_s: float) -> dict[str, Any]:
+    """An LLM pool's scheduler figures: batches are iterations, mean_batch their sequences."""
+    t, line = p.llm, p.line
+    hw = scenario.hardware[line.hardware]
+    devices = line.count * t.tensor_parallel
+    busy = sum(p.busy_s)
+    usd = devices * hw.cost_per_hour * window_s / 3600
+    joules = sum(b * hw.power_w + (window_s - b) * hw.idle_power_w for b in p.busy_s) * t.tensor_parallel
+    return {
+        "tensor_parallel": t.tensor_parallel,
+        "devices": devices,
+        "iterations": p.batches,
+        "running_mean": t.running_s / (window_s * line.count),
+        "kv_cache_utilization": t.kv_block_s / (window_s * line.count * t.kv_blocks) if t.kv_blocks else None,
+        "kv_cache_tokens": t.kv_blocks * t.block_tokens,
+        "batch_tokens_mean": t.batch_tokens / p.batches if p.batches else None,
+        "output_tokens_per_s": t.output_tokens / window_s,
+        "preempted": t.preempted,
+        "too_long": t.too_long,
+        "usd_per_million_output_tokens": usd / t.output_tokens * 1e6 if t.output_tokens else None,
+        "joules_per_output_token": joules / t.output_tokens if t.output_tokens else None,
+        "utilization": busy / (window_s * line.count),  # the fraction of time its replicas iterate
+        "throughput_rps": t.finished / window_s,
+    }
 
 
 def node_ids(rec: SimRecord) -> list[tuple[str, str, float, float]]:
@@ -152,7 +235,7 @@ def _cost(scenario: Scenario, rec: SimRecord, window_s: float) -> dict[str, Any]
     by_hw: dict[str, float] = defaultdict(float)
     by_svc: dict[str, float] = defaultdict(float)
     for p in rec.pools:
-        usd_h = p.line.count * scenario.hardware[p.line.hardware].cost_per_hour
+        usd_h = p.line.count * p.line.tensor_parallel * scenario.hardware[p.line.hardware].cost_per_hour
         by_site[p.line.site] += usd_h
         by_hw[p.line.hardware] += usd_h
         by_svc[p.line.service] += usd_h
@@ -179,7 +262,8 @@ def _energy(scenario: Scenario, rec: SimRecord, window_s: float) -> tuple[float,
     by_svc: dict[str, float] = defaultdict(float)
     for p in rec.pools:
         hw = scenario.hardware[p.line.hardware]
-        joules = sum(b * hw.power_w + (window_s - b - d) * hw.idle_power_w for b, d in zip(p.busy_s, p.down_s))
+        joules = sum(b * hw.power_w + (window_s - b - d) * hw.idle_power_w
+                     for b, d in zip(p.busy_s, p.down_s)) * p.line.tensor_parallel  # each replica's devices
         kwh = joules / 3.6e6
         by_site[p.line.site] += kwh
         by_hw[p.line.hardware] += kwh
@@ -191,11 +275,20 @@ def _energy(scenario: Scenario, rec: SimRecord, window_s: float) -> tuple[float,
 def _timeseries(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
     """Utilisation per pool (averaged over its replicas) and per link direction, per time bin."""
     w = rec.bin_s
-    return {
+    out: dict[str, Any] = {
         "bin_s": w,
         "pools": {p.id: [b / (w * p.line.count) for b in p.bins_busy_s] for p in rec.pools},
         "links": {t.direction: [b / w for b in t.bins_busy_s] for t in rec.links},
     }
+    llm = [p for p in rec.pools if p.llm is not None]
+    if llm:  # per LLM pool, per bin: running sequences and KV use per replica, output tokens per second
+        out["llm_pools"] = {p.id: {
+            "running": [b / (w * p.line.count) for b in p.llm.bins_running_s],
+            "kv_cache_utilization": [b / (w * p.line.count * p.llm.kv_blocks) if p.llm.kv_blocks else None
+                                     for b in p.llm.bins_kv_block_s],
+            "output_tokens_per_s": [b / w for b in p.llm.bins_output_tokens],
+        } for p in llm}
+    return out
 
 
 def _round(v: Any) -> Any:

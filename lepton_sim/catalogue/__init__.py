@@ -17,7 +17,7 @@ HARDWARE_KEYS = ("kind", "peak_tflops", "memory_bandwidth_gbps", "memory_gb", "p
                  "idle_power_w", "cost_per_hour", "sparse_2_4", "sources")
 # Keys an entry has where they apply: on-chip memory (a datasheet figure) and the calibration file
 # its efficiency figures were fitted into (lepton_sim/catalogue/calibration/, see its README).
-OPTIONAL_KEYS = ("on_chip_mb", "calibration")
+OPTIONAL_KEYS = ("on_chip_mb", "calibration", "interconnect_gbps")
 
 
 @lru_cache(maxsize=1)

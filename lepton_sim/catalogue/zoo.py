@@ -1,7 +1,10 @@
 """Built-in model zoo: layer chains generated from each architecture's published structure.
 
 Each entry is a plain dict (validated later by the scenario schema) with the layer list, the
-request and response sizes, the compression variants with their accuracy and its source.
+request and response sizes, the compression variants with their accuracy and its source. The
+decoder-only LLMs (`kind: llm`) give their architecture instead of a layer list (their service
+time is token-level, `lepton_sim.servicetime.llm`) and the variants fp16, bf16, fp8, int8 (W8A8
+SmoothQuant) and int4-awq (weight-only AWQ W4A16).
 """
 from __future__ import annotations
 
@@ -228,12 +231,108 @@ def digits_mlp() -> dict[str, Any]:
     }
 
 
+# --- decoder-only LLMs (kind: llm), served token by token ------------------------------------
+
+_BF16_SAME = ("modelled: the fp16 figure ({}); bf16 and fp16 are both 16-bit formats the released "
+              "weights load into unchanged, and no separate figure is published")
+_NO_FIGURE = ("no published figure for this variant ({}) on this metric that can be cited; give your own. "
+              "For scale only, not applied here: TensorRT-LLM's quantisation blog measured Llama-2-70B MMLU "
+              "at {} of its fp16 score")
+_TRT_BLOG = ("NVIDIA TensorRT-LLM, docs/source/blogs/quantization-in-TRT-LLM.md ('Speed up inference with SOTA "
+             "quantization techniques in TRT-LLM'), Accuracy table, LLaMA-v2-70B: MMLU {}")
+# Llama-2-70B MMLU in the blog: FP16 69.1, FP8 68.5 (-0.87%), INT8-SQ 67.2 (-2.75%), INT4-AWQ 68.4 (-1.01%).
+_FOR_SCALE = {"fp8": "FP8 W8A8 (ModelOpt/TensorRT-LLM)", "int8": "SmoothQuant W8A8", "int4-awq": "AWQ W4A16, group 128"}
+_SCALE_LOSS = {"fp8": "0.9913 (FP8)", "int8": "0.9725 (INT8 SmoothQuant)", "int4-awq": "0.9899 (INT4 AWQ)"}
+
+
+def _llm_variants(fp16: float, fp16_source: str) -> dict[str, dict[str, Any]]:
+    """fp16 and bf16 at the published figure; fp8, int8 (W8A8) and int4-awq (W4A16) without one."""
+    return {
+        "fp16": _variant("fp16", fp16, fp16_source),
+        "bf16": _variant("bf16", fp16, _BF16_SAME.format(fp16_source)),
+        "fp8": _variant("fp8", None, _NO_FIGURE.format(_FOR_SCALE["fp8"], _SCALE_LOSS["fp8"])),
+        "int8": _variant("int8", None, _NO_FIGURE.format(_FOR_SCALE["int8"], _SCALE_LOSS["int8"])),
+        "int4-awq": _variant("int4", None, _NO_FIGURE.format(_FOR_SCALE["int4-awq"], _SCALE_LOSS["int4-awq"]),
+                             weight_only=True),
+    }
+
+
+def _llm(layers: int, hidden: int, heads: int, kv_heads: int, ffn: int, vocab: int, max_context: int,
+         variants: dict[str, dict[str, Any]], source: str, qkv_bias: bool = False,
+         sliding_window: int | None = None) -> dict[str, Any]:
+    return {"kind": "llm", "layers": layers, "hidden": hidden, "heads": heads, "kv_heads": kv_heads, "ffn": ffn,
+            "vocab": vocab, "ffn_kind": "swiglu", "qkv_bias": qkv_bias, "tied_embeddings": False,
+            "sliding_window": sliding_window, "max_context": max_context, "variants": variants, "source": source}
+
+
+def llama_2_7b() -> dict[str, Any]:
+    """Llama 2 7B (base): 32 blocks of multi-head attention and a SwiGLU FFN."""
+    return _llm(32, 4096, 32, 32, 11008, 32000, 4096, _llm_variants(
+        0.453, "Touvron et al. 2023, 'Llama 2: Open Foundation and Fine-Tuned Chat Models' (arXiv:2307.09288), "
+               "Table 3: MMLU 5-shot 45.3 for Llama 2 7B"),
+        "meta-llama/Llama-2-7b-hf config.json (Hugging Face): 32 layers, hidden 4096, 32 heads (no GQA), "
+        "intermediate 11008, vocab 32000, 4096 positions, untied embeddings; 6.74B parameters. Accuracy is MMLU 5-shot")
+
+
+def llama_3_8b() -> dict[str, Any]:
+    """Meta Llama 3 8B (base): grouped-query attention (8 KV heads), a 128K-token vocabulary."""
+    return _llm(32, 4096, 32, 8, 14336, 128256, 8192, _llm_variants(
+        0.666, "Meta Llama 3 model card (meta-llama/Meta-Llama-3-8B), base pretrained models: MMLU 5-shot 66.6 "
+               "for Llama 3 8B"),
+        "meta-llama/Meta-Llama-3-8B config.json (Hugging Face): 32 layers, hidden 4096, 32 heads / 8 KV heads, "
+        "intermediate 14336, vocab 128256, 8192 positions, untied embeddings; 8.03B parameters. Accuracy is MMLU "
+        "5-shot")
+
+
+def llama_2_70b() -> dict[str, Any]:
+    """Llama 2 70B (base): 80 blocks, grouped-query attention (8 KV heads)."""
+    paper = "the Llama 2 paper (Touvron et al. 2023, arXiv:2307.09288), Table 3, reports 68.9 with Meta's own harness"
+    fp16 = _TRT_BLOG.format(f"69.1 (the FP16 baseline; {paper})")
+    return _llm(80, 8192, 64, 8, 28672, 32000, 4096, {
+        "fp16": _variant("fp16", 0.691, fp16),
+        "bf16": _variant("bf16", 0.691, _BF16_SAME.format(fp16)),
+        "fp8": _variant("fp8", 0.685, _TRT_BLOG.format("68.5 after FP8 (W8A8) post-training quantisation, "
+                                                        "0.87% below its FP16 69.1")),
+        "int8": _variant("int8", 0.672, _TRT_BLOG.format("67.2 after INT8 SmoothQuant (W8A8), 2.75% below its "
+                                                          "FP16 69.1")),
+        "int4-awq": _variant("int4", 0.684, _TRT_BLOG.format("68.4 after INT4 AWQ (W4A16), 1.01% below its FP16 "
+                                                              "69.1"), weight_only=True),
+    }, "meta-llama/Llama-2-70b-hf config.json (Hugging Face): 80 layers, hidden 8192, 64 heads / 8 KV heads, "
+       "intermediate 28672, vocab 32000, 4096 positions, untied embeddings; 68.98B parameters. Accuracy is MMLU "
+       "5-shot, every variant from the same TensorRT-LLM evaluation")
+
+
+def mistral_7b() -> dict[str, Any]:
+    """Mistral 7B v0.1 (base): grouped-query attention (8 KV heads) over a 4,096-token sliding window."""
+    return _llm(32, 4096, 32, 8, 14336, 32000, 32768, _llm_variants(
+        0.601, "Jiang et al. 2023, 'Mistral 7B' (arXiv:2310.06825), Table 2: MMLU 5-shot 60.1% for Mistral 7B"),
+        "mistralai/Mistral-7B-v0.1 config.json (Hugging Face): 32 layers, hidden 4096, 32 heads / 8 KV heads, "
+        "intermediate 14336, vocab 32000, 32768 positions with a 4096-token sliding window, untied embeddings; "
+        "7.24B parameters. Accuracy is MMLU 5-shot", sliding_window=4096)
+
+
+def qwen2_7b() -> dict[str, Any]:
+    """Qwen2 7B (base): grouped-query attention (4 KV heads) with QKV bias, a 152K-token vocabulary."""
+    return _llm(28, 3584, 28, 4, 18944, 152064, 32768, _llm_variants(
+        0.703, "Yang et al. 2024, 'Qwen2 Technical Report' (arXiv:2407.10671), Table 4: MMLU 70.3 for Qwen2-7B "
+               "(base)"),
+        "Qwen/Qwen2-7B config.json (Hugging Face): 28 layers, hidden 3584, 28 heads / 4 KV heads, intermediate "
+        "18944, vocab 152064, bias on Q, K and V, untied embeddings; 7.62B parameters. max_context 32768: the "
+        "context the Qwen2 report says the base models were pre-trained to (longer contexts use YaRN, not "
+        "modelled). Accuracy is MMLU 5-shot", qkv_bias=True)
+
+
 _ZOO: dict[str, Callable[..., dict[str, Any]]] = {
     "resnet50": resnet50,
     "mobilenet-v2": mobilenet_v2,
     "bert-base": bert_base,
     "bert-large": bert_large,
     "digits-mlp": digits_mlp,
+    "llama-2-7b": llama_2_7b,
+    "llama-3-8b": llama_3_8b,
+    "llama-2-70b": llama_2_70b,
+    "mistral-7b": mistral_7b,
+    "qwen2-7b": qwen2_7b,
 }
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from lepton_sim.errors import ScenarioError
+from lepton_sim.scenario.schema import is_llm
 from lepton_sim.planner.baselines import Baseline, greedy_baseline, single_type_baselines
 from lepton_sim.planner.errors import Infeasible
 from lepton_sim.planner.measured import STATS, Stats
@@ -21,6 +23,11 @@ def plan(scenario: Scenario, options: PlanOptions = PlanOptions()) -> PlanResult
     baseline that beats a time-limited MILP incumbent (all are feasible under the same model) is
     returned instead, marked as such, with the gap against the MILP's bound.
     """
+    llm = [name for name, svc in scenario.services.items() if is_llm(scenario.models[svc.model])]
+    if llm:
+        raise ScenarioError(f"the planner does not plan LLM services yet ({', '.join(llm)}: kind: llm models); "
+                            f"simulate a deployment of them with `lepton-sim simulate`",
+                            path=f"services.{llm[0]}.model")
     before = replace(STATS)
     tell = Ticker(options.progress)
     problem = build_problem(scenario, options)

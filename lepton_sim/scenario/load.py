@@ -32,7 +32,7 @@ from lepton_sim.catalogue.zoo import zoo_model, zoo_names
 from lepton_sim.errors import ScenarioError
 from lepton_sim.layers import LayerShapeError, layer_costs
 from lepton_sim.profiles import Codec, codec_model, digits_variants, load_profile_cached, reference_profile_path
-from lepton_sim.scenario.schema import ModelSpec, Scenario, Trace
+from lepton_sim.scenario.schema import MODEL_TAG, LLMModelSpec, ModelSpec, Scenario, TokenTrace, Trace, is_llm
 from lepton_sim.servicetime import UnsupportedPrecision, batch_times, weight_bytes
 
 DEFAULT_SCENARIO = "default.yaml"
@@ -356,7 +356,7 @@ def _clean_loc(loc: tuple, raw: Any) -> tuple:
     out: list = []
     node = raw
     for part in loc:
-        if part == "[key]":
+        if part == "[key]" or part == MODEL_TAG:
             continue
         if isinstance(node, dict):
             if part in node:
@@ -567,11 +567,12 @@ def _variant_names(model: Any) -> list[str] | None:
     """A model entry's variant names (after `from:` is resolved), the schema's default when it sets none."""
     if not isinstance(model, dict):
         return None
-    variants = model.get("variants", _DEFAULT_VARIANTS)
+    variants = model.get("variants", _DEFAULT_LLM_VARIANTS if model.get("kind") == "llm" else _DEFAULT_VARIANTS)
     return [str(k) for k in variants] if isinstance(variants, dict) else None
 
 
 _DEFAULT_VARIANTS = ModelSpec.model_fields["variants"].get_default(call_default_factory=True)
+_DEFAULT_LLM_VARIANTS = LLMModelSpec.model_fields["variants"].get_default(call_default_factory=True)
 
 
 def _near(name: str, known: list[str]) -> str:
@@ -638,6 +639,8 @@ class _Checker:
 
     def check_models(self) -> None:
         for name, m in self.s.models.items():
+            if is_llm(m):
+                continue  # its shape is a handful of integers, checked by the schema
             if not self._shapes(m.layers, f"models.{name}.layers"):
                 self.misshapen.add((name, None))
             for vname, v in m.variants.items():
@@ -667,6 +670,11 @@ class _Checker:
     def check_services(self) -> None:
         for name, svc in self.s.services.items():
             path = f"services.{name}"
+            model = self.s.models.get(svc.model)
+            if model is not None:
+                self._check_kind(name, svc, model)
+            if svc.tokens is not None and svc.tokens.trace is not None:
+                svc.tokens.trace._pairs = self._read_token_trace(svc.tokens.trace, f"{path}.tokens.trace.file")
             if svc.payload is not None:
                 svc.payload._codec = self._codec(svc.payload, f"{path}.payload")
             for i, d in enumerate(svc.demand):
@@ -676,6 +684,53 @@ class _Checker:
                     self.fail(f"{dpath}.rate_rps", f"required for {kind} arrivals (the mean rate, requests per second)")
                 if isinstance(d.arrival, Trace):
                     d.arrival._times_s = self._read_trace(d.arrival, f"{dpath}.arrival.file")
+
+    def _check_kind(self, name: str, svc: Any, model: Any) -> None:
+        """An LLM service has tokens and token targets; any other service has neither."""
+        path = f"services.{name}"
+        if is_llm(model):
+            if svc.tokens is None:
+                self.fail(f"{path}.tokens", f"required: model {svc.model!r} is an LLM (kind: llm); give prompt and "
+                                            f"output token distributions, e.g. {{prompt: {{dist: fixed, n: 512}}, "
+                                            f"output: {{dist: fixed, n: 128}}}}, or a trace")
+            for key in ("ttft", "tpot"):
+                if getattr(svc.slo, key) is None:
+                    self.fail(f"{path}.slo.{key}", f"required for an LLM service: {{percentile: 99, latency_ms: ...}}")
+            for key, why in (("service_time", "its iteration times come from the model"),
+                             ("payload", "its requests are token ids"),
+                             ("max_queue", "admission waits for KV-cache blocks instead")):
+                if getattr(svc, key) is not None:
+                    self.fail(f"{path}.{key}", f"not for an LLM service ({why})")
+            if svc.batching.max_batch != 1 or svc.batching.max_wait_ms or svc.batching.unused_wait_ms:
+                self.fail(f"{path}.batching", "not for an LLM service: its replicas batch by iteration (scheduler:)")
+            self._check_budget(name, svc)
+        else:
+            if svc.slo.latency_ms is None:
+                self.fail(f"{path}.slo.latency_ms", "required key is missing")
+            for key in ("ttft", "tpot"):
+                if getattr(svc.slo, key) is not None:
+                    self.fail(f"{path}.slo.{key}", f"only for an LLM service (model {svc.model!r} is not kind: llm)")
+            for key in ("tokens", "scheduler"):
+                if getattr(svc, key) is not None:
+                    self.fail(f"{path}.{key}", f"only for an LLM service (model {svc.model!r} is not kind: llm)")
+
+    def _check_budget(self, name: str, svc: Any) -> None:
+        sched = svc.scheduler_or_default
+        if svc.tokens is None or sched.chunked_prefill:
+            return
+        longest, _ = svc.tokens.max_tokens()
+        if longest is None or longest > sched.max_batched_tokens:
+            said = "unbounded (give the distribution a max)" if longest is None else f"up to {longest}"
+            self.fail(f"services.{name}.scheduler.max_batched_tokens",
+                      f"{sched.max_batched_tokens} tokens per iteration, but prompts are {said} tokens and "
+                      f"chunked_prefill is off: a longer prompt could never be scheduled")
+
+    def _read_token_trace(self, trace: TokenTrace, path: str) -> tuple[tuple[int, int], ...]:
+        try:
+            return _token_pairs(trace, self._path(trace.file))
+        except _TraceProblem as exc:
+            self.fail(path, str(exc))
+            return ()
 
     def _codec(self, payload: Any, path: str) -> Codec | None:
         rel = payload.profile if payload.profile is not None else str(reference_profile_path())
@@ -697,6 +752,7 @@ class _Checker:
     def check_deployment(self) -> None:
         dep = self.s.deployment
         assert dep is not None
+        self._check_llm_failures()
         used: dict[tuple[str, str], int] = {}
         for i, r in enumerate(dep.replicas):
             path = f"deployment.replicas[{i}]"
@@ -709,6 +765,12 @@ class _Checker:
                 continue  # a reference problem, reported already
             assert svc is not None
             variant = model.variants[r.variant]
+            if is_llm(model):
+                self._check_llm_line(path, r, svc, model, variant, hw)
+                self._count_devices(used, path, r, r.count * r.tensor_parallel)
+                continue
+            if r.tensor_parallel != 1:
+                self.fail(f"{path}.tensor_parallel", f"only for LLM services (model {svc.model!r} is not kind: llm)")
             shaped = not {(svc.model, None), (svc.model, r.variant)} & self.misshapen  # else reported already
             try:
                 if shaped and svc.service_time is None and not (hw.profile and hw.measured is None):
@@ -718,12 +780,58 @@ class _Checker:
             need_gb = weight_bytes(model, variant) / 1e9 if shaped else 0.0
             if need_gb > hw.memory_gb:
                 self.fail(f"{path}.variant", f"{r.variant} of {svc.model} needs {need_gb:.2f} GB of weights; {r.hardware} has {hw.memory_gb:g} GB")
-            key = (r.site, r.hardware)
-            before = used.get(key, 0)
-            used[key] = before + r.count
-            cap = self.s.sites[r.site].capacity.get(r.hardware, 0)
-            if used[key] > cap and before <= cap:  # said once per (site, hardware), at the line that overflows
-                self.fail(f"{path}.count", f"site {r.site!r} holds {cap} of {r.hardware!r} (sites.{r.site}.capacity) but the deployment uses {used[key]}")
+            self._count_devices(used, path, r, r.count)
+
+    def _count_devices(self, used: dict[tuple[str, str], int], path: str, r: Any, n: int) -> None:
+        key = (r.site, r.hardware)
+        before = used.get(key, 0)
+        used[key] = before + n
+        cap = self.s.sites[r.site].capacity.get(r.hardware, 0)
+        if used[key] > cap and before <= cap:  # said once per (site, hardware), at the line that overflows
+            self.fail(f"{path}.count", f"site {r.site!r} holds {cap} of {r.hardware!r} (sites.{r.site}.capacity) but the deployment uses {used[key]}")
+
+    def _check_llm_failures(self) -> None:
+        """Failures are not modelled for LLM replicas, nor for links while LLM tokens may cross them."""
+        assert self.s.deployment is not None
+        llm_hw = {r.hardware for r in self.s.deployment.replicas
+                  if r.service in self.s.services and is_llm(self.s.models.get(self.s.services[r.service].model))}
+        if not llm_hw:
+            return
+        for name in self.s.failures:
+            if name in llm_hw or name not in self.s.hardware:
+                what = "LLM replicas" if name in llm_hw else "links in a scenario with LLM services"
+                self.fail(f"failures.{name}", f"failures of {what} are not simulated yet; remove this entry")
+
+    def _check_llm_line(self, path: str, r: Any, svc: Any, model: Any, variant: Any, hw: Any) -> None:
+        """Weights and the longest request's KV cache fit the replica's devices; the precision runs there."""
+        from lepton_sim.servicetime.llm import fit_problem, llm_replica_model
+
+        sched = svc.scheduler_or_default
+        max_tokens = sched.max_batched_tokens + sched.max_num_seqs
+        why = fit_problem(model, variant, hw, r.tensor_parallel, sched.gpu_memory_utilization, max_tokens=max_tokens,
+                          max_seqs=sched.max_num_seqs)
+        if why is not None:
+            self.fail(f"{path}.tensor_parallel" if "interconnect" in why or "divide" in why else f"{path}.variant", why)
+            return
+        try:
+            m = llm_replica_model(model, variant, hw, r.tensor_parallel, max_tokens, max_seqs=sched.max_num_seqs)
+        except UnsupportedPrecision as exc:
+            self.fail(f"{path}.variant", str(exc))
+            return
+        except ValueError as exc:
+            self.fail(f"{path}.tensor_parallel", str(exc))
+            return
+        cap = m.kv_capacity_tokens(hw.memory_gb, sched.gpu_memory_utilization)
+        blocks = cap // sched.block_tokens
+        if svc.tokens is None:
+            return
+        p, o = svc.tokens.max_tokens()
+        if p is not None and o is not None:
+            need = -(-(p + o) // sched.block_tokens)
+            if need > blocks:
+                self.fail(f"{path}.variant", f"the longest request ({p} prompt + {o} output tokens) needs {need} KV-cache "
+                                             f"blocks of {sched.block_tokens} tokens; {r.variant} on {r.tensor_parallel} x "
+                                             f"{r.hardware} leaves room for {blocks} after the weights")
 
     def _check_reachability(self) -> None:
         graph = nx.Graph()
@@ -751,7 +859,44 @@ class _Checker:
 
 
 class _TraceProblem(ValueError):
-    """Why a trace file cannot give arrival times."""
+    """Why a trace file cannot give arrival times (or token counts)."""
+
+
+def _column(rows: list[list[str]], col: str | int, p: Path) -> int:
+    if isinstance(col, int):
+        return col
+    if not rows or col not in rows[0]:
+        raise _TraceProblem(f"trace file {p} has no column {col!r} in its header")
+    return rows[0].index(col)
+
+
+def _token_pairs(trace: TokenTrace, p: Path) -> tuple[tuple[int, int], ...]:
+    """(prompt, output) token counts per row of a token trace: positive integers, at least one row."""
+    if not p.is_file():
+        raise _TraceProblem(f"trace file not found: {p}")
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _TraceProblem(f"cannot read trace file {p}: {exc}") from None
+    named = isinstance(trace.prompt_column, str) or isinstance(trace.output_column, str)
+    pc, oc = _column(rows, trace.prompt_column, p), _column(rows, trace.output_column, p)
+    pairs: list[tuple[int, int]] = []
+    for n, row in enumerate(rows[1 if named else 0:], start=2 if named else 1):
+        if not row or not "".join(row).strip():
+            continue
+        try:
+            pair = (int(row[pc]), int(row[oc]))
+        except (IndexError, ValueError):
+            if n == 1:
+                continue  # a header line
+            raise _TraceProblem(f"trace file {p} line {n}: expected whole token counts in columns {pc} and {oc}") from None
+        if min(pair) < 1:
+            raise _TraceProblem(f"trace file {p} line {n}: token counts must be at least 1")
+        pairs.append(pair)
+    if not pairs:
+        raise _TraceProblem(f"trace file {p} holds no token counts")
+    return tuple(pairs)
 
 
 def _trace_times(trace: Trace, p: Path) -> tuple[float, ...]:

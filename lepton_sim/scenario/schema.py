@@ -9,12 +9,12 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
 
 from lepton_sim.layers import Layer
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$", max_length=64)]
-Precision = Literal["fp32", "fp16", "bf16", "int8", "int4"]
+Precision = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -67,6 +67,9 @@ class HardwareSpec(Strict):
     compute_efficiency: Fraction | dict[Precision, Fraction] | None = None
     memory_efficiency: Fraction | None = None
     kernel_overhead_us: NonNegFloat | None = None
+    # Device-to-device bandwidth inside one node (NVLink, PCIe), gigaBYTES per second per direction:
+    # the per-layer all-reduce of a tensor-parallel LLM replica crosses it.
+    interconnect_gbps: PositiveFloat | None = None
     on_chip_mb: NonNegFloat | None = None  # on-chip cache/SRAM: activations between layers, weights between batches while they fit
     profile: str | None = None  # a measured kernel profile (path relative to the scenario file)
     # A file written by `lepton-sim calibrate`; the loader has already applied its fitted figures.
@@ -142,6 +145,82 @@ class ModelSpec(Strict):
     variants: dict[Name, Variant] = Field(default_factory=lambda: {"fp32": Variant()})
     source: str | None = None
     name: str = Field(default="", exclude=True)
+
+
+class LLMVariant(Strict):
+    """A precision of a decoder-only LLM: weights (and, unless `weight_only`, the math) at `precision`.
+
+    `weight_only` stores the weights at `precision` and dequantises them to fp16 for the math
+    (AWQ/GPTQ W4A16); otherwise the math runs at `precision` (fp8, SmoothQuant int8 W8A8). The KV
+    cache is kept at `kv_precision` (default: fp8 for fp8 variants, fp32 for fp32, else fp16).
+    """
+
+    precision: Precision = "fp16"
+    weight_only: bool = False
+    kv_precision: Precision | None = None
+    accuracy: Annotated[float, Field(ge=0, le=1)] | None = None
+    accuracy_source: str | None = None
+    # What the non-LLM code paths read of a variant: an LLM variant has neither.
+    sparsity: None = Field(default=None, exclude=True)
+    layers: None = Field(default=None, exclude=True)
+
+
+PosInt = Annotated[int, Field(ge=1)]
+
+
+class LLMModelSpec(Strict):
+    """A decoder-only transformer served token by token (`kind: llm`): Llama-style blocks of
+    grouped-query attention and a gated (SwiGLU) or plain (GELU) FFN."""
+
+    kind: Literal["llm"]
+    layers: PosInt  # decoder blocks
+    hidden: PosInt
+    heads: PosInt
+    kv_heads: PosInt | None = None  # grouped-query attention; default: heads (multi-head)
+    head_dim: PosInt | None = None  # default: hidden // heads
+    ffn: PosInt
+    vocab: PosInt
+    ffn_kind: Literal["swiglu", "gelu"] = "swiglu"  # three FFN matrices, or two
+    qkv_bias: bool = False
+    tied_embeddings: bool = False
+    sliding_window: PosInt | None = None
+    max_context: PosInt | None = None
+    token_bytes: PosInt = 4  # bytes per token id on the wire, each way
+    variants: dict[Name, LLMVariant] = Field(default_factory=lambda: {"fp16": LLMVariant()})
+    source: str | None = None
+    name: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> LLMModelSpec:
+        kv = self.kv_heads if self.kv_heads is not None else self.heads
+        if self.heads % kv:
+            raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({kv})")
+        if self.head_dim is None and self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) is not a multiple of heads ({self.heads}); give head_dim")
+        return self
+
+    @property
+    def n_kv_heads(self) -> int:
+        return self.kv_heads if self.kv_heads is not None else self.heads
+
+    @property
+    def dim_per_head(self) -> int:
+        return self.head_dim if self.head_dim is not None else self.hidden // self.heads
+
+
+def _model_tag(v: Any) -> str:
+    kind = v.get("kind") if isinstance(v, dict) else getattr(v, "kind", None)
+    return "llm" if kind == "llm" else MODEL_TAG
+
+
+MODEL_TAG = "layered"  # the union tag of a layer-list model: never a key in the file
+AnyModel = Annotated[Union[Annotated[ModelSpec, Tag(MODEL_TAG)], Annotated[LLMModelSpec, Tag("llm")]],
+                     Discriminator(_model_tag)]
+
+
+def is_llm(model: Any) -> bool:
+    """Whether a model entry is a token-level LLM (`kind: llm`)."""
+    return isinstance(model, LLMModelSpec)
 
 
 # --- services ------------------------------------------------------------------------------
@@ -252,9 +331,21 @@ class Lognormal(Strict):
 ServiceTime = Annotated[Union[Exponential, Deterministic, Lognormal], Field(discriminator="dist")]
 
 
-class SLO(Strict):
+class TokenSLO(Strict):
+    """An LLM target: `percentile` of requests within `latency_ms` (time to first token, or per output token)."""
+
     percentile: Annotated[float, Field(gt=0, lt=100)] = 99.0
     latency_ms: PositiveFloat
+
+
+class SLO(Strict):
+    """`percentile` of requests within `latency_ms` end to end; an LLM service sets `ttft` and `tpot`
+    instead (and `latency_ms` only if it also has an end-to-end target)."""
+
+    percentile: Annotated[float, Field(gt=0, lt=100)] = 99.0
+    latency_ms: PositiveFloat | None = None
+    ttft: TokenSLO | None = None  # time to first token, from creation at the demand site to its arrival back
+    tpot: TokenSLO | None = None  # time per output token after the first, per request
 
 
 class Batching(Strict):
@@ -304,6 +395,109 @@ class Payload(Strict):
         return self._codec
 
 
+class FixedTokens(Strict):
+    dist: Literal["fixed"]
+    n: PosInt
+
+
+class UniformTokens(Strict):
+    """Integers uniform on [low, high]."""
+
+    dist: Literal["uniform"]
+    low: PosInt
+    high: PosInt
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformTokens:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) exceeds high ({self.high})")
+        return self
+
+
+class LognormalTokens(Strict):
+    """Lognormal with this mean and coefficient of variation, rounded, clipped to [min, max]."""
+
+    dist: Literal["lognormal"]
+    mean: PositiveFloat
+    cv: PositiveFloat
+    max: PosInt | None = None
+    min: PosInt = 1
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LognormalTokens:
+        if self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) exceeds max ({self.max})")
+        return self
+
+
+TokenDist = Annotated[Union[FixedTokens, UniformTokens, LognormalTokens], Field(discriminator="dist")]
+
+
+class TokenTrace(Strict):
+    """Prompt and output token counts per request from a CSV file (relative to the scenario file),
+    replayed in file order, from the start again after the last row."""
+
+    file: str
+    prompt_column: str | int = "prompt_tokens"
+    output_column: str | int = "output_tokens"
+    _pairs: tuple[tuple[int, int], ...] = PrivateAttr(default=())  # read by the loader
+
+    @property
+    def pairs(self) -> tuple[tuple[int, int], ...]:
+        return self._pairs
+
+
+class Tokens(Strict):
+    """An LLM service's request sizes: prompt and output tokens from distributions, or a trace."""
+
+    prompt: TokenDist | None = None
+    output: TokenDist | None = None
+    trace: TokenTrace | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Tokens:
+        if self.trace is not None and (self.prompt is not None or self.output is not None):
+            raise ValueError("give either trace or prompt and output, not both")
+        if self.trace is None and (self.prompt is None or self.output is None):
+            raise ValueError("give prompt and output (token distributions), or a trace")
+        return self
+
+    def max_tokens(self) -> tuple[int | None, int | None]:
+        """The largest prompt and output a request can have (None: unbounded)."""
+        if self.trace is not None:
+            pairs = self.trace.pairs
+            return (max(p for p, _ in pairs), max(o for _, o in pairs)) if pairs else (None, None)
+        return _dist_max(self.prompt), _dist_max(self.output)
+
+
+def _dist_max(d: Any) -> int | None:
+    if isinstance(d, FixedTokens):
+        return d.n
+    if isinstance(d, UniformTokens):
+        return d.high
+    return d.max
+
+
+class Scheduler(Strict):
+    """Iteration-level continuous batching on each replica of an LLM pool (vLLM-style).
+
+    Each iteration serves every running sequence's next token plus waiting prompts admitted in FIFO
+    order, within `max_num_seqs` sequences and `max_batched_tokens` tokens; with `chunked_prefill`
+    a prompt is split across iterations to fill the token budget. The KV cache is paged in blocks
+    of `block_tokens` in the memory left after the weights (`gpu_memory_utilization` of the
+    devices' memory, vLLM's default 0.9). Requests go to the replica with the fewest outstanding
+    tokens (`least-tokens`) or the most free KV cache (`least-kv`).
+    """
+
+    kind: Literal["continuous"] = "continuous"
+    max_num_seqs: Annotated[int, Field(ge=1, le=65536)] = 256
+    max_batched_tokens: Annotated[int, Field(ge=1, le=1048576)] = 8192
+    chunked_prefill: bool = True
+    block_tokens: Annotated[int, Field(ge=1, le=4096)] = 16
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
+    replica_routing: Literal["least-tokens", "least-kv"] = "least-tokens"
+
+
 class Service(Strict):
     """A model served under a latency target, an accuracy floor and a batching policy."""
 
@@ -316,6 +510,12 @@ class Service(Strict):
     service_time: ServiceTime | None = None  # one draw per batch, replacing the compute model
     payload: Payload | None = None
     max_queue: Annotated[int, Field(ge=1)] | None = None  # per pool; arrivals beyond it are dropped
+    tokens: Tokens | None = None  # an LLM service's prompt and output tokens (required for kind: llm models)
+    scheduler: Scheduler | None = None  # an LLM service's continuous batching (default: Scheduler())
+
+    @property
+    def scheduler_or_default(self) -> Scheduler:
+        return self.scheduler if self.scheduler is not None else Scheduler()
 
 
 # --- deployment ----------------------------------------------------------------------------
@@ -329,6 +529,7 @@ class Replicas(Strict):
     hardware: Name
     variant: Name
     count: Annotated[int, Field(ge=1)]
+    tensor_parallel: Annotated[int, Field(ge=1, le=64)] = 1  # devices per replica (LLM services)
     weights: dict[Name, Annotated[float, Field(ge=0, le=1)]] | None = None  # demand site -> fraction (weighted routing)
 
 
@@ -367,7 +568,7 @@ class Scenario(Strict):
     hardware: dict[Name, HardwareSpec] = Field(min_length=1)
     sites: dict[Name, Site] = Field(min_length=1)
     links: list[Link] = Field(default_factory=list)
-    models: dict[Name, ModelSpec] = Field(min_length=1)
+    models: dict[Name, AnyModel] = Field(min_length=1)
     services: dict[Name, Service] = Field(min_length=1)
     deployment: Deployment | None = None
     failures: dict[str, Failure] = Field(default_factory=dict)  # hardware type or link "a--b"

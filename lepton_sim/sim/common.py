@@ -13,7 +13,7 @@ EPS_S = 1e-9  # float slack when comparing event times (1 ns)
 class Request:
     """One inference request in flight (mutable, engine-internal)."""
 
-    __slots__ = ("created", "svc", "counted", "pool", "path", "hop", "bits", "then", "back", "t_enq", "epoch")
+    __slots__ = ("created", "svc", "counted", "pool", "path", "hop", "bits", "then", "back", "t_enq", "epoch", "llm")
 
     def __init__(self, created: float, svc: DemandState, counted: bool) -> None:
         self.created = created

@@ -16,6 +16,18 @@ A request's life, and so its latency, is computed here, in this order:
 4. `_respond`   the response (`output_bytes`) crosses the same links back.
 5. `_complete`  latency = arrival back at the demand site - creation.
 
+An LLM request (a service whose model is `kind: llm`) draws its prompt and output tokens at
+`_arrive` (`tokens.TokenSource`) and sends `prompt x token_bytes` bytes. Its pool is an
+`llm.LLMPool`: the replica with the fewest outstanding tokens queues it, and continuous batching
+runs it iteration by iteration (each iteration's time from `lepton_sim.servicetime.llm`: GEMMs,
+attention over the KV cache, tensor-parallel all-reduces). Then:
+
+6. `_first_token`  the iteration that completes its prompt samples the first token, which crosses
+                   the links back at once; `_first_back`: TTFT = its arrival - creation.
+7. `_llm_done`     the iteration that samples the last token sends the rest of the output back;
+                   `_complete` then gives the end-to-end latency and `_tokens_done` the TPOT =
+                   (last token back - first token back) / (output tokens - 1).
+
 Failures (`failures.py`) take replicas and links down and up; see `replica_down` and `link_down`.
 
 Everything is callbacks on SimPy timeouts (no process per request), which keeps the event count
@@ -33,30 +45,46 @@ import numpy as np
 import simpy
 
 from lepton_sim.network import Route, Topology, link_id
-from lepton_sim.scenario.schema import Deterministic, Exponential, Lognormal, Replicas, Scenario, Service
+from lepton_sim.scenario.schema import Deterministic, Exponential, Lognormal, Replicas, Scenario, Service, is_llm
 from lepton_sim.servicetime import BatchTimes, batch_times
 from lepton_sim.sim.arrivals import arrival_times
 from lepton_sim.sim.common import Request, Window
 from lepton_sim.sim.failures import start_failures
+from lepton_sim.sim.llm import LLMPool, Seq
 from lepton_sim.sim.links import FairLinkDir, LinkDir
 from lepton_sim.sim.pools import Pool
-from lepton_sim.sim.record import LinkTally, PoolTally, ServiceTally, SimRecord
+from lepton_sim.sim.record import LinkTally, LLMPoolTally, LLMServiceTally, PoolTally, ServiceTally, SimRecord
 from lepton_sim.sim.routing import Candidate, Router
 from lepton_sim.sim.streams import Sampler, Uniforms, stream
+from lepton_sim.sim.tokens import TokenSource
 from lepton_sim.sketch import LatencySummary
 
 FLUSH = 65536  # latencies buffered per demand site before they are folded into the summary
 
 BatchTimesFn = Callable[..., BatchTimes]
+AnyPool = Pool | LLMPool
 
 
 class DemandState:
     """Per (service, demand site) constants and tallies: requests are counted where they are created."""
 
-    def __init__(self, service: str, site: str, svc: Service, in_bytes: int, out_bytes: int) -> None:
+    def __init__(self, service: str, site: str, svc: Service, in_bytes: int, out_bytes: int,
+                 tokens: TokenSource | None = None, token_bytes: int = 4) -> None:
         self.service, self.site, self.spec = service, site, svc
-        self.summary = LatencySummary(thresholds=[svc.slo.latency_ms / 1e3])
+        self.summary = LatencySummary(thresholds=_thresholds(svc))
         self.buf: list[float] = []
+        # An LLM service: each request draws its prompt and output tokens; its bytes follow them.
+        self.tokens = tokens
+        if tokens is not None:
+            self.token_bits = token_bytes * 8.0
+            slo = svc.slo
+            assert slo.ttft is not None and slo.tpot is not None
+            self.ttft_target, self.tpot_target = slo.ttft.latency_ms / 1e3, slo.tpot.latency_ms / 1e3
+            self.ttft = LatencySummary(thresholds=[self.ttft_target])
+            self.tpot = LatencySummary(thresholds=[self.tpot_target])
+            self.ttft_buf: list[float] = []
+            self.tpot_buf: list[float] = []
+            self.met = self.prompt_tokens = self.output_tokens = self.preempted = 0
         self.in_bits = in_bytes * 8.0
         self.out_bits = out_bytes * 8.0
         codec = svc.payload.model if svc.payload is not None and svc.payload.codec != "none" else None
@@ -71,6 +99,20 @@ class DemandState:
         if self.buf:
             self.summary.add_many(np.asarray(self.buf))
             self.buf.clear()
+        if self.tokens is not None:
+            for buf, summary in ((self.ttft_buf, self.ttft), (self.tpot_buf, self.tpot)):
+                if buf:
+                    summary.add_many(np.asarray(buf))
+                    buf.clear()
+
+    def llm_tally(self) -> LLMServiceTally | None:
+        if self.tokens is None:
+            return None
+        return LLMServiceTally(self.ttft, self.tpot, self.met, self.prompt_tokens, self.output_tokens, self.preempted)
+
+
+def _thresholds(svc: Service) -> list[float]:
+    return [] if svc.slo.latency_ms is None else [svc.slo.latency_ms / 1e3]
 
 
 class Simulation:
@@ -90,8 +132,14 @@ class Simulation:
         self.demands: dict[tuple[str, str], DemandState] = {}
         for name, svc in scenario.services.items():
             model = scenario.models[svc.model]
-            for d in svc.demand:
-                if (name, d.site) not in self.demands:
+            for d_i, d in enumerate(svc.demand):
+                if (name, d.site) in self.demands:
+                    continue
+                if is_llm(model):
+                    assert svc.tokens is not None
+                    tokens = TokenSource(svc.tokens, stream(self.seed, f"tokens/{name}/{d_i}"))
+                    self.demands[(name, d.site)] = DemandState(name, d.site, svc, 0, 0, tokens, model.token_bytes)
+                else:
                     self.demands[(name, d.site)] = DemandState(name, d.site, svc, model.input_bytes, model.output_bytes)
         self.topology = Topology(scenario)
         self.linkdirs: dict[tuple[int, str], LinkDir] = {}
@@ -114,9 +162,19 @@ class Simulation:
 
     # --- construction ---------------------------------------------------------------------
 
-    def _make_pool(self, i: int, line: Replicas, batch_times_fn: BatchTimesFn) -> Pool:
+    def _make_pool(self, i: int, line: Replicas, batch_times_fn: BatchTimesFn) -> AnyPool:
         svc = self.scenario.services[line.service]
         model = self.scenario.models[svc.model]
+        if is_llm(model):
+            # Imported here: only scenarios with LLM services need the token-level service-time model.
+            from lepton_sim.servicetime.llm import llm_replica_model
+
+            sched = svc.scheduler_or_default
+            hw = self.scenario.hardware[line.hardware]
+            m = llm_replica_model(model, model.variants[line.variant], hw, line.tensor_parallel,
+                                  sched.max_batched_tokens + sched.max_num_seqs, max_seqs=sched.max_num_seqs)
+            return LLMPool(self, i, line, svc, m, m.kv_capacity_tokens(hw.memory_gb, sched.gpu_memory_utilization),
+                           model.sliding_window)
         b = svc.batching
         if svc.service_time is not None:
             draw = _sampler(svc, stream(self.seed, f"service/{i}/{line.service}@{line.site}/{line.hardware}"))
@@ -129,7 +187,7 @@ class Simulation:
     def _dirs(self, route: Route) -> tuple[LinkDir, ...]:
         return tuple(self.linkdirs[(h.link_index, h.src)] for h in route.hops)
 
-    def _candidate(self, site: str, pool: Pool, down: frozenset[int]) -> Candidate | None:
+    def _candidate(self, site: str, pool: AnyPool, down: frozenset[int]) -> Candidate | None:
         route = self.topology.route(site, pool.line.site, down)
         if route is None:
             return None
@@ -182,7 +240,11 @@ class Simulation:
             c.pool.outstanding += 1
             req.pool = c.pool
             req.back = c.back
-            if state.codec is not None and c.there:
+            if state.tokens is not None:
+                prompt, output = state.tokens()
+                req.llm = Seq(req, prompt, output)
+                self._send(req, c.there, prompt * state.token_bits, c.pool.enqueue)
+            elif state.codec is not None and c.there:
                 req.path = c.there  # compress first, then send the smaller payload
                 ev = self.env.timeout(state.compress_s, req)
                 ev.callbacks.append(self._compressed)
@@ -231,8 +293,49 @@ class Simulation:
             state.completed += 1
             state.live -= 1
             state.buf.append(self.env.now - req.created)  # the request's end-to-end latency
+            if state.tokens is not None:
+                self._tokens_done(state, req.llm)
             if len(state.buf) >= FLUSH:
                 state.flush()
+
+    def _tokens_done(self, state: DemandState, seq: Seq) -> None:
+        """An LLM request is back whole: its time per output token, and whether it met both targets."""
+        now = self.env.now
+        ttft = seq.t_first_back - seq.req.created
+        tpot = 0.0
+        if seq.output > 1:
+            tpot = (now - seq.t_first_back) / (seq.output - 1)
+            state.tpot_buf.append(tpot)
+        if ttft <= state.ttft_target and tpot <= state.tpot_target:
+            state.met += 1
+        state.prompt_tokens += seq.prompt
+        state.output_tokens += seq.output
+
+    # --- an LLM request's tokens ----------------------------------------------------------
+
+    def _first_token(self, req: Request) -> None:
+        """The replica sampled the request's first token: it goes back to the demand site at once."""
+        msg = Request(req.created, req.svc, req.counted)
+        msg.llm = req.llm
+        self._send(msg, req.back, req.svc.token_bits, self._first_back)
+
+    def _first_back(self, msg: Request) -> None:
+        seq: Seq = msg.llm
+        seq.t_first_back = self.env.now
+        if msg.counted:
+            msg.svc.ttft_buf.append(self.env.now - msg.created)  # the request's time to first token
+        if seq.output == 1:
+            self._complete(seq.req)  # its only token
+
+    def _llm_done(self, req: Request) -> None:
+        """The replica sampled the request's last token: the rest of the output goes back."""
+        seq: Seq = req.llm
+        if seq.output > 1:
+            self._send(req, req.back, (seq.output - 1) * req.svc.token_bits, self._complete)
+
+    def _preempted(self, req: Request) -> None:
+        if req.counted:
+            req.svc.preempted += 1
 
     def _drop(self, req: Request) -> None:
         if req.counted:
@@ -333,28 +436,17 @@ class Simulation:
         services = {}
         for name, svc in self.scenario.services.items():
             by_site = {
-                site: ServiceTally(d.arrived, d.completed, d.dropped, d.failed, d.live, d.summary)
+                site: ServiceTally(d.arrived, d.completed, d.dropped, d.failed, d.live, d.summary, llm=d.llm_tally())
                 for (n, site), d in self.demands.items() if n == name
             }
-            total = LatencySummary(thresholds=[svc.slo.latency_ms / 1e3])
+            total = LatencySummary(thresholds=_thresholds(svc))
             for t in by_site.values():
                 total.merge(t.latency_s)
             services[name] = ServiceTally(
                 *(sum(getattr(t, f) for t in by_site.values()) for f in ("arrived", "completed", "dropped", "failed", "in_flight")),
-                total, by_site,
+                total, by_site, llm=_merged_llm(svc, by_site.values()),
             )
-        pools = [
-            PoolTally(
-                id=p.id, line=p.line, busy_s=tuple(p.busy), down_s=tuple(p.down_s), bins_busy_s=tuple(p.bins),
-                batches=p.batches, batched=p.batched, failures=p.failures, retried=p.retried,
-                compute_source="service_time override" if p.batch_times is None else p.batch_times.source,
-                compute_detail=_override_detail(self.scenario.services[p.line.service])
-                if p.batch_times is None else p.batch_times.detail,
-                compute_basis="the service's service_time override (no hardware model)"
-                if p.batch_times is None else p.batch_times.basis,
-            )
-            for p in self.pools
-        ]
+        pools = [_pool_tally(p, self.scenario.services[p.line.service]) for p in self.pools]
         links = [
             LinkTally(id=link_id(self.scenario.links[i]), direction=d.id, link_index=i, busy_s=d.busy,
                       bytes=d.bytes, transfers=d.transfers, bins_busy_s=tuple(d.bins),
@@ -366,6 +458,38 @@ class Simulation:
             end_s=end, bin_s=self.window.bin_w, services=services, pools=tuple(pools), links=tuple(links),
             events=self.events, created=self.created, wall_s=wall_s,
         )
+
+
+def _merged_llm(svc: Service, sites: Any) -> LLMServiceTally | None:
+    """An LLM service's tallies over all its demand sites."""
+    parts = [t.llm for t in sites if t.llm is not None]
+    if not parts:
+        return None
+    ttft = LatencySummary(thresholds=[svc.slo.ttft.latency_ms / 1e3])  # type: ignore[union-attr]
+    tpot = LatencySummary(thresholds=[svc.slo.tpot.latency_ms / 1e3])  # type: ignore[union-attr]
+    for t in parts:
+        ttft.merge(t.ttft_s)
+        tpot.merge(t.tpot_s)
+    return LLMServiceTally(ttft, tpot, *(sum(getattr(t, f) for t in parts)
+                                         for f in ("met", "prompt_tokens", "output_tokens", "preempted")))
+
+
+def _pool_tally(p: AnyPool, svc: Service) -> PoolTally:
+    common = dict(id=p.id, line=p.line, busy_s=tuple(p.busy), down_s=tuple(p.down_s), bins_busy_s=tuple(p.bins),
+                  batches=p.batches, batched=p.batched, failures=p.failures, retried=p.retried)
+    if isinstance(p, LLMPool):
+        m = p.model
+        llm = LLMPoolTally(
+            tensor_parallel=p.line.tensor_parallel, kv_blocks=p.total_blocks, block_tokens=p.block_tokens,
+            batch_tokens=p.batch_tokens, running_s=p.running_s, kv_block_s=p.kv_block_s, preempted=p.preempted,
+            output_tokens=p.output_tokens, finished=p.finished, too_long=p.too_long, bins_running_s=tuple(p.run_bins),
+            bins_kv_block_s=tuple(p.kv_bins), bins_output_tokens=tuple(p.tok_bins))
+        return PoolTally(**common, compute_source=m.source, compute_detail=m.detail, compute_basis=m.basis, llm=llm)
+    if p.batch_times is None:
+        return PoolTally(**common, compute_source="service_time override", compute_detail=_override_detail(svc),
+                         compute_basis="the service's service_time override (no hardware model)")
+    return PoolTally(**common, compute_source=p.batch_times.source, compute_detail=p.batch_times.detail,
+                     compute_basis=p.batch_times.basis)
 
 
 def _sampler(svc: Service, rng: np.random.Generator) -> Sampler:

@@ -24,6 +24,19 @@ class ServiceTally:
     in_flight: int
     latency_s: LatencySummary
     by_site: Mapping[str, ServiceTally] = field(default_factory=dict)  # per demand site
+    llm: LLMServiceTally | None = None  # an LLM service's token-level tallies
+
+
+@dataclass(frozen=True)
+class LLMServiceTally:
+    """Token-level tallies of an LLM service's requests created after the warm-up (seconds)."""
+
+    ttft_s: LatencySummary  # creation to the first token's arrival back, per request that got one
+    tpot_s: LatencySummary  # (last token back - first token back) / (output tokens - 1), per completed request with 2+
+    met: int  # completed with TTFT and TPOT both within target
+    prompt_tokens: int  # of completed requests
+    output_tokens: int  # of completed requests
+    preempted: int  # preemptions (a request preempted twice counts twice)
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,26 @@ class PoolTally:
     compute_source: str  # "roofline", "measured" or "service_time override"
     compute_detail: str
     compute_basis: str  # what the hardware type's figures rest on (datasheet, calibrated, measured here)
+    llm: LLMPoolTally | None = None  # an LLM pool's scheduler tallies (then batches are iterations)
+
+
+@dataclass(frozen=True)
+class LLMPoolTally:
+    """An LLM pool's iterations, KV cache and tokens inside the measured window, summed over replicas."""
+
+    tensor_parallel: int
+    kv_blocks: int  # per replica
+    block_tokens: int
+    batch_tokens: int  # tokens processed by the iterations started in the window
+    running_s: float  # running sequences x seconds
+    kv_block_s: float  # KV blocks in use x seconds
+    preempted: int
+    output_tokens: int  # sampled inside the window
+    finished: int  # requests whose last token was sampled inside the window
+    too_long: int  # requests dropped because they could never fit a replica's KV cache
+    bins_running_s: tuple[float, ...]  # running sequences x seconds per time bin over [0, duration]
+    bins_kv_block_s: tuple[float, ...]
+    bins_output_tokens: tuple[float, ...]
 
 
 @dataclass(frozen=True)

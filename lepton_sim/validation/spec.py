@@ -14,7 +14,7 @@ from typing import Any
 from lepton_sim.catalogue import THIS_MACHINE
 from lepton_sim.errors import ScenarioError
 from lepton_sim.network import Route, Topology
-from lepton_sim.scenario.schema import Scenario
+from lepton_sim.scenario.schema import Scenario, is_llm
 from lepton_sim.sim.arrivals import arrival_times
 from lepton_sim.sim.streams import stream
 
@@ -124,10 +124,13 @@ def run_spec(scenario: Scenario, raw: dict[str, Any], file: str, seed: int | Non
             fail(f"hardware.{line.hardware}", f"validate serves on this machine only, and {line.hardware!r} is "
                  f"{'from ' + repr(origin) if origin else 'defined inline'}; use `{{from: {THIS_MACHINE}}}`")
         svc = scenario.services[line.service]
+        model = scenario.models[svc.model]
+        if is_llm(model):
+            fail(f"services.{line.service}.model", "validate does not serve LLM services (kind: llm) for real yet")
+            continue
         if svc.service_time is not None:
             fail(f"services.{line.service}.service_time",
                  "validate runs the model's real forward pass; remove the `service_time` override")
-        model = scenario.models[svc.model]
         variant = model.variants[line.variant]
         layers = layer_dicts(variant.layers or model.layers)
         try:

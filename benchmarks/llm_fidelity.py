@@ -1,0 +1,87 @@
+"""LLM iteration times against published results, and what they come to at decode.
+
+1. First-token latency of Llama-2-7B at batch 1 against TensorRT-LLM v0.6.1's published figures
+   (docs/source/performance.md: H100 SXM FP8 7 ms for a 128-token prompt and 36 ms for 2,048; A100
+   FP16 16 ms and 133 ms), as shipped (calibrated to MLPerf ResNet-50, never to an LLM) and with
+   datasheet figures only (the kind's modelled efficiencies). A ratio is simulated over published:
+   below 1 the model is faster than the published run. First-token latency is one prefill
+   iteration: seconds(tokens=P, samples=1, attn_pairs=P(P+1)/2, kv_tokens=P).
+2. Decode: time per output token and tokens/s of Llama-2-7B with 1,024 tokens of context at batch
+   1, 8 and 64 (one iteration of B tokens, B samples, B x 1,025 pairs and cached tokens read), on
+   the H100, A100 and L4, for each variant the device runs.
+3. The kernel breakdown of those iterations (seconds per kernel group).
+
+Run:
+    python benchmarks/llm_fidelity.py
+"""
+from __future__ import annotations
+
+from lepton_sim.calibration import calibrated_hardware, datasheet_hardware
+from lepton_sim.catalogue import zoo_model
+from lepton_sim.scenario.schema import LLMModelSpec
+from lepton_sim.servicetime import UnsupportedPrecision
+from lepton_sim.servicetime.llm import llm_replica_model
+
+# TensorRT-LLM v0.6.1 docs/source/performance.md: Llama-2-7B first-token latency at batch 1, ms.
+PUBLISHED = [("nvidia-h100-sxm", "fp8", 128, 7.0), ("nvidia-h100-sxm", "fp8", 2048, 36.0),
+             ("nvidia-a100-80gb", "fp16", 128, 16.0), ("nvidia-a100-80gb", "fp16", 2048, 133.0)]
+DECODE_HARDWARE = ["nvidia-h100-sxm", "nvidia-a100-80gb", "nvidia-l4"]
+VARIANTS = ["fp16", "fp8", "int8", "int4-awq"]
+CONTEXT = 1024
+BATCHES = [1, 8, 64]
+
+
+def model(name: str) -> LLMModelSpec:
+    return LLMModelSpec.model_validate(zoo_model(name)).model_copy(update={"name": name})
+
+
+def first_token() -> None:
+    m = model("llama-2-7b")
+    print("1. Llama-2-7B first-token latency at batch 1 vs TensorRT-LLM v0.6.1 (ratio = simulated / published)")
+    print(f"   {'hardware':<18} {'variant':<8} {'prompt':>6} {'published':>10} {'calibrated':>11} {'ratio':>6}"
+          f" {'datasheet':>10} {'ratio':>6}")
+    for hw_name, variant, prompt, published in PUBLISHED:
+        row = []
+        for hw in (calibrated_hardware(hw_name), datasheet_hardware(hw_name)):
+            r = llm_replica_model(m, m.variants[variant], hw, 1, prompt)
+            ms = r.seconds(prompt, 1, prompt * (prompt + 1) / 2, prompt) * 1e3
+            row += [ms, ms / published]
+        print(f"   {hw_name:<18} {variant:<8} {prompt:>6} {published:>8.1f}ms {row[0]:>9.2f}ms {row[1]:>6.3f}"
+              f" {row[2]:>8.2f}ms {row[3]:>6.3f}")
+    print(f"   basis: {calibrated_hardware('nvidia-h100-sxm').name}: "
+          f"{llm_replica_model(m, m.variants['fp8'], calibrated_hardware('nvidia-h100-sxm'), 1, 1).basis}")
+
+
+def decode() -> None:
+    m = model("llama-2-7b")
+    print(f"\n2. Llama-2-7B decode with {CONTEXT} tokens of context (calibrated catalogue hardware)")
+    print(f"   {'hardware':<18} {'variant':<9} " + " ".join(f"{f'batch {b} ms/token':>18} {'tokens/s':>9}"
+                                                          for b in BATCHES))
+    breakdowns = []
+    for hw_name in DECODE_HARDWARE:
+        hw = calibrated_hardware(hw_name)
+        for variant in VARIANTS:
+            try:
+                r = llm_replica_model(m, m.variants[variant], hw, 1, max(BATCHES))
+            except UnsupportedPrecision:
+                print(f"   {hw_name:<18} {variant:<9} (no {m.variants[variant].precision} peak)")
+                continue
+            cells = []
+            for b in BATCHES:
+                args = (b, b, b * (CONTEXT + 1.0), b * (CONTEXT + 1.0))
+                t = r.seconds(*args)
+                cells.append(f"{t * 1e3:>18.3f} {b / t:>9.0f}")
+                if variant == "fp16":
+                    breakdowns.append((hw_name, b, t, r.breakdown(*args)))
+            print(f"   {hw_name:<18} {variant:<9} " + " ".join(cells))
+    print("\n3. Kernel breakdown of the fp16 decode iterations above (ms per iteration)")
+    groups = list(breakdowns[0][3])
+    print(f"   {'hardware':<18} {'batch':>5} {'total':>8} " + " ".join(f"{g:>10}" for g in groups))
+    for hw_name, b, t, parts in breakdowns:
+        print(f"   {hw_name:<18} {b:>5} {t * 1e3:>8.3f} " + " ".join(f"{parts[g] * 1e3:>10.3f}" for g in groups))
+    print(f"\n   {llm_replica_model(m, m.variants['fp16'], calibrated_hardware('nvidia-h100-sxm'), 1, 1).detail}")
+
+
+if __name__ == "__main__":
+    first_token()
+    decode()

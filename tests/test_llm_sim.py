@@ -1,0 +1,247 @@
+"""LLM serving in the simulator: token-level timings against closed forms, the KV cache, the checks."""
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lepton_sim.cli import main
+from lepton_sim.errors import ScenarioError
+from lepton_sim.metrics import build_metrics
+from lepton_sim.scenario.load import parse_scenario
+from lepton_sim.sim import Simulation
+
+GPU = {"kind": "gpu", "peak_tflops": {"fp16": 100.0, "fp8": 200.0}, "memory_bandwidth_gbps": 1000.0,
+       "memory_gb": 16.0, "power_w": 300.0, "idle_power_w": 50.0, "cost_per_hour": 2.0, "interconnect_gbps": 100.0}
+TINY = {"kind": "llm", "layers": 2, "hidden": 256, "heads": 8, "kv_heads": 2, "ffn": 512, "vocab": 1000}
+
+
+def scenario(prompt: int = 100, output: int = 5, rate: float = 0.5, *, arrival: str = "constant",
+             links: list[dict] | None = None, demand_site: str = "dc", sched: dict | None = None,
+             tokens: dict | None = None, count: int = 1, tp: int = 1, gpu: dict | None = None,
+             duration: float = 10.0, model: dict | None = None, variant: str = "fp16") -> dict[str, Any]:
+    sites: dict[str, Any] = {"dc": {"capacity": {"g": 8}}}
+    if demand_site != "dc":
+        sites[demand_site] = {"kind": "edge"}
+    return {
+        "name": "llm-test", "seed": 7,
+        "horizon": {"duration_s": duration, "warmup_s": 0.0, "drain_s": 600.0},
+        "hardware": {"g": gpu or GPU},
+        "sites": sites,
+        "links": links or [],
+        "models": {"lm": model or TINY},
+        "services": {"chat": {
+            "model": "lm",
+            "slo": {"ttft": {"percentile": 99, "latency_ms": 500}, "tpot": {"percentile": 99, "latency_ms": 50}},
+            "tokens": tokens or {"prompt": {"dist": "fixed", "n": prompt}, "output": {"dist": "fixed", "n": output}},
+            "scheduler": sched or {},
+            "demand": [{"site": demand_site, "rate_rps": rate, "arrival": arrival}],
+        }},
+        "deployment": {"replicas": [{"service": "chat", "site": "dc", "hardware": "g", "variant": variant,
+                                     "count": count, "tensor_parallel": tp}]},
+    }
+
+
+def run(raw: dict[str, Any]) -> tuple[Simulation, Any]:
+    sim = Simulation(parse_scenario(copy.deepcopy(raw)))
+    return sim, sim.run()
+
+
+def prefill_s(m: Any, chunks: list[int]) -> float:
+    """Seconds of a prompt's prefill iterations, one chunk each, alone on the replica."""
+    t, kv = 0.0, 0
+    for i, n in enumerate(chunks):
+        t += m.seconds(n, 1 if i == len(chunks) - 1 else 0, n * (kv + (n + 1) / 2), kv + n)
+        kv += n
+    return t
+
+
+def decode_s(m: Any, prompt: int, output: int) -> list[float]:
+    """Seconds of each decode iteration of one sequence alone: token g+1 reads P+g cached tokens."""
+    return [m.seconds(1, 1, prompt + g, prompt + g) for g in range(1, output)]
+
+
+def test_a_lone_request_takes_its_prefill_then_one_decode_iteration_per_token() -> None:
+    sim, rec = run(scenario(prompt=100, output=5))
+    m = sim.pools[0].model
+    t = rec.services["chat"]
+    assert t.completed == t.arrived == 5  # one every 2 s, each done long before the next
+    ttft = prefill_s(m, [100])
+    steps = decode_s(m, 100, 5)
+    assert t.llm.ttft_s.mean == pytest.approx(ttft, rel=1e-9)
+    assert t.llm.tpot_s.mean == pytest.approx(sum(steps) / 4, rel=1e-9)
+    assert t.latency_s.mean == pytest.approx(ttft + sum(steps), rel=1e-9)
+    assert t.llm.output_tokens == 25 and t.llm.prompt_tokens == 500
+    assert rec.pools[0].llm.output_tokens == 25
+    assert rec.pools[0].batches == 5 * 5  # one prefill and four decode iterations each
+
+
+def test_the_network_counts_for_the_prompt_the_first_token_and_the_rest_of_the_output() -> None:
+    gbps, ms = 0.001, 20.0  # 1 Mbit/s: a 100-token prompt (400 bytes) takes 3.2 ms to serialise
+    raw = scenario(prompt=100, output=5, demand_site="edge",
+                   links=[{"between": ["edge", "dc"], "bandwidth_gbps": gbps, "latency_ms": ms}])
+    sim, rec = run(raw)
+    m = sim.pools[0].model
+    bps, prop = gbps * 1e9, ms / 1e3
+    up = 100 * 4 * 8 / bps + prop
+    first_back = 4 * 8 / bps + prop
+    rest_back = 4 * 4 * 8 / bps + prop
+    steps = sum(decode_s(m, 100, 5))
+    t = rec.services["chat"]
+    ttft = up + prefill_s(m, [100]) + first_back
+    e2e = up + prefill_s(m, [100]) + steps + rest_back
+    assert t.llm.ttft_s.mean == pytest.approx(ttft, rel=1e-9)
+    assert t.latency_s.mean == pytest.approx(e2e, rel=1e-9)
+    assert t.llm.tpot_s.mean == pytest.approx((e2e - ttft) / 4, rel=1e-9)
+    link = next(x for x in rec.links if x.direction == "edge->dc")
+    assert link.bytes == 5 * 100 * 4
+
+
+def test_chunked_prefill_splits_a_long_prompt_by_the_token_budget() -> None:
+    sim, rec = run(scenario(prompt=1000, output=2, sched={"max_batched_tokens": 256, "chunked_prefill": True}))
+    m = sim.pools[0].model
+    assert rec.services["chat"].llm.ttft_s.mean == pytest.approx(prefill_s(m, [256, 256, 256, 232]), rel=1e-9)
+    assert rec.pools[0].llm.batch_tokens == 5 * (1000 + 1)
+
+
+def test_without_chunking_a_prompt_longer_than_the_budget_is_refused() -> None:
+    with pytest.raises(ScenarioError, match="max_batched_tokens.*chunked_prefill is off"):
+        parse_scenario(scenario(prompt=1000, sched={"max_batched_tokens": 256, "chunked_prefill": False}))
+
+
+def test_decoding_sequences_share_iterations() -> None:
+    # Four requests arrive together (constant at a high rate is spaced 1 ms; prefill is longer):
+    # once prefilled they decode together, one iteration per token for all of them.
+    sim, rec = run(scenario(prompt=50, output=40, rate=1000.0, duration=0.004))
+    t = rec.services["chat"]
+    assert t.completed == 4
+    p = rec.pools[0]
+    assert p.batched / p.batches > 1.8  # one sequence an iteration if they did not share
+    m = sim.pools[0].model
+    alone = sum(decode_s(m, 50, 40)) / 39
+    assert t.llm.tpot_s.mean > alone  # a batch of four decodes takes longer than one alone
+
+
+SMALL = {**GPU, "memory_gb": 0.008}  # with SMALL_SCHED, room for a few thousand tokens of the tiny model's KV cache
+SMALL_SCHED = {"max_batched_tokens": 512, "max_num_seqs": 16}
+
+
+def test_a_full_kv_cache_preempts_the_newest_sequence_and_everything_still_finishes(tmp_path: Path) -> None:
+    probe, _ = run(scenario(duration=0.001, gpu=SMALL, sched=SMALL_SCHED))
+    blocks = probe.pools[0].total_blocks
+    tokens = blocks * 16
+    prompt, output = int(tokens * 0.35), int(tokens * 0.25)  # one fits; two fit their prompts, not their outputs
+    (tmp_path / "two.csv").write_text("0.0\n0.001\n")  # two requests, 1 ms apart, inside a long window
+    raw = scenario(prompt=prompt, output=output, duration=100.0, gpu=SMALL, sched=SMALL_SCHED)
+    raw["services"]["chat"]["demand"][0] = {"site": "dc", "arrival": {"kind": "trace", "file": "two.csv"}}
+    rec = Simulation(parse_scenario(raw, base_dir=tmp_path)).run()
+    t = rec.services["chat"]
+    assert t.arrived == 2 and t.completed == 2
+    assert 1 <= t.llm.preempted <= 2  # preempted, recomputed once its whole cache fits: no thrashing
+    assert rec.pools[0].llm.preempted == t.llm.preempted
+    # the preempted one is recomputed: more tokens processed than the two requests' own
+    assert rec.pools[0].llm.batch_tokens > 2 * (prompt + output - 1)
+
+
+def test_a_request_that_can_never_fit_the_cache_is_dropped() -> None:
+    probe, _ = run(scenario(duration=0.001, gpu=SMALL, sched=SMALL_SCHED))
+    tokens = probe.pools[0].total_blocks * 16
+    raw = scenario(tokens={"prompt": {"dist": "lognormal", "mean": tokens * 0.6, "cv": 0.5},
+                           "output": {"dist": "fixed", "n": 10}}, rate=20.0, duration=5.0, gpu=SMALL, sched=SMALL_SCHED)
+    _, rec = run(raw)
+    t = rec.services["chat"]
+    assert t.dropped == rec.pools[0].llm.too_long > 0
+    assert t.arrived == t.completed + t.dropped + t.in_flight
+
+
+def test_same_seed_same_metrics_and_replicas_share_the_work() -> None:
+    raw = scenario(tokens={"prompt": {"dist": "lognormal", "mean": 300, "cv": 1.0, "max": 2000},
+                           "output": {"dist": "uniform", "low": 5, "high": 80}},
+                   arrival="poisson", rate=30.0, count=2, duration=20.0)
+    s = parse_scenario(copy.deepcopy(raw))
+    a = build_metrics(s, Simulation(s).run())
+    b = build_metrics(s, Simulation(s).run())
+    a.pop("wall_s"), b.pop("wall_s")
+    assert a == b
+    pool = next(iter(a["pools"].values()))
+    assert pool["iterations"] > 0 and pool["output_tokens_per_s"] == pytest.approx(
+        a["services"]["chat"]["output_tokens_per_s"], rel=0.05)
+    busy = Simulation(s).run().pools[0].busy_s
+    assert min(busy) > 0.3 * max(busy)  # least-tokens routing uses both replicas
+
+
+def test_metrics_contract_for_an_llm_service() -> None:
+    s = parse_scenario(scenario(arrival="poisson", rate=5.0, duration=20.0, tp=2))
+    m = build_metrics(s, Simulation(s).run())
+    svc = m["services"]["chat"]
+    for key in ("ttft_ms", "tpot_ms"):
+        assert set(svc[key]) >= {"mean", "p50", "p90", "p99"}
+    for key in ("output_tokens_per_s", "prompt_tokens_per_s", "goodput_rps", "preempted", "slo_attainment"):
+        assert key in svc
+    assert svc["goodput_rps"] <= svc["throughput_rps"] + 1e-9
+    pool = m["pools"]["chat@dc/g/fp16"]
+    for key in ("running_mean", "kv_cache_utilization", "batch_tokens_mean"):
+        assert pool[key] is not None
+    assert pool["devices"] == 2
+    assert m["cost"]["usd_per_hour"] == pytest.approx(2 * GPU["cost_per_hour"])  # one replica of two devices
+    assert len(m["timeseries"]["llm_pools"]["chat@dc/g/fp16"]["kv_cache_utilization"]) > 0
+
+
+def test_token_trace_is_replayed_in_file_order(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("prompt_tokens,output_tokens\n10,3\n20,4\n30,5\n")
+    raw = scenario(tokens={"trace": {"file": "t.csv"}}, rate=1.0, duration=6.0)
+    sim = Simulation(parse_scenario(raw, base_dir=tmp_path))
+    t = sim.run().services["chat"]
+    assert t.completed == 6
+    assert t.llm.prompt_tokens == 2 * 60 and t.llm.output_tokens == 2 * 12
+
+
+def test_check_says_every_llm_problem_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = scenario()
+    del raw["services"]["chat"]["tokens"]
+    del raw["services"]["chat"]["slo"]["tpot"]
+    raw["hardware"]["small"] = {**GPU, "memory_gb": 0.001}
+    raw["sites"]["dc"]["capacity"]["small"] = 1
+    raw["deployment"]["replicas"].append({"service": "chat", "site": "dc", "hardware": "small", "variant": "fp16",
+                                          "count": 1})
+    raw["models"]["mlp"] = {"layers": [{"op": "dense", "in": 8, "out": 8}], "input_bytes": 32, "output_bytes": 32}
+    raw["services"]["vision"] = {"model": "mlp", "slo": {"latency_ms": 10}, "demand": [{"site": "dc", "rate_rps": 1}]}
+    raw["deployment"]["replicas"].append({"service": "vision", "site": "dc", "hardware": "g", "variant": "fp32",
+                                          "count": 1, "tensor_parallel": 2})
+    raw["failures"] = {"g": {"mtbf_h": 10, "mttr_h": 1}}
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump(raw))
+    assert main(["check", str(f)]) == 2
+    err = capsys.readouterr().err
+    for said in ("services.chat.tokens: required", "services.chat.slo.tpot: required",
+                 "deployment.replicas[1].variant", "deployment.replicas[2].tensor_parallel: only for LLM services",
+                 "failures.g: failures of LLM replicas are not simulated yet"):
+        assert said in err, said
+    assert "Traceback" not in err
+
+
+def test_the_planner_and_validate_refuse_llm_services_clearly(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "chat.yaml"
+    f.write_text(yaml.safe_dump(scenario()))
+    assert main(["plan", str(f)]) == 2
+    assert "does not plan LLM services yet" in capsys.readouterr().err
+    assert main(["validate", str(f)]) == 2
+    assert "LLM services" in capsys.readouterr().err
+
+
+def test_shipped_llm_scenarios_simulate(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1] / "scenarios" / "llm"
+    files = sorted(root.glob("*.yaml"))
+    assert len(files) >= 2
+    for f in files:
+        s = parse_scenario(yaml.safe_load(f.read_text()), file=str(f), base_dir=root)
+        s = s.model_copy(update={"horizon": s.horizon.model_copy(update={"duration_s": 30.0, "warmup_s": 5.0})})
+        m = build_metrics(s, Simulation(s).run())
+        for name, svc in m["services"].items():
+            assert svc["completed"] > 0, (f.name, name)
+            assert math.isfinite(svc["ttft_ms"]["p99"]) and svc["tpot_ms"]["p50"] > 0
