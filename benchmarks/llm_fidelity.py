@@ -10,6 +10,17 @@
    1, 8 and 64 (one iteration of B tokens, B samples, B x 1,025 pairs and cached tokens read), on
    the H100, A100 and L4, for each variant the device runs.
 3. The kernel breakdown of those iterations (seconds per kernel group).
+4. The whole simulator (arrivals, continuous batching, the token stream back) against third-party
+   vLLM runs of Llama-3.1-8B at one request at a time (a closed loop of concurrency 1 is requests
+   that never overlap: here constant arrivals 5 s apart), none of them fitted to:
+   - A100 40GB, BF16, vLLM 0.23.0, 1,024 prompt / 128 output tokens: "decode at one request per
+     time runs at about 75 tokens/sec" (johnmusgrave.com/p/vllm-throughput-latency-sweep-on), a
+     TPOT of about 13.3 ms. The A100 40GB is the catalogue's A100 with its own datasheet figures
+     (1,555 GB/s, 40 GB), so the catalogue's calibration gives way to the gpu kind's defaults.
+   - H100 80GB HBM3, fp16, vLLM 0.21.0, InferenceBench "chatbot-short" at concurrency 1: TPOT p50
+     6.48 ms, TTFT p50 13.98 ms (yobitelcomm.github.io/bench/recipes/concurrency-sweep/). Its prompt
+     and output lengths are not published: simulated at 128 / 128 and 1,024 / 128 tokens, to show
+     how much the TPOT depends on them; TTFT is not compared.
 
 Run:
     python benchmarks/llm_fidelity.py
@@ -82,6 +93,43 @@ def decode() -> None:
     print(f"\n   {llm_replica_model(m, m.variants['fp16'], calibrated_hardware('nvidia-h100-sxm'), 1, 1).detail}")
 
 
+SERVING = [  # (hardware overrides, variant, prompt, output, published TPOT ms, what)
+    ({"from": "nvidia-a100-80gb", "memory_bandwidth_gbps": 1555, "memory_gb": 40}, "bf16", 1024, 128, 1e3 / 75,
+     "A100 40GB, vLLM 0.23.0, about 75 tokens/s"),
+    ({"from": "nvidia-h100-sxm"}, "fp16", 128, 128, 6.48, "H100 80GB, vLLM 0.21.0, TPOT p50 6.48 ms"),
+    ({"from": "nvidia-h100-sxm"}, "fp16", 1024, 128, 6.48, "the same run, had its prompts been 1,024 tokens"),
+]
+
+
+def serving() -> None:
+    from lepton_sim.scenario.load import parse_scenario
+    from lepton_sim.sim import simulate
+
+    print("\n4. The whole simulator at one request at a time vs third-party vLLM runs of Llama-3.1-8B "
+          "(TPOT p50; ratio = simulated / published)")
+    print(f"   {'run':<48} {'prompt':>6} {'output':>6} {'published':>10} {'simulated':>10} {'ratio':>6}"
+          f" {'TTFT p50':>9}")
+    for hw, variant, prompt, output, published, what in SERVING:
+        raw = {"name": "vllm-c1", "horizon": {"duration_s": 60.0},
+               "hardware": {"gpu": hw}, "sites": {"dc": {"capacity": {"gpu": 1}}},
+               "models": {"llama": {"from": "llama-3-8b"}},
+               "services": {"chat": {"model": "llama",
+                                     "slo": {"ttft": {"latency_ms": 1000}, "tpot": {"latency_ms": 100}},
+                                     "tokens": {"prompt": {"dist": "fixed", "n": prompt},
+                                                "output": {"dist": "fixed", "n": output}},
+                                     "demand": [{"site": "dc", "rate_rps": 0.2, "arrival": "constant"}]}},
+               "deployment": {"replicas": [{"service": "chat", "site": "dc", "hardware": "gpu", "variant": variant,
+                                            "count": 1}]}}
+        rec = simulate(parse_scenario(raw))
+        llm = rec.services["chat"].llm
+        tpot = llm.tpot_s.quantiles([0.5])[0] * 1e3
+        ttft = llm.ttft_s.quantiles([0.5])[0] * 1e3
+        print(f"   {what:<48} {prompt:>6} {output:>6} {published:>8.2f}ms {tpot:>8.2f}ms {tpot / published:>6.3f}"
+              f" {ttft:>7.2f}ms")
+        print(f"      {rec.pools[0].compute_basis}")
+
+
 if __name__ == "__main__":
     first_token()
     decode()
+    serving()

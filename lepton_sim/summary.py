@@ -38,6 +38,46 @@ def _service_cells(label: str, s: dict[str, Any]) -> list[str]:
             f"[{colour}]{'yes' if slo['met'] else 'no'}[/{colour}]"]
 
 
+LLM_COLS = (
+    Col("LLM service / demand site", "left", wrap=True), Col("requests", rank=10, group="counts"),
+    Col("TTFT p50", rank=3, group="key"), Col("TTFT p99", rank=1, group="key"), Col("TTFT SLO", rank=5, group="key"),
+    Col("TPOT p50", rank=4, group="key"), Col("TPOT p99", rank=2, group="key"), Col("TPOT SLO", rank=6, group="key"),
+    Col("out tok/s", rank=9, group="tail"), Col("goodput rps", rank=8, group="tail"),
+    Col("preempted", rank=11, group="counts"), Col("attained", rank=7, group="key"), Col("met", rank=7, group="key"),
+)
+
+
+def _is_llm(s: dict[str, Any]) -> bool:
+    return "ttft_ms" in s
+
+
+def _llm_cells(label: str, s: dict[str, Any]) -> list[str]:
+    ttft, tpot, a, b = s["ttft_ms"], s["tpot_ms"], s["ttft_slo"], s["tpot_slo"]
+    colour = "green" if s["slo"]["met"] else "red"
+    return [label, f"{s['arrived']:,}", _f(ttft["p50"]), _f(ttft["p99"]), f"p{a['percentile']:g}<={a['latency_ms']:g}",
+            _f(tpot["p50"], ".2f"), _f(tpot["p99"], ".2f"), f"p{b['percentile']:g}<={b['latency_ms']:g}",
+            _f(s["output_tokens_per_s"], ",.0f"), _f(s["goodput_rps"], ".2f"), f"{s['preempted']:,}",
+            f"[{colour}]{_f(s['slo_attainment'], '.2%')}[/{colour}]",
+            f"[{colour}]{'yes' if s['slo']['met'] else 'no'}[/{colour}]"]
+
+
+def _rows(services: dict[str, Any], cells: Any, width: int) -> list[list[str]]:
+    """A row per service, and under it a row per demand site when there are several (the slowest few of many)."""
+    rows = []
+    for name, s in services.items():
+        rows.append(cells(f"[bold]{name}[/bold]", s))
+        sites = list(s["by_site"].items())
+        if len(sites) > MAX_SITE_ROWS:  # many sites: show the worst by tail latency
+            sites = sorted(sites, key=lambda kv: -(kv[1]["slo"]["latency_at_percentile_ms"] or float("inf")))
+            shown, hidden = sites[:3], len(sites) - 3
+        else:
+            shown, hidden = (sites if len(sites) > 1 else []), 0
+        rows += [cells(f"  from {site}", st) for site, st in shown]
+        if hidden:
+            rows.append([f"  [dim]+{hidden} more sites[/dim]", *[""] * (width - 1)])
+    return rows
+
+
 def slo_verdicts(m: dict[str, Any]) -> list[str]:
     """One line per service that misses its SLO, over all its requests or from one of its demand sites:
     by how much, and from which sites (what `plan` promises is every site within the target)."""
@@ -61,10 +101,12 @@ def slo_verdicts(m: dict[str, Any]) -> list[str]:
 def _miss(s: dict[str, Any], *, short: bool = False) -> str:
     """How a group of requests misses: its latency at the SLO percentile against the target, and the
     share within it (dropped, failed and unfinished requests count as misses)."""
-    slo = s["slo"]
-    pct, at, target = f"p{slo['percentile']:g}", slo["latency_at_percentile_ms"], slo["latency_ms"]
     if s["slo_attainment"] is None:
         return "no request arrived in the measured window"
+    if _is_llm(s):
+        return _llm_miss(s)
+    slo = s["slo"]
+    pct, at, target = f"p{slo['percentile']:g}", slo["latency_at_percentile_ms"], slo["latency_ms"]
     share = f"{s['slo_attainment']:.2%}"
     if short:
         return f"{pct} {_f(at)} ms, {share} within {target:g} ms"
@@ -78,24 +120,32 @@ def _miss(s: dict[str, Any], *, short: bool = False) -> str:
     return f"{verdict}; {share} of requests within {target:g} ms, needs {slo['percentile']:g}%"
 
 
+def _llm_miss(s: dict[str, Any]) -> str:
+    """Which of an LLM service's targets miss, and the share of requests meeting both."""
+    parts = []
+    for key, name in (("ttft_slo", "TTFT"), ("tpot_slo", "TPOT"), ("slo", "end to end")):
+        t = s[key]
+        if t.get("latency_ms") is None or t.get("met") is not False:
+            continue
+        at = t["latency_at_percentile_ms"]
+        parts.append(f"{name} p{t['percentile']:g} {_f(at)} ms > {t['latency_ms']:g} ms" if at is not None and
+                     at > t["latency_ms"] else f"{name}: too few requests within {t['latency_ms']:g} ms")
+    return f"{'; '.join(parts) or 'targets met by too few requests'}; {s['slo_attainment']:.2%} of requests meet both"
+
+
 def print_summary(scenario: Scenario, m: dict[str, Any], console: Console | None = None) -> None:
     c = console or make_console()
     c.print(f"[bold]{m['scenario']}[/bold]  seed {m['seed']}  measured {m['warmup_s']:g}-{m['duration_s']:g} s "
             f"of simulated time  ({m['events']:,} events in {m['wall_s']:.2f} s wall)")
 
-    rows = []
-    for name, s in m["services"].items():
-        rows.append(_service_cells(f"[bold]{name}[/bold]", s))
-        sites = list(s["by_site"].items())
-        if len(sites) > MAX_SITE_ROWS:  # many sites: show the worst by tail latency
-            sites = sorted(sites, key=lambda kv: -(kv[1]["slo"]["latency_at_percentile_ms"] or float("inf")))
-            shown, hidden = sites[:3], len(sites) - 3
-        else:
-            shown, hidden = (sites if len(sites) > 1 else []), 0
-        rows += [_service_cells(f"  from {site}", st) for site, st in shown]
-        if hidden:
-            rows.append([f"  [dim]+{hidden} more sites[/dim]", *[""] * (len(SERVICE_COLS) - 1)])
-    print_table(c, "Services: end-to-end latency (ms) of requests created after the warm-up", SERVICE_COLS, rows)
+    plain = {n: s for n, s in m["services"].items() if not _is_llm(s)}
+    llm = {n: s for n, s in m["services"].items() if _is_llm(s)}
+    if plain or not llm:
+        print_table(c, "Services: end-to-end latency (ms) of requests created after the warm-up", SERVICE_COLS,
+                    _rows(plain, _service_cells, len(SERVICE_COLS)))
+    if llm:
+        print_table(c, "LLM services: time to first token and per output token (ms), requests created after the "
+                       "warm-up; attained = both targets met", LLM_COLS, _rows(llm, _llm_cells, len(LLM_COLS)))
     if any(len(s["by_site"]) > MAX_SITE_ROWS for s in m["services"].values()):
         c.print(f"[dim]a service with more than {MAX_SITE_ROWS} demand sites shows its 3 slowest; "
                 "every site is in metrics.json (services.*.by_site)[/dim]")
@@ -109,7 +159,18 @@ def print_summary(scenario: Scenario, m: dict[str, Any], console: Console | None
         c.print(f"[yellow]{unfinished:,} requests were still in flight when the run ended "
                 "(counted as SLO misses)[/yellow]")
 
-    print_table(c, "Pools (one FIFO queue each)",
+    llm_pools = {pid: p for pid, p in m["pools"].items() if "running_mean" in p}
+    if llm_pools:
+        print_table(c, "LLM pools (continuous batching per replica)",
+                    (Col("pool", "left"), Col("replicas x TP"), Col("utilization"), Col("running"),
+                     Col("KV cache"), Col("KV tokens"), Col("batch tokens"), Col("out tok/s"), Col("$/M out tok"),
+                     Col("J/out tok"), Col("preempted")),
+                    [[pid, f"{p['replicas']} x {p['tensor_parallel']}", _f(p["utilization"], ".1%"),
+                      _f(p["running_mean"], ".1f"), _f(p["kv_cache_utilization"], ".1%"), f"{p['kv_cache_tokens']:,}",
+                      _f(p["batch_tokens_mean"], ".0f"), _f(p["output_tokens_per_s"], ",.0f"),
+                      _f(p["usd_per_million_output_tokens"], ".3f"), _f(p["joules_per_output_token"], ".3f"),
+                      f"{p['preempted']:,}"] for pid, p in llm_pools.items()])
+    print_table(c, "Pools (one FIFO queue each)" if not llm_pools else "Pools",
                 (Col("pool", "left"), Col("replicas"), Col("utilization"), Col("availability"), Col("mean batch"),
                  Col("throughput rps"), Col("compute time", "left")),
                 [[pid, str(p["replicas"]), _f(p["utilization"], ".1%"), _f(p["availability"], ".2%"),
