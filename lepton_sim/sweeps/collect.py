@@ -16,7 +16,7 @@ import copy
 import difflib
 import itertools
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +49,13 @@ def split(path: str, mode: str) -> tuple[str, str]:
     return docs[prefix], path[len(prefix):]
 
 
-def default_collect(mode: str, services: list[str]) -> tuple[str, ...]:
-    """What a sweep collects when its file names nothing: the figures a capacity planner compares."""
-    sim = [p for s in services for p in (f"services.{s}.latency_ms.p50", f"services.{s}.latency_ms.p99",
-                                          f"services.{s}.slo_attainment", f"services.{s}.slo.met")]
+def default_collect(mode: str, services: list[str], llm: Collection[str] = ()) -> tuple[str, ...]:
+    """What a sweep collects when its file names nothing: the figures a capacity planner compares
+    (for an LLM service, in `llm`: TTFT and TPOT at p99 and goodput instead of the latency)."""
+    sim = [p for s in services for p in (
+        (f"services.{s}.ttft_ms.p99", f"services.{s}.tpot_ms.p99", f"services.{s}.goodput_rps") if s in llm else
+        (f"services.{s}.latency_ms.p50", f"services.{s}.latency_ms.p99")) + (
+        f"services.{s}.slo_attainment", f"services.{s}.slo.met")]
     sim += ["cost.usd_per_hour", "energy_kwh"]
     plan = ["plan.status", "usd_per_hour", *(f"predicted.{s}.latency_ms" for s in services)]
     if mode == "simulate":

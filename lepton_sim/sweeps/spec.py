@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 
 from lepton_sim.errors import ScenarioError
 from lepton_sim.scenario import Scenario, parse_scenario, parse_yaml
+from lepton_sim.scenario.schema import is_llm
 from lepton_sim.sweeps.collect import MetricShapes, check_collect_path, default_collect, metric_shapes
 from lepton_sim.sweeps.keypath import KeyPathError, parse_path, set_path
 
@@ -104,7 +105,8 @@ def parse_sweep(data: Any, *, file: str = "<sweep>", base_dir: Path | None = Non
     seeds = _seeds(data, scenario.seed if scenario is not None else 0, fail)
     collect: tuple[str, ...] = ()
     if scenario is not None and mode is not None:
-        collect = _collect(data, mode, list(scenario.services), {p for p, _ in grid}, fail,
+        llm = [n for n, svc in scenario.services.items() if is_llm(scenario.models[svc.model])]
+        collect = _collect(data, mode, list(scenario.services), llm, {p for p, _ in grid}, fail,
                            lambda: metric_shapes(base_raw, grid, base_file=base_file, base_dir=base_dir_))
     name = data.get("name", Path(file).stem)
     if not isinstance(name, str) or not name:
@@ -190,12 +192,12 @@ def _grid(data: Mapping[str, Any], file: str, base: dict[str, Any], fail: Fail) 
     return tuple(out)
 
 
-def _collect(data: Mapping[str, Any], mode: Mode, services: list[str], params: set[str], fail: Fail,
+def _collect(data: Mapping[str, Any], mode: Mode, services: list[str], llm: list[str], params: set[str], fail: Fail,
              shapes: Callable[[], MetricShapes]) -> tuple[str, ...]:
     """The metric paths to collect, each checked against what the mode's documents will hold."""
     collect = data.get("collect")
     if collect is None:
-        return default_collect(mode, services)
+        return default_collect(mode, services, llm)
     if not isinstance(collect, list) or not collect:
         fail("collect", "expected a non-empty list of metric paths")
         return ()
