@@ -212,14 +212,12 @@ def test_check_says_every_llm_problem_at_once(tmp_path: Path, capsys: pytest.Cap
     raw["services"]["vision"] = {"model": "mlp", "slo": {"latency_ms": 10}, "demand": [{"site": "dc", "rate_rps": 1}]}
     raw["deployment"]["replicas"].append({"service": "vision", "site": "dc", "hardware": "g", "variant": "fp32",
                                           "count": 1, "tensor_parallel": 2})
-    raw["failures"] = {"g": {"mtbf_h": 10, "mttr_h": 1}}
     f = tmp_path / "bad.yaml"
     f.write_text(yaml.safe_dump(raw))
     assert main(["check", str(f)]) == 2
     err = capsys.readouterr().err
     for said in ("services.chat.tokens: required", "services.chat.slo.tpot: required",
-                 "deployment.replicas[1].variant", "deployment.replicas[2].tensor_parallel: only for LLM services",
-                 "failures.g: failures of LLM replicas are not simulated yet"):
+                 "deployment.replicas[1].variant", "deployment.replicas[2].tensor_parallel: only for LLM services"):
         assert said in err, said
     assert "Traceback" not in err
 
@@ -271,3 +269,24 @@ def test_least_kv_routing_sends_work_to_the_emptier_cache() -> None:
     busy = rec.pools[0].busy_s
     assert min(busy) > 0.5 * max(busy)
     assert rec.services["chat"].completed == rec.services["chat"].arrived
+
+
+def test_replica_and_link_failures_move_or_lose_llm_requests_and_conserve_them() -> None:
+    raw = scenario(tokens={"prompt": {"dist": "uniform", "low": 50, "high": 400},
+                           "output": {"dist": "uniform", "low": 20, "high": 200}},
+                   arrival="poisson", rate=60.0, count=3, duration=60.0, demand_site="edge",
+                   links=[{"between": ["edge", "dc"], "bandwidth_gbps": 1.0, "latency_ms": 5.0}])
+    raw["failures"] = {"g": {"mtbf_h": 0.003, "mttr_h": 0.001}, "edge--dc": {"mtbf_h": 0.005, "mttr_h": 0.0002}}
+    s = parse_scenario(raw)
+    rec = Simulation(s).run()
+    m = build_metrics(s, rec)
+    svc, pool = m["services"]["chat"], m["pools"]["chat@dc/g/fp16"]
+    assert svc["arrived"] == svc["completed"] + svc["dropped"] + svc["failed"] + svc["in_flight"]
+    assert pool["failures"] > 0 and pool["retried"] > 0  # requests moved off failed replicas
+    assert svc["failed"] > 0  # some lost on the failing link
+    # each replica is up mtbf / (mtbf + mttr) of the time
+    assert pool["availability"] == pytest.approx(0.003 / 0.004, abs=0.1)
+    assert 0 < pool["utilization"] <= pool["availability"] + 1e-9
+    b = build_metrics(s, Simulation(s).run())
+    m.pop("wall_s"), b.pop("wall_s")
+    assert m == b

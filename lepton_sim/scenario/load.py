@@ -752,7 +752,6 @@ class _Checker:
     def check_deployment(self) -> None:
         dep = self.s.deployment
         assert dep is not None
-        self._check_llm_failures()
         used: dict[tuple[str, str], int] = {}
         for i, r in enumerate(dep.replicas):
             path = f"deployment.replicas[{i}]"
@@ -789,18 +788,6 @@ class _Checker:
         cap = self.s.sites[r.site].capacity.get(r.hardware, 0)
         if used[key] > cap and before <= cap:  # said once per (site, hardware), at the line that overflows
             self.fail(f"{path}.count", f"site {r.site!r} holds {cap} of {r.hardware!r} (sites.{r.site}.capacity) but the deployment uses {used[key]}")
-
-    def _check_llm_failures(self) -> None:
-        """Failures are not modelled for LLM replicas, nor for links while LLM tokens may cross them."""
-        assert self.s.deployment is not None
-        llm_hw = {r.hardware for r in self.s.deployment.replicas
-                  if r.service in self.s.services and is_llm(self.s.models.get(self.s.services[r.service].model))}
-        if not llm_hw:
-            return
-        for name in self.s.failures:
-            if name in llm_hw or name not in self.s.hardware:
-                what = "LLM replicas" if name in llm_hw else "links in a scenario with LLM services"
-                self.fail(f"failures.{name}", f"failures of {what} are not simulated yet; remove this entry")
 
     def _check_llm_line(self, path: str, r: Any, svc: Any, model: Any, variant: Any, hw: Any) -> None:
         """Weights and the longest request's KV cache fit the replica's devices; the precision runs there."""

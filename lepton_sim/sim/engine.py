@@ -330,7 +330,7 @@ class Simulation:
     def _llm_done(self, req: Request) -> None:
         """The replica sampled the request's last token: the rest of the output goes back."""
         seq: Seq = req.llm
-        if seq.output > 1:
+        if seq.output > 1 and not seq.lost:
             self._send(req, req.back, (seq.output - 1) * req.svc.token_bits, self._complete)
 
     def _preempted(self, req: Request) -> None:
@@ -344,6 +344,17 @@ class Simulation:
 
     def _lose(self, req: Request) -> None:
         """A transfer was lost on a failed link: the request fails."""
+        seq = getattr(req, "llm", None)
+        if seq is not None:  # an LLM request: its prompt, its first token or the rest of its output
+            if seq.lost:
+                return
+            seq.lost = True
+            if req.then != self._first_back and req.then != self._complete:
+                req.pool.outstanding -= 1  # the prompt never reached its pool
+            if req.counted:
+                req.svc.failed += 1
+                req.svc.live -= 1
+            return
         if req.then is not self._complete:
             req.pool.outstanding -= 1  # it never reached its pool (forward transfer, maybe compressed)
         if req.counted:

@@ -54,9 +54,11 @@ def start_failures(sim: Simulation) -> list[Alternating]:
             for pool in sim.pools:
                 if pool.line.hardware != name:
                     continue
+                # A tensor-parallel replica is down while any of its devices is: tp times as often.
+                tp = pool.line.tensor_parallel
                 for r in range(pool.line.count):
                     rng = stream(sim.seed, f"failures/{pool.id}/{r}")
-                    units.append(Alternating(sim.env, rng, mtbf, mttr,
+                    units.append(Alternating(sim.env, rng, mtbf / tp, mttr,
                                              lambda p=pool, r=r: sim.replica_down(p, r),
                                              lambda p=pool, r=r: sim.replica_up(p, r)))
         else:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 class Seq:
     """One LLM request's sequence on its replica (mutable, engine-internal)."""
 
-    __slots__ = ("req", "prompt", "output", "kv", "gen", "blocks", "done", "t_first_back", "preemptions")
+    __slots__ = ("req", "prompt", "output", "kv", "gen", "blocks", "done", "t_first_back", "preemptions", "lost")
 
     def __init__(self, req: Request, prompt: int, output: int) -> None:
         self.req = req
@@ -52,15 +52,21 @@ class Seq:
         self.done = False
         self.t_first_back = -1.0  # when the first token reached the demand site
         self.preemptions = 0
+        self.lost = False  # a part of its output was lost on a failed link: the request failed
 
 
 class Replica:
     """One replica's scheduler state."""
 
-    __slots__ = ("index", "running", "waiting", "free", "busy", "sched", "tokens_out")
+    __slots__ = ("index", "running", "waiting", "free", "busy", "sched", "tokens_out", "live", "gen", "end",
+                 "levels")
 
     def __init__(self, index: int, blocks: int) -> None:
         self.index = index
+        self.live = True
+        self.gen = 0  # bumped when the replica fails, so its pending iteration is ignored
+        self.end = 0.0  # when the running iteration ends
+        self.levels = (0, 0)  # the running iteration's sequences running and KV blocks in use
         self.running: list[Seq] = []
         self.waiting: deque[Seq] = deque()
         self.free = blocks
@@ -148,7 +154,9 @@ class LLMPool:
         self.finished = 0  # requests whose last token was sampled inside the window
         self.too_long = 0  # requests that could never fit a replica's KV cache
         self.failures = 0
-        self.retried = 0
+        self.retried = 0  # requests moved to another replica because theirs failed (their cache lost)
+        self.down_since = [0.0] * n
+        self.orphans: list[Seq] = []  # requests of failed replicas while no replica is live
 
     # --- arrivals ---------------------------------------------------------------------------
 
@@ -160,6 +168,12 @@ class LLMPool:
             self.outstanding -= 1
             self.sim._drop(req)
             return
+        if self.n_live == 0:
+            self.orphans.append(seq)  # every replica is down: it waits for a repair
+            return
+        self._assign(seq)
+
+    def _assign(self, seq: Seq) -> None:
         r = self._pick()
         r.tokens_out += seq.prompt + seq.output
         r.waiting.append(seq)
@@ -167,11 +181,11 @@ class LLMPool:
             self._step(r)
 
     def _pick(self) -> Replica:
-        """The replica with the fewest outstanding tokens (or the most free KV cache, less what its
-        waiting prompts will take); ties go round robin, from the replica after the last one picked."""
+        """The live replica with the fewest outstanding tokens (or the most free KV cache, less what
+        its waiting prompts will take); ties go round robin, from the replica after the last one picked."""
         reps = self.replicas
         n = len(reps)
-        order = [reps[(self.rr + k) % n] for k in range(n)]
+        order = [r for r in (reps[(self.rr + k) % n] for k in range(n)) if r.live]
         if self.by_kv:
             best = max(order, key=lambda r: r.free * self.block_tokens - sum(s.prompt for s in r.waiting))
         else:
@@ -273,6 +287,8 @@ class LLMPool:
         r.sched = sched
         dt = self.model.seconds(tokens, samples, pairs, kv_read)
         now = self.env.now
+        r.end = now + dt
+        r.levels = (len(running), self.total_blocks - r.free)
         win = self.sim.window
         w = win.overlap(now, now + dt)
         self.busy[r.index] += w
@@ -286,12 +302,14 @@ class LLMPool:
             self.batches += 1
             self.batched += len(sched)
             self.batch_tokens += tokens
-        ev = self.env.timeout(dt, r)
+        ev = self.env.timeout(dt, (r, r.gen))
         ev.callbacks.append(self._on_iteration)
         self.sim.events += 1
 
     def _on_iteration(self, ev: simpy.Event) -> None:
-        r: Replica = ev._value
+        r, gen = ev._value
+        if gen != r.gen:
+            return  # the replica failed during this iteration
         now = self.env.now
         win = self.sim.window
         counted = win.in_window(now)
@@ -323,10 +341,49 @@ class LLMPool:
     # --- what the engine asks of every pool ---------------------------------------------------
 
     def fail(self, replica: int) -> None:
-        raise NotImplementedError("failures of LLM replicas are refused when the scenario is loaded")
+        """The replica goes down with its KV cache: its requests, running and waiting, move to the
+        other live replicas (each recomputes what it had; tokens already sent stay sent), or wait
+        for a repair when none is live. The failed iteration's unserved time is not busy time."""
+        r = self.replicas[replica]
+        now = self.env.now
+        win = self.sim.window
+        self.n_live -= 1
+        r.live = False
+        self.down_since[replica] = now
+        if win.in_window(now):
+            self.failures += 1
+        r.gen += 1
+        if r.busy and r.end > now:
+            running, used = r.levels
+            self.busy[replica] -= win.overlap(now, r.end)
+            win.add_bins(self.bins, now, r.end, -1.0)
+            self.running_s -= running * win.overlap(now, r.end)
+            self.kv_block_s -= used * win.overlap(now, r.end)
+            add_level(self.run_bins, win, now, r.end, -running)
+            add_level(self.kv_bins, win, now, r.end, -used)
+        moved = r.running + list(r.waiting)
+        r.running, r.sched, r.busy, r.free, r.tokens_out = [], [], False, self.total_blocks, 0
+        r.waiting.clear()
+        for s in moved:
+            s.kv = s.blocks = 0
+            if s.req.counted:
+                self.retried += 1
+            if self.n_live:
+                self._assign(s)
+            else:
+                self.orphans.append(s)
 
     def repair(self, replica: int) -> None:
-        raise NotImplementedError("failures of LLM replicas are refused when the scenario is loaded")
+        r = self.replicas[replica]
+        self.n_live += 1
+        r.live = True
+        self.down_s[replica] += self.sim.window.overlap(self.down_since[replica], self.env.now)
+        orphans, self.orphans = self.orphans, []
+        for s in orphans:
+            self._assign(s)
 
     def close(self, end: float) -> None:
-        """Nothing open to account: LLM replicas do not fail."""
+        """Account down time still open when the run ends."""
+        for i, r in enumerate(self.replicas):
+            if not r.live:
+                self.down_s[i] += self.sim.window.overlap(self.down_since[i], end)
