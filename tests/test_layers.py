@@ -199,7 +199,7 @@ def test_sparsity_spares_norms_and_tables() -> None:
 
 
 @pytest.mark.parametrize("precision, sparsity", [
-    ("fp8", None),
+    ("fp6", None),
     ("int8", SimpleNamespace(pattern="2:4", ratio=0.3)),
     ("int8", SimpleNamespace(pattern="blocky", ratio=0.5)),
     ("int8", SimpleNamespace(pattern="unstructured", ratio=1.0)),
