@@ -92,8 +92,9 @@ def _llm_entry(t: ServiceTally, slo: Any, window_s: float) -> dict[str, Any]:
     """
     llm = t.llm
     assert llm is not None
-    entry = _service_entry(t, slo.latency_ms, slo.percentile, window_s) if slo.latency_ms is not None else \
-        _service_entry(t, None, slo.percentile, window_s)
+    entry = _service_entry(t, slo.latency_ms, slo.percentile, window_s)
+    if slo.latency_ms is not None:  # the end-to-end target's own figures, before both-targets replaces them
+        entry["e2e_slo"] = {**entry["slo"], "attainment": entry["slo_attainment"]}
     attainment = llm.met / t.arrived if t.arrived else None
     ttft_within = llm.ttft_s.fraction_at_most(slo.ttft.latency_ms / 1e3) * llm.ttft_s.count if llm.ttft_s.count else 0
     # TPOT: requests with one output token have none and meet it; the others by their measured TPOT.

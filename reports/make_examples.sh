@@ -17,3 +17,8 @@ else
 fi
 run sweep scenarios/sweeps/load.yaml --workers 2 --out reports/sweep-load --report
 run sweep scenarios/sweeps/slo-cost.yaml --workers 2 --out reports/sweep-slo-cost --report
+
+rm -rf reports/run-llm-chat-h100 reports/run-llm-kv-pressure-l4 reports/sweep-llm-load
+run simulate scenarios/llm/chat-h100.yaml --out reports/run-llm-chat-h100 --report
+run simulate scenarios/llm/kv-pressure-l4.yaml --out reports/run-llm-kv-pressure-l4 --report
+run sweep scenarios/sweeps/llm-load.yaml --workers 2 --out reports/sweep-llm-load --report

@@ -290,3 +290,13 @@ def test_replica_and_link_failures_move_or_lose_llm_requests_and_conserve_them()
     b = build_metrics(s, Simulation(s).run())
     m.pop("wall_s"), b.pop("wall_s")
     assert m == b
+
+
+def test_an_end_to_end_target_beside_ttft_and_tpot_keeps_its_own_attainment() -> None:
+    raw = scenario(arrival="poisson", rate=5.0, duration=20.0)
+    raw["services"]["chat"]["slo"]["latency_ms"] = 1e-3  # unreachable end to end; TTFT and TPOT easy
+    s = parse_scenario(raw)
+    svc = build_metrics(s, Simulation(s).run())["services"]["chat"]
+    assert svc["e2e_slo"]["attainment"] == 0.0 and svc["e2e_slo"]["met"] is False
+    assert svc["ttft_slo"]["met"] and svc["tpot_slo"]["met"]
+    assert svc["slo"]["met"] is False  # every target must hold

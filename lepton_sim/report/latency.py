@@ -1,14 +1,16 @@
 """Latency figures: the CDF of every service (and of each demand site) with its SLO marked.
 
-Nothing is drawn inside the plotting areas but the curves and the SLO's lines: the SLO is named in
-each panel's title and one legend for the whole figure sits below the panels, so that no label
-hides a curve. Demand sites have the report's colours (`style.site_colours`); all requests of a
-service are the solid dark line.
+The same figure draws any latency measure of report-data.json: end to end (``latency_cdf``), or an
+LLM service's time to first token and time per output token (``ttft_cdf``, ``tpot_cdf``), each with
+its own target. Nothing is drawn inside the plotting areas but the curves and the target's lines:
+the target is named in each panel's title and one legend for the whole figure sits below the
+panels, so that no label hides a curve. Demand sites have the report's colours
+(`style.site_colours`); all requests of a service are the solid dark line.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from matplotlib.axes import Axes
@@ -19,17 +21,23 @@ from lepton_sim.report.style import INK, NEUTRAL, SLO_RED, drawing, fmt, png_byt
 
 MAX_SITES = 6
 ALL_LABEL = "all requests of the service"
-SLO_LABEL = "SLO: latency target and percentile"
+TARGET_LABEL = "latency target and percentile"
 
 
-def cdf_png(cdf: Mapping[str, Any], slos: Mapping[str, Mapping[str, float]],
-            colours: Mapping[str, str] | None = None) -> bytes:
+def cdf_png(cdf: Mapping[str, Any], slos: Mapping[str, Mapping[str, Any] | None],
+            colours: Mapping[str, str] | None = None, *, xlabel: str = "end-to-end latency (ms)",
+            target: str = "SLO", only: Collection[str] | None = None) -> bytes:
     """One column per service: the CDF on top, the tail (1 - CDF, log scale) below, SLO lines on both.
 
-    `colours` maps demand sites to their colours in this report (default: in the order met here).
+    `slos` maps a service to its target (``percentile``, ``latency_ms``); one without, or whose
+    ``latency_ms`` is None, is drawn unmarked. `target` names it in the panels' titles ("SLO",
+    "TTFT target"), `xlabel` the measure. `only` keeps those services (default: every one with
+    values). `colours` maps demand sites to their colours in this report (default: in the order met
+    here).
     """
     qs = cdf["quantiles"]
-    names = [n for n, s in cdf["services"].items() if s.get("latency_ms")]
+    names = [n for n, s in cdf["services"].items() if s.get("latency_ms") and (only is None or n in only)]
+    slos = {n: slo for n, slo in slos.items() if slo and slo.get("latency_ms") is not None}
     colours = dict(colours) if colours is not None else site_colours(
         site for n in names for site in cdf["services"][n].get("by_site", {}))
     cols = max(1, len(names))
@@ -53,15 +61,14 @@ def cdf_png(cdf: Mapping[str, Any], slos: Mapping[str, Mapping[str, float]],
             if slo:
                 any_slo = True
                 _mark_slo(top, tail, slo)
-            title = name + (f": SLO p{fmt(slo['percentile'])} ≤ {fmt(slo['latency_ms'])} ms" if slo else "")
+            title = name + (f": {target} p{fmt(slo['percentile'])} ≤ {fmt(slo['latency_ms'])} ms" if slo else "")
             if len(by_site) > MAX_SITES:
                 title += f"\nthe {len(sites)} slowest of {len(by_site)} demand sites"
             top.set_title(title, fontsize=9)
             top.set_ylabel("fraction of requests within")
             top.set_ylim(0, 1.02)
             tail.set_ylabel("fraction slower (log)")
-            tail.set_xlabel("end-to-end latency (ms)" + ("" if series["exact"] else
-                                                         "\nquantiles from the sketch (error ≤ 0.5 %)"))
+            tail.set_xlabel(xlabel + ("" if series["exact"] else "\nquantiles from the sketch (error ≤ 0.5 %)"))
             tail.set_yscale("log")
             tail.set_ylim(max(1e-4, 0.5 / max(series["count"], 1)), 1.0)
         if not names:
@@ -69,7 +76,7 @@ def cdf_png(cdf: Mapping[str, Any], slos: Mapping[str, Mapping[str, float]],
         else:
             entries = [(Line2D([], [], color=INK, lw=2.2), ALL_LABEL)]
             if any_slo:
-                entries.append((Line2D([], [], color=SLO_RED, lw=1.2, ls=":"), SLO_LABEL))
+                entries.append((Line2D([], [], color=SLO_RED, lw=1.2, ls=":"), f"{target}: {TARGET_LABEL}"))
             entries += [(Line2D([], [], color=drawn[site], lw=1.2, ls=(0, (4, 2))), f"from {site}")
                         for site in [*[s for s in colours if s in drawn], *[s for s in drawn if s not in colours]]]
             ncol = max(1, min(len(entries), int(fig.get_figwidth() / 2.3)))

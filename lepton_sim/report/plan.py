@@ -12,7 +12,7 @@ from lepton_sim.report.data import FILE as DATA_FILE
 from lepton_sim.report.data import scenario_shape
 from lepton_sim.report.document import Block, Figure, Report, Section, Table, Text
 from lepton_sim.report.planfigs import baselines_png, latency_check_png
-from lepton_sim.report.run import cost_section, latency_section, topology_section, utilisation_section
+from lepton_sim.report.run import simulated_sections, topology_section
 from lepton_sim.report.style import fmt, pct, site_colours
 
 PLANNED = "scenario.planned.yaml"
@@ -45,8 +45,7 @@ def plan_report(run_dir: Path) -> Report:
     if verify and "action" in (verify.get("rounds") or [{}])[0]:
         sections.append(verify_section(verify))
     if metrics is not None:
-        sections += [latency_section(metrics, data, colours), utilisation_section(metrics, colours),
-                     cost_section(metrics, colours)]
+        sections += simulated_sections(metrics, data, colours)
     subtitle = (f"Plan for scenario {doc.get('scenario')!r}: the cheapest deployment the planner found that meets "
                 "every latency target and accuracy floor under its model" + (", then simulated." if verify else "."))
     return Report(f"lepton-sim plan: {doc.get('scenario')}", subtitle, tuple(sections), facts)

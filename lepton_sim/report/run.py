@@ -1,6 +1,9 @@
-"""The report of one simulation run: topology, latency, utilisation over time, cost and energy.
+"""The report of one simulation run: topology, latency, LLM services and pools, utilisation over time,
+cost and energy.
 
-Sites keep one colour across the figures (`style.site_colours` over the scenario's sites).
+Sites keep one colour across the figures (`style.site_colours` over the scenario's sites). The
+Latency section is end to end: every service but an LLM service without an end-to-end target, whose
+figures are in the LLM sections (`report.llm`).
 """
 from __future__ import annotations
 
@@ -10,6 +13,9 @@ from typing import Any
 from lepton_sim.metrics import hardware_bases
 from lepton_sim.report.document import Block, Figure, Report, Section, Table, Text
 from lepton_sim.report.latency import cdf_png
+from lepton_sim.report.llm import is_llm_pool, is_llm_service, llm_services
+from lepton_sim.report.llm import pools_section as llm_pools_section
+from lepton_sim.report.llm import services_section as llm_services_section
 from lepton_sim.report.style import energy, fmt, pct, site_colours
 from lepton_sim.report.topology import caption as topology_caption
 from lepton_sim.report.topology import topology_png
@@ -26,16 +32,25 @@ def run_report(metrics: Mapping[str, Any], data: Mapping[str, Any] | None) -> Re
              ("services meeting their SLO", f"{met} of {len(services)}"),
              ("measured window", f"{fmt(metrics['warmup_s'])}–{fmt(metrics['duration_s'])} s"),
              ("simulated events", fmt(metrics.get("events"))))
+    llm = llm_services(metrics)
+    if llm:
+        facts += (("LLM output tokens per second", fmt(sum(s["output_tokens_per_s"] for s in llm.values()))),)
     subtitle = (f"Scenario {metrics['scenario']!r}, seed {metrics['seed']}. "
                 + (shape.get("description") or "").strip())
     colours = site_colours(shape["sites"])
-    sections = (
-        topology_section(shape, metrics, complete=data is not None, colours=colours),
-        latency_section(metrics, data, colours),
-        utilisation_section(metrics, colours),
-        cost_section(metrics, colours),
-    )
+    sections = (topology_section(shape, metrics, complete=data is not None, colours=colours),
+                *simulated_sections(metrics, data, colours))
     return Report(f"lepton-sim run: {metrics['scenario']}", subtitle, sections, facts)
+
+
+def simulated_sections(metrics: Mapping[str, Any], data: Mapping[str, Any] | None,
+                       colours: Mapping[str, str] | None = None) -> tuple[Section, ...]:
+    """What a simulation shows after the topology (a run's, a plan's check): latency, the LLM services and
+    pools when there are any, utilisation, cost and energy."""
+    sections = (latency_section(metrics, data, colours), llm_services_section(metrics, data, colours),
+                llm_pools_section(metrics, colours), utilisation_section(metrics, colours),
+                cost_section(metrics, colours))
+    return tuple(section for section in sections if section is not None)
 
 
 def topology_section(shape: Mapping[str, Any], metrics: Mapping[str, Any] | None, *, complete: bool = True,
@@ -50,12 +65,19 @@ def topology_section(shape: Mapping[str, Any], metrics: Mapping[str, Any] | None
 
 
 def latency_section(metrics: Mapping[str, Any], data: Mapping[str, Any] | None,
-                    colours: Mapping[str, str] | None = None) -> Section:
+                    colours: Mapping[str, str] | None = None) -> Section | None:
+    """End-to-end latency: the CDF of every service with an end-to-end target, and the percentiles of every
+    service but an LLM service (whose SLO attainment counts its TTFT and TPOT; its end-to-end percentiles
+    are in the LLM services section). None when every service is an LLM service without one."""
     services = metrics["services"]
+    drawn = [name for name, s in services.items() if not is_llm_service(s) or s["slo"]["latency_ms"] is not None]
+    if not drawn and services:
+        return None
     blocks: list[Block] = []
     if data and data.get("latency_cdf"):
-        slos = {name: s["slo"] for name, s in services.items()}
-        blocks.append(Figure("latency-cdf", "Latency CDF per service", cdf_png(data["latency_cdf"], slos, colours),
+        slos = {name: services[name]["slo"] for name in drawn}
+        blocks.append(Figure("latency-cdf", "Latency CDF per service",
+                             cdf_png(data["latency_cdf"], slos, colours, only=drawn),
                              "End-to-end latency of requests created in the measured window (network both ways, "
                              "queueing, batching, compute): solid, all requests of the service; dashed, those from "
                              "each demand site (of a service with more than one) in the site's colour. Dotted red: the SLO's latency target and "
@@ -65,13 +87,20 @@ def latency_section(metrics: Mapping[str, Any], data: Mapping[str, Any] | None,
                            "(`simulate --out` writes it); the percentiles below come from metrics.json."))
     rows = []
     for name, s in services.items():
+        if is_llm_service(s):
+            continue
         rows.append(_latency_row(name, "all", s))
         for site, ss in s.get("by_site", {}).items():
             rows.append(_latency_row(name, site, ss))
     header = ("service", "from", "requests", "dropped", "in flight", "mean ms", "p50 ms", "p90 ms", "p95 ms",
               "p99 ms", "max ms", "SLO", "within SLO", "met")
-    blocks.append(Table("Latency percentiles", header, tuple(rows),
-                        "Dropped and unfinished requests count as SLO misses."))
+    if rows or not drawn:
+        blocks.append(Table("Latency percentiles", header, tuple(rows),
+                            "Dropped and unfinished requests count as SLO misses."))
+    llm = [name for name in drawn if is_llm_service(services[name])]
+    if llm:
+        blocks.append(Text(f"The end-to-end percentiles of {', '.join(llm)} (LLM, last token back) and their requests "
+                           "are in the LLM services section, with the time to first token and per output token."))
     return Section("Latency", tuple(blocks))
 
 
@@ -95,8 +124,11 @@ def utilisation_section(metrics: Mapping[str, Any], colours: Mapping[str, str] |
                              "the site it leaves."))
     pools = tuple((pid, fmt(p["replicas"]), pct(p["utilization"]), fmt(p["mean_batch"]), fmt(p["throughput_rps"]),
                    p["compute"]["source"]) for pid, p in metrics.get("pools", {}).items())
+    llm = any(is_llm_pool(p) for p in metrics.get("pools", {}).values())
     blocks.append(Table("Replica pools", ("pool", "replicas", "utilisation", "mean batch", "requests/s",
-                                          "compute times"), pools))
+                                          "compute times"), pools,
+                        "An LLM pool's batches are its iterations: its mean batch is the sequences in one, its "
+                        "requests/s those finished, its utilisation the time its replicas iterate." if llm else ""))
     bases = hardware_bases(metrics)
     if bases:
         blocks.append(Table("What each hardware type's compute times rest on", ("hardware", "basis"), tuple(bases)))

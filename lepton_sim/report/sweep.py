@@ -59,16 +59,23 @@ def grid_section(header: Mapping[str, Any]) -> Section:
     return Section("Grid", tuple(blocks))
 
 
-def base_slos(header: Mapping[str, Any], run_dir: Path) -> dict[str, tuple[float, float]] | None:
-    """Each service's SLO (percentile, latency target in ms) in the base scenario: as sweep.json records
-    it, or, for a sweep written before it did, read from the base file (None when that can no longer be
-    read). The file's path is as the sweep was started with: relative to the directory it was started
-    in, which is tried first, then each directory above `run_dir`."""
+def base_slos(header: Mapping[str, Any], run_dir: Path) -> dict[str, tuple[float, float | None]] | None:
+    """Each service's SLO (percentile, end-to-end latency target in ms, None for an LLM service without
+    one) in the base scenario: as sweep.json records it, or, for a sweep written before it did, read from
+    the base file (None when that can no longer be read). The file's path is as the sweep was started
+    with: relative to the directory it was started in, which is tried first, then each directory above
+    `run_dir`."""
     from lepton_sim.scenario import load_scenario
 
     recorded = header.get("slos")
     if isinstance(recorded, Mapping):
-        return {name: (float(v["percentile"]), float(v["latency_ms"])) for name, v in recorded.items()}
+        out: dict[str, tuple[float, float | None]] = {}
+        for name, v in recorded.items():
+            out[name] = (float(v["percentile"]), None if v.get("latency_ms") is None else float(v["latency_ms"]))
+            for key in ("ttft", "tpot"):  # an LLM service's token targets
+                if isinstance(v.get(key), Mapping):
+                    out[f"{name}.{key}"] = (float(v[key]["percentile"]), float(v[key]["latency_ms"]))
+        return out
     base = Path(str(header.get("base_file", "")))
     if not str(base):
         return None
@@ -82,20 +89,23 @@ def base_slos(header: Mapping[str, Any], run_dir: Path) -> dict[str, tuple[float
     return {name: (svc.slo.percentile, svc.slo.latency_ms) for name, svc in scenario.services.items()}
 
 
-def slo_lookup(base: Mapping[str, tuple[float, float]] | None) -> SloOf:
+def slo_lookup(base: Mapping[str, tuple[float, float | None]] | None) -> SloOf:
     """The SLO of a service at a grid point: the base scenario's, with the point's own values where the grid
     varies ``services.NAME.slo.latency_ms`` or ``.percentile``."""
     def slo_of(service: str, point: Mapping[str, Any]) -> tuple[float, float] | None:
         pct, ms = (base or {}).get(service, (99.0, None))
-        ms = point.get(f"services.{service}.slo.latency_ms", ms)
-        pct = point.get(f"services.{service}.slo.percentile", pct)
+        name, _, token = service.partition(".")  # "NAME.ttft": services.NAME.slo.ttft.latency_ms
+        slo = f"services.{name}.slo.{token}" if token else f"services.{name}.slo"
+        ms = point.get(f"{slo}.latency_ms", ms)
+        pct = point.get(f"{slo}.percentile", pct)
         return (float(pct), float(ms)) if is_number(ms) and is_number(pct) else None
 
     return slo_of
 
 
 def metric_sections(rows: Sequence[Mapping[str, Any]], params: Sequence[str], metrics: Sequence[str],
-                    slos: Mapping[str, tuple[float, float]] | None = None, base_file: str = "") -> list[Section]:
+                    slos: Mapping[str, tuple[float, float | None]] | None = None,
+                    base_file: str = "") -> list[Section]:
     nums = numeric_metrics(rows, metrics)
     if not rows or not nums or not params:
         return []

@@ -164,7 +164,9 @@ def site_lines(shape: Mapping[str, Any], site: str, detailed: bool = True) -> li
     pools: dict[str, list[str]] = defaultdict(list)
     for r in (shape.get("deployment") or {}).get("replicas", []):
         if r["site"] == site:
-            pools[r["service"]].append(f"{r['count']}× {r['hardware']} {r['variant']}")
+            tp = r.get("tensor_parallel") or 1  # devices per replica (an LLM service's)
+            label = f"{r['count']}× {r['hardware']} {r['variant']}"
+            pools[r["service"]].append(label + (f" TP{tp}" if tp > 1 else ""))
     for svc, items in pools.items():
         lines.append(f"▣ {svc}: {', '.join(items)}")
     demand = _demand(shape, site)
@@ -197,8 +199,11 @@ def caption(shape: Mapping[str, Any], link_util: Mapping[str, float] | None = No
     fills = [f"{name}: {kind}" for kind, name in (("datacenter", "blue"), ("edge", "green")) if kind in kinds]
     box = [f"sites ({'filled ' + ', '.join(fills) + '; ' if fills else ''}"
            "outlined in the site's colour in the other figures)"]
-    if (shape.get("deployment") or {}).get("replicas"):
-        box.append("the replicas each runs (▣ service: count × hardware variant)")
+    replicas = (shape.get("deployment") or {}).get("replicas")
+    if replicas:
+        tp = any((r.get("tensor_parallel") or 1) > 1 for r in replicas)
+        box.append("the replicas each runs (▣ service: count × hardware variant"
+                   + ("; TPn: n devices per replica, tensor parallel)" if tp else ")"))
     if any(entry.get("demand") for entry in shape.get("services", {}).values()):
         box.append("the demand that starts there (⇢ service and mean rate)")
     link = [what for what, shown in (

@@ -12,7 +12,17 @@ import re
 _UNITS: tuple[tuple[str, str, str], ...] = (
     (r"slo\.met|verify\.met|\.met$", "yes / no", ""),
     (r"slo_attainment$", "fraction within the SLO", "fraction"),
+    (r"(ttft|tpot)_slo\.attainment$", "fraction within the target", "fraction"),
     (r"(latency_ms|_ms)(\.\w+)?$", "latency (ms)", "ms"),
+    (r"tokens_per_s$", "tokens per second", "tokens/s"),
+    (r"usd_per_million_output_tokens$", "US$ per million output tokens", "US$/M tokens"),
+    (r"joules_per_output_token$", "J per output token", "J/token"),
+    (r"kv_cache_utili[sz]ation$", "fraction of the KV cache in use (0-1)", "fraction"),
+    (r"kv_cache_tokens$", "tokens", "tokens"),
+    (r"batch_tokens_mean$", "tokens per iteration", "tokens"),
+    (r"running_mean$", "running sequences", "sequences"),
+    (r"(preempted|too_long|iterations)$", "count", ""),
+    (r"(tensor_parallel|devices)$", "GPUs", "GPUs"),
     (r"usd_per_hour$|cost_per_hour$", "US$ per hour", "US$/h"),
     (r"usd_total$", "US$", "US$"),
     (r"cost_per_gb$", "US$ per GB", "US$/GB"),
@@ -60,12 +70,19 @@ def axis_label(path: str) -> str:
 _LATENCY = (re.compile(r"(?:^|\.)services\.([^.\[\]]+)\.(?:by_site\.[^.]+\.)?"
                        r"(?:latency_ms\.\w+|slo\.latency_at_percentile_ms)$"),
             re.compile(r"^predicted\.([^.\[\]]+)\.latency_ms$"))
+# An LLM service's TTFT and TPOT: their targets are keyed "NAME.ttft" and "NAME.tpot" (`base_slos`).
+_TOKEN_LATENCY = re.compile(r"(?:^|\.)services\.([^.\[\]]+)\.(?:by_site\.[^.]+\.)?"
+                            r"(?:(ttft|tpot)_ms\.\w+|(ttft|tpot)_slo\.latency_at_percentile_ms)$")
 
 
 def latency_service(path: str) -> str | None:
-    """The service whose end-to-end latency the metric at `path` is, if it is one (its SLO applies)."""
+    """The service whose end-to-end latency the metric at `path` is, if it is one (its SLO applies);
+    for an LLM service's TTFT or TPOT, "NAME.ttft" or "NAME.tpot" (that target applies)."""
     for pattern in _LATENCY:
         m = pattern.search(path)
         if m:
             return m.group(1)
+    m = _TOKEN_LATENCY.search(path)
+    if m:
+        return f"{m.group(1)}.{m.group(2) or m.group(3)}"
     return None

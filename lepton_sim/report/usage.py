@@ -1,8 +1,11 @@
-"""Utilisation over simulated time (pools and link directions) and cost/energy breakdowns."""
+"""Figures over simulated time (pool and link utilisation, LLM pools' tokens, KV cache and running
+sequences) and cost/energy breakdowns."""
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from matplotlib.axes import Axes
@@ -14,36 +17,75 @@ MAX_SERIES = 10
 WARMUP = "#e3e8ee"
 
 
+@dataclass(frozen=True)
+class Panel:
+    """One panel over simulated time: a line per series (a pool or link direction id -> its value per bin)."""
+
+    title: str
+    ylabel: str
+    series: Mapping[str, Sequence[float | None]]
+    percent: bool = False  # the values are fractions, drawn as per cent
+
+
 def utilisation_png(timeseries: Mapping[str, Any], warmup_s: float, duration_s: float,
                     colours: Mapping[str, str] | None = None) -> bytes:
-    """Two panels sharing the time axis: each pool's mean replica utilisation, each link direction's.
+    """Two panels sharing the time axis: each pool's mean replica utilisation, each link direction's."""
+    return timeseries_png((Panel("replica pools (mean over replicas)", "utilisation (%)",
+                                 timeseries.get("pools", {}), percent=True),
+                           Panel("link directions", "utilisation (%)", timeseries.get("links", {}), percent=True)),
+                          timeseries["bin_s"], warmup_s, duration_s, colours, empty="no pools or links")
+
+
+def llm_pools_png(timeseries: Mapping[str, Any], warmup_s: float, duration_s: float,
+                  colours: Mapping[str, str] | None = None) -> bytes:
+    """Three panels sharing the time axis, from ``timeseries.llm_pools``: each LLM pool's output tokens
+    per second, the share of its KV cache in use and its running sequences (both per replica)."""
+    pools = timeseries.get("llm_pools", {})
+
+    def of(key: str) -> dict[str, Sequence[float | None]]:
+        return {pid: p[key] for pid, p in pools.items() if key in p}
+
+    return timeseries_png((Panel("output tokens per second (all replicas)", "tokens/s", of("output_tokens_per_s")),
+                           Panel("KV cache in use (mean over replicas)", "KV cache used (%)",
+                                 of("kv_cache_utilization"), percent=True),
+                           Panel("running sequences (mean per replica)", "sequences", of("running"))),
+                          timeseries["bin_s"], warmup_s, duration_s, colours, empty="no LLM pools")
+
+
+def timeseries_png(panels: Sequence[Panel], bin_s: float, warmup_s: float, duration_s: float,
+                   colours: Mapping[str, str] | None = None, *, empty: str = "nothing to draw") -> bytes:
+    """Panels sharing the time axis, one value per `bin_s` bin drawn at the bin's middle; a panel without
+    series is left out (`empty` is said when none is left).
 
     A pool is drawn in the colour of the site it runs at, a link direction in that of the site it
     leaves (`colours`; by default a palette in order), the line style telling apart those of one site.
+    A bin without a value (None) is a gap in its line.
     """
-    w = float(timeseries["bin_s"])
-    panels = [_busiest("replica pools (mean over replicas)", timeseries.get("pools", {})),
-              _busiest("link directions", timeseries.get("links", {}))]
-    panels = [(t, series) for t, series in panels if series]
-    with drawing(10.0, 2.6 * max(1, len(panels)) + 0.4) as fig:
-        axes = fig.subplots(max(1, len(panels)), 1, squeeze=False, sharex=True)
-        for ax, (title, series) in zip((row[0] for row in axes), panels):
+    w = float(bin_s)
+    shown = [(p, *_busiest(p.title, p.series)) for p in panels if p.series]
+    with drawing(10.0, 2.6 * max(1, len(shown)) + 0.4) as fig:
+        axes = fig.subplots(max(1, len(shown)), 1, squeeze=False, sharex=True)
+        for ax, (panel, title, series) in zip((row[0] for row in axes), shown):
+            scale = 100.0 if panel.percent else 1.0
             per_site: dict[str, int] = defaultdict(int)
+            top = 0.0
             for i, (name, values) in enumerate(series.items()):
                 site = _site_of(name)
                 col = colours.get(site, NEUTRAL) if colours is not None else color(i)
                 ls = _STYLES[per_site[site] % len(_STYLES)] if colours is not None else "-"
                 per_site[site] += 1
                 t = [(k + 0.5) * w for k in range(len(values))]
-                ax.plot(t, [100 * v for v in values], color=col, ls=ls, lw=1.3, label=name)
+                ys = [math.nan if v is None else scale * v for v in values]
+                top = max([top, *(y for y in ys if not math.isnan(y))])
+                ax.plot(t, ys, color=col, ls=ls, lw=1.3, label=name)
             _warmup(ax, warmup_s, duration_s)
             ax.set_title(title, loc="left")
-            ax.set_ylabel("utilisation (%)")
-            ax.set_ylim(0, max(5.0, 105 * max((max(v, default=0) for v in series.values()), default=0)))
+            ax.set_ylabel(panel.ylabel)
+            ax.set_ylim(0, max(5.0, 1.05 * top) if panel.percent else (1.05 * top or 1.0))
             ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the panel: it hides no line
         axes[-1][0].set_xlabel("simulated time (s)")
-        if not panels:
-            axes[0][0].text(0.5, 0.5, "no pools or links", ha="center", transform=axes[0][0].transAxes)
+        if not shown:
+            axes[0][0].text(0.5, 0.5, empty, ha="center", transform=axes[0][0].transAxes)
         return png_bytes(fig)
 
 
@@ -57,11 +99,16 @@ def _site_of(series: str) -> str:
     return series.split("->", 1)[0]
 
 
-def _busiest(title: str, series: Mapping[str, Sequence[float]]) -> tuple[str, dict[str, Sequence[float]]]:
+def _busiest(title: str, series: Mapping[str, Sequence[float | None]]) -> tuple[str, dict[str, Sequence[float | None]]]:
     """At most `MAX_SERIES` series, the busiest on average, so that a large fleet's panel stays readable."""
     if len(series) <= MAX_SERIES:
         return title, dict(series)
-    top = sorted(series, key=lambda k: -sum(series[k]) / max(len(series[k]), 1))[:MAX_SERIES]
+
+    def mean(k: str) -> float:
+        values = [v for v in series[k] if v is not None]
+        return sum(values) / max(len(values), 1)
+
+    top = sorted(series, key=lambda k: -mean(k))[:MAX_SERIES]
     return f"{title}: the {MAX_SERIES} busiest of {len(series)}", {k: series[k] for k in series if k in top}
 
 

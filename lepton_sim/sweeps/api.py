@@ -71,7 +71,8 @@ def header(sw: SweepSpec, tasks: list[Task]) -> dict[str, Any]:
     from lepton_sim.scenario import parse_scenario
 
     base = parse_scenario(sw.base, file=sw.base_file, base_dir=sw.base_dir)
-    slos = {name: {"percentile": svc.slo.percentile, "latency_ms": svc.slo.latency_ms}
+    slos = {name: {"percentile": svc.slo.percentile, "latency_ms": svc.slo.latency_ms,
+                   **{k: getattr(svc.slo, k).model_dump() for k in ("ttft", "tpot") if getattr(svc.slo, k) is not None}}
             for name, svc in base.services.items()}
     return {"kind": "lepton-sim sweep", "version": __version__, "name": sw.name, "sweep_file": sw.file,
             "base_file": sw.base_file, "slos": slos, "mode": sw.mode, "seeds": list(sw.seeds),
