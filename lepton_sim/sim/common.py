@@ -38,7 +38,8 @@ class Window:
         return self.start <= t < self.end
 
     def add_bins(self, bins: list[float], s: float, e: float, sign: float = 1.0) -> None:
-        """Add (or with sign -1 remove) the busy interval [s, e) to the per-bin busy seconds."""
+        """Add (or with sign -1 remove) the busy interval [s, e) to the per-bin busy seconds; with any
+        other `sign`, that level times the seconds (running sequences x seconds, say)."""
         w = self.bin_w
         i = int(s / w)
         while i < TIME_BINS and s < e:

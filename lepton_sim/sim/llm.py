@@ -32,7 +32,7 @@ import simpy
 
 from lepton_sim.scenario.schema import LognormalTokens, Replicas, Tokens, UniformTokens
 from lepton_sim.servicetime.llm import attention_terms
-from lepton_sim.sim.common import TIME_BINS, Request, Window
+from lepton_sim.sim.common import TIME_BINS, Request
 
 if TYPE_CHECKING:
     from lepton_sim.sim.engine import Simulation
@@ -89,18 +89,6 @@ def mean_tokens(tokens: Tokens) -> tuple[float, float]:
         return float(d.n)
 
     return mean(tokens.prompt), mean(tokens.output)
-
-
-def add_level(bins: list[float], window: Window, s: float, e: float, level: float) -> None:
-    """Add ``level`` x seconds of [s, e) to per-bin integrals over [0, duration]."""
-    w = window.bin_w
-    i = int(s / w)
-    while i < TIME_BINS and s < e:
-        edge = (i + 1) * w
-        seg_end = e if e < edge else edge
-        bins[i] += level * (seg_end - s)
-        s = seg_end
-        i += 1
 
 
 class LLMPool:
@@ -296,8 +284,8 @@ class LLMPool:
         used = self.total_blocks - r.free
         self.running_s += len(running) * w
         self.kv_block_s += used * w
-        add_level(self.run_bins, win, now, now + dt, len(running))
-        add_level(self.kv_bins, win, now, now + dt, used)
+        win.add_bins(self.run_bins, now, now + dt, len(running))
+        win.add_bins(self.kv_bins, now, now + dt, used)
         if win.start <= now < win.end:
             self.batches += 1
             self.batched += len(sched)
@@ -359,8 +347,8 @@ class LLMPool:
             win.add_bins(self.bins, now, r.end, -1.0)
             self.running_s -= running * win.overlap(now, r.end)
             self.kv_block_s -= used * win.overlap(now, r.end)
-            add_level(self.run_bins, win, now, r.end, -running)
-            add_level(self.kv_bins, win, now, r.end, -used)
+            win.add_bins(self.run_bins, now, r.end, -running)
+            win.add_bins(self.kv_bins, now, r.end, -used)
         moved = r.running + list(r.waiting)
         r.running, r.sched, r.busy, r.free, r.tokens_out = [], [], False, self.total_blocks, 0
         r.waiting.clear()
