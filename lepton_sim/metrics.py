@@ -188,6 +188,7 @@ def _llm_pool(scenario: Scenario, p: Any, window_s: float) -> dict[str, Any]:
         "iterations": p.batches,
         "running_mean": t.running_s / (window_s * line.count),
         "kv_cache_utilization": t.kv_block_s / (window_s * line.count * t.kv_blocks) if t.kv_blocks else None,
+        "kv_cache_peak_utilization": t.kv_blocks_peak / t.kv_blocks if t.kv_blocks else None,
         "kv_cache_tokens": t.kv_blocks * t.block_tokens,
         "batch_tokens_mean": t.batch_tokens / p.batches if p.batches else None,
         "output_tokens_per_s": t.output_tokens / window_s,

@@ -128,6 +128,7 @@ def test_decoding_sequences_share_iterations() -> None:
 
 SMALL = {**GPU, "memory_gb": 0.008}  # with SMALL_SCHED, room for a few thousand tokens of the tiny model's KV cache
 SMALL_SCHED = {"max_batched_tokens": 512, "max_num_seqs": 16}
+SMALL_GPU_TP = {**GPU, "memory_gb": 0.006}  # two of them, with SMALL_SCHED: the cache fills with long requests
 
 
 def test_a_full_kv_cache_preempts_the_newest_sequence_and_everything_still_finishes(tmp_path: Path) -> None:
@@ -300,3 +301,43 @@ def test_an_end_to_end_target_beside_ttft_and_tpot_keeps_its_own_attainment() ->
     assert svc["e2e_slo"]["attainment"] == 0.0 and svc["e2e_slo"]["met"] is False
     assert svc["ttft_slo"]["met"] and svc["tpot_slo"]["met"]
     assert svc["slo"]["met"] is False  # every target must hold
+
+
+def test_physics_floors_tokens_conserved_and_the_cache_never_overflows(tmp_path: Path) -> None:
+    from lepton_sim.servicetime.llm import llm_params
+
+    # 300 requests in the first 30 ms of a 100 s window: every iteration of theirs falls inside it
+    times = [0.0001 * i for i in range(300)]
+    (tmp_path / "t.csv").write_text("\n".join(f"{t:.4f}" for t in times) + "\n")
+    raw = scenario(tokens={"prompt": {"dist": "uniform", "low": 100, "high": 1500},
+                           "output": {"dist": "uniform", "low": 2, "high": 300}},
+                   duration=100.0, count=2, tp=2, gpu=SMALL_GPU_TP, sched=SMALL_SCHED)
+    raw["services"]["chat"]["demand"][0] = {"site": "dc", "arrival": {"kind": "trace", "file": "t.csv"}}
+    s = parse_scenario(raw, base_dir=tmp_path)
+    sim = Simulation(s)
+    rec = sim.run()
+    t, p = rec.services["chat"], rec.pools[0]
+    assert t.completed == t.arrived == 300
+    # tokens conserved: every output token sampled once; tokens processed = prompts + outputs - 1 each,
+    # plus what preempted sequences recompute
+    assert p.llm.output_tokens == t.llm.output_tokens
+    if p.llm.preempted == 0:
+        assert p.llm.batch_tokens == t.llm.prompt_tokens + t.llm.output_tokens - t.completed
+    else:
+        assert p.llm.batch_tokens > t.llm.prompt_tokens + t.llm.output_tokens - t.completed
+    # the KV cache never holds more than its blocks, and these long requests fill it
+    assert 0.9 * p.llm.kv_blocks <= p.llm.kv_blocks_peak <= p.llm.kv_blocks
+    # physics: no decode step faster than reading a device's weights at the datasheet bandwidth, no
+    # prefill faster than its FLOPs at the datasheet peak split over the TP devices
+    bw = SMALL_GPU_TP["memory_bandwidth_gbps"] * 1e9
+    assert t.llm.tpot_s.min >= sim.pools[0].model.weight_bytes_per_device / bw
+    flops = 2 * llm_params(s.models["lm"])["layers"] * 100  # the shortest prompt's decoder GEMMs
+    assert t.llm.ttft_s.min >= flops / (SMALL_GPU_TP["peak_tflops"]["fp16"] * 1e12 * 2)
+
+
+def test_at_saturation_running_sequences_approach_max_num_seqs() -> None:
+    raw = scenario(prompt=64, output=64, arrival="poisson", rate=5000.0, duration=5.0,
+                   sched={"max_num_seqs": 8})
+    m = build_metrics(parse_scenario(raw), Simulation(parse_scenario(raw)).run())
+    pool = m["pools"]["chat@dc/g/fp16"]
+    assert 7.5 <= pool["running_mean"] <= 8.0

@@ -492,7 +492,7 @@ def _pool_tally(p: AnyPool, svc: Service) -> PoolTally:
         m = p.model
         llm = LLMPoolTally(
             tensor_parallel=p.line.tensor_parallel, kv_blocks=p.total_blocks, block_tokens=p.block_tokens,
-            batch_tokens=p.batch_tokens, running_s=p.running_s, kv_block_s=p.kv_block_s, preempted=p.preempted,
+            batch_tokens=p.batch_tokens, running_s=p.running_s, kv_block_s=p.kv_block_s, kv_blocks_peak=p.kv_peak, preempted=p.preempted,
             output_tokens=p.output_tokens, finished=p.finished, too_long=p.too_long, bins_running_s=tuple(p.run_bins),
             bins_kv_block_s=tuple(p.kv_bins), bins_output_tokens=tuple(p.tok_bins))
         return PoolTally(**common, compute_source=m.source, compute_detail=m.detail, compute_basis=m.basis, llm=llm)

@@ -137,6 +137,7 @@ class LLMPool:
         self.batch_tokens = 0  # tokens processed in them
         self.running_s = 0.0  # running sequences x seconds, summed over replicas
         self.kv_block_s = 0.0  # KV blocks in use x seconds, summed over replicas
+        self.kv_peak = 0  # the most KV blocks any replica had in use at once (over the whole run)
         self.preempted = 0
         self.output_tokens = 0
         self.finished = 0  # requests whose last token was sampled inside the window
@@ -282,6 +283,8 @@ class LLMPool:
         self.busy[r.index] += w
         win.add_bins(self.bins, now, now + dt)
         used = self.total_blocks - r.free
+        if used > self.kv_peak:
+            self.kv_peak = used
         self.running_s += len(running) * w
         self.kv_block_s += used * w
         win.add_bins(self.run_bins, now, now + dt, len(running))

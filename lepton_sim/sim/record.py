@@ -68,6 +68,7 @@ class LLMPoolTally:
     batch_tokens: int  # tokens processed by the iterations started in the window
     running_s: float  # running sequences x seconds
     kv_block_s: float  # KV blocks in use x seconds
+    kv_blocks_peak: int  # the most in use on one replica at once, over the whole run
     preempted: int
     output_tokens: int  # sampled inside the window
     finished: int  # requests whose last token was sampled inside the window
