@@ -33,7 +33,7 @@ from lepton_sim.errors import ScenarioError
 from lepton_sim.layers import LayerShapeError, layer_costs
 from lepton_sim.profiles import Codec, codec_model, digits_variants, load_profile_cached, reference_profile_path
 from lepton_sim.scenario.schema import MODEL_TAG, LLMModelSpec, ModelSpec, Scenario, TokenTrace, Trace, is_llm
-from lepton_sim.servicetime import UnsupportedPrecision, batch_times, weight_bytes
+from lepton_sim.servicetime import BatchTimesCache, UnsupportedPrecision
 
 DEFAULT_SCENARIO = "default.yaml"
 
@@ -60,7 +60,17 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
 
 
 def parse_yaml(text: str, file: str) -> Any:
-    """Parse YAML strictly: duplicate keys are errors, syntax errors carry the line and column."""
+    """Parse YAML strictly: duplicate keys are errors, syntax errors carry the line and column.
+
+    libyaml's C parser reads the file when PyYAML has it (several times faster on large fleets);
+    a file it rejects is read again by the pure-Python parser, whose messages (and marks) are the
+    ones reported, so a broken file says the same whichever parser is installed.
+    """
+    if _FastStrictLoader is not None:
+        try:
+            return yaml.load(text, Loader=_FastStrictLoader)  # noqa: S506 - a CSafeLoader subclass
+        except yaml.YAMLError:
+            pass  # reported below, in the pure-Python parser's words
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -112,7 +122,7 @@ class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate mapping keys instead of silently keeping the last."""
 
 
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict:
     loader.flatten_mapping(node)
     out: dict = {}
     for key_node, value_node in node.value:
@@ -126,6 +136,14 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+_FastStrictLoader: Any = None
+if getattr(yaml, "__with_libyaml__", False):
+    class _CStrictLoader(yaml.CSafeLoader):  # type: ignore[name-defined,misc]
+        """The same strict loader on libyaml's C parser."""
+
+    _CStrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    _FastStrictLoader = _CStrictLoader
 
 # What was left open when YAML met something it could not continue with (the context mark).
 _UNCLOSED = {
@@ -753,6 +771,7 @@ class _Checker:
         dep = self.s.deployment
         assert dep is not None
         used: dict[tuple[str, str], int] = {}
+        times_fn = BatchTimesCache()  # identical lines share one computation (errors are not cached)
         for i, r in enumerate(dep.replicas):
             path = f"deployment.replicas[{i}]"
             if r.weights is not None and dep.routing != "weighted":
@@ -773,10 +792,10 @@ class _Checker:
             shaped = not {(svc.model, None), (svc.model, r.variant)} & self.misshapen  # else reported already
             try:
                 if shaped and svc.service_time is None and not (hw.profile and hw.measured is None):
-                    batch_times(model, variant, hw, svc.batching.max_batch)
+                    times_fn(model, variant, hw, svc.batching.max_batch)
             except UnsupportedPrecision as exc:
                 self.fail(f"{path}.variant", str(exc))
-            need_gb = weight_bytes(model, variant) / 1e9 if shaped else 0.0
+            need_gb = times_fn.weight_bytes(model, variant) / 1e9 if shaped else 0.0
             if need_gb > hw.memory_gb:
                 self.fail(f"{path}.variant", f"{r.variant} of {svc.model} needs {need_gb:.2f} GB of weights; {r.hardware} has {hw.memory_gb:g} GB")
             self._count_devices(used, path, r, r.count)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ import simpy
 
 from lepton_sim.network import Route, Topology, link_id
 from lepton_sim.scenario.schema import Deterministic, Exponential, Lognormal, Replicas, Scenario, Service, is_llm
-from lepton_sim.servicetime import BatchTimes, batch_times
+from lepton_sim.servicetime import BatchTimes, BatchTimesCache, batch_times
 from lepton_sim.sim.arrivals import arrival_times
 from lepton_sim.sim.common import Request, Window
 from lepton_sim.sim.failures import start_failures
@@ -54,7 +55,7 @@ from lepton_sim.sim.llm import LLMPool, Seq
 from lepton_sim.sim.links import FairLinkDir, LinkDir
 from lepton_sim.sim.pools import Pool
 from lepton_sim.sim.record import LinkTally, LLMPoolTally, LLMServiceTally, PoolTally, ServiceTally, SimRecord
-from lepton_sim.sim.routing import Candidate, Router
+from lepton_sim.sim.routing import Candidate, LazyCandidates, Router
 from lepton_sim.sim.streams import Sampler, Uniforms, stream
 from lepton_sim.sim.tokens import TokenSource
 from lepton_sim.sketch import LatencySummary
@@ -148,9 +149,11 @@ class Simulation:
             cls = FairLinkDir if link.sharing == "fair" else LinkDir
             self.linkdirs[(i, a)] = cls(self, link, a, b)
             self.linkdirs[(i, b)] = cls(self, link, b, a)
-        self.pools = [self._make_pool(i, line, batch_times_fn) for i, line in enumerate(scenario.deployment.replicas)]
+        times_fn = BatchTimesCache(batch_times_fn)  # identical deployment lines share one table
+        self.pools = [self._make_pool(i, line, times_fn) for i, line in enumerate(scenario.deployment.replicas)]
         self.routers: list[Router] = []
         self._sources: list[tuple[Iterator[float], DemandState, Router | None, float]] = []
+        self._route_dirs: dict[tuple[str, str, frozenset[int]], tuple[tuple[LinkDir, ...], tuple[LinkDir, ...], float]] = {}
         self._build_routes()
         # failure state: which links are down, how many units are down, link down-time tallies
         self.down_links: frozenset[int] = frozenset()
@@ -188,27 +191,35 @@ class Simulation:
         return tuple(self.linkdirs[(h.link_index, h.src)] for h in route.hops)
 
     def _candidate(self, site: str, pool: AnyPool, down: frozenset[int]) -> Candidate | None:
-        route = self.topology.route(site, pool.line.site, down)
-        if route is None:
-            return None
-        return Candidate(pool, self._dirs(route), self._dirs(route.reverse()), route.latency_s)
+        key = (site, pool.line.site, down)
+        dirs = self._route_dirs.get(key)
+        if dirs is None:
+            route = self.topology.route(site, pool.line.site, down)
+            if route is None:
+                return None
+            # the link directions there and back, shared by every pool at that site
+            dirs = self._route_dirs[key] = (self._dirs(route), self._dirs(route.reverse()), route.latency_s)
+        return Candidate(pool, dirs[0], dirs[1], dirs[2])
 
     def _build_routes(self) -> None:
         routing = self.scenario.deployment.routing  # type: ignore[union-attr]
+        pools_at: dict[str, dict[str, list[AnyPool]]] = {}  # service -> site -> its pools there
+        for pool in self.pools:
+            pools_at.setdefault(pool.line.service, {}).setdefault(pool.line.site, []).append(pool)
         for name, svc in self.scenario.services.items():
             for d_i, demand in enumerate(svc.demand):
                 state = self.demands[(name, demand.site)]
-                cands, weights = [], []
-                for pool in self.pools:
-                    if pool.line.service == name:
-                        c = self._candidate(demand.site, pool, frozenset())
-                        if c is not None:
-                            cands.append(c)
-                            weights.append((pool.line.weights or {}).get(demand.site, 0.0))
+                # the reachable pools nearest first, found and made as routing reaches them
+                here = pools_at.get(name, {})
+                cands = LazyCandidates(self.topology.by_latency(demand.site) if here else iter(()), here,
+                                       partial(self._candidate, demand.site, down=frozenset()))
                 router = None
-                if cands:
+                if cands.at_least(1):
+                    weights = {p.index: (p.line.weights or {}).get(demand.site, 0.0)
+                               for ps in here.values() for p in ps} if routing == "weighted" else {}
                     uniforms = Uniforms(stream(self.seed, f"routing/{name}/{d_i}"))
-                    router = Router(demand.site, routing, cands, weights, uniforms, self._available)
+                    router = Router(demand.site, routing, cands, weights, uniforms, self._available,
+                                    early_stop=not self.scenario.failures)
                     self.routers.append(router)
                 times = arrival_times(demand, stream(self.seed, f"arrivals/{name}/{d_i}"))
                 self._sources.append((times, state, router, state.in_bits))

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,8 +31,36 @@ def _load(c: Candidate) -> float:
     return p.outstanding * p.per_request_s / p.n_live
 
 
-def _least_loaded(cands: list[Candidate]) -> Candidate:
+def _least_loaded(cands: Sequence[Candidate]) -> Candidate:
     best, best_load = cands[0], math.inf  # candidates are sorted by latency: ties go to the nearest
+    for c in cands:
+        load = _load(c)
+        if load < best_load:
+            best, best_load = c, load
+            if load <= 0.0:
+                break  # idle: no pool can be less loaded (loads are >= 0), and ties go to the nearest
+    return best
+
+
+def _least_latency(cands: Sequence[Candidate]) -> Candidate:
+    # round-trip propagation plus queued work per replica: the pool expected to answer first
+    best, best_t = cands[0], math.inf
+    for c in cands:
+        t = 2.0 * c.latency_s
+        if t >= best_t:
+            break  # sorted by latency, loads are >= 0: neither this nor any farther pool can be sooner
+        t += _load(c)
+        if t < best_t:
+            best, best_t = c, t
+    return best
+
+
+# The same policies scanning every candidate. The early stops above assume loads are >= 0, but with
+# failures a pool's count of outstanding requests has been seen below zero (-1 after a replica
+# failed, on a generated fleet: a bookkeeping problem in the pools, not in routing), so scenarios
+# with failures scan in full and decide exactly as before.
+def _least_loaded_full(cands: Sequence[Candidate]) -> Candidate:
+    best, best_load = cands[0], math.inf
     for c in cands:
         load = _load(c)
         if load < best_load:
@@ -39,8 +68,7 @@ def _least_loaded(cands: list[Candidate]) -> Candidate:
     return best
 
 
-def _least_latency(cands: list[Candidate]) -> Candidate:
-    # round-trip propagation plus queued work per replica: the pool expected to answer first
+def _least_latency_full(cands: Sequence[Candidate]) -> Candidate:
     best, best_t = cands[0], math.inf
     for c in cands:
         t = 2.0 * c.latency_s + _load(c)
@@ -49,9 +77,85 @@ def _least_latency(cands: list[Candidate]) -> Candidate:
     return best
 
 
-def _nearest(cands: list[Candidate]) -> Candidate:
+def _nearest_prefix(cands: Sequence[Candidate]) -> list[Candidate]:
     lowest = cands[0].latency_s
-    return _least_loaded([c for c in cands if c.latency_s <= lowest + EPS_S])
+    nearest = []
+    for c in cands:  # sorted by latency: the nearest are a prefix
+        if c.latency_s > lowest + EPS_S:
+            break
+        nearest.append(c)
+    return nearest
+
+
+def _nearest(cands: Sequence[Candidate]) -> Candidate:
+    return _least_loaded(_nearest_prefix(cands))
+
+
+def _nearest_full(cands: Sequence[Candidate]) -> Candidate:
+    return _least_loaded_full(_nearest_prefix(cands))
+
+
+class LazyCandidates:
+    """A demand site's candidates in order of (latency, pool index), each found and made into a
+    `Candidate` (its link directions there and back) only when a scan first reaches it.
+
+    `sites` gives the reachable sites in nondecreasing latency (`Topology.by_latency`), `pools_at`
+    the service's pools at each site. Policies that stop early on sorted candidates (least-latency,
+    least-loaded, nearest) then search the topology and make candidates only as far as they read,
+    a few of a fleet's thousands of pools. It is a sequence (indexing, iteration in order; `len`
+    makes them all).
+    """
+
+    def __init__(self, sites: Iterator[tuple[float, str]], pools_at: dict[str, list[Pool]],
+                 make: Callable[[Pool], Candidate | None]) -> None:
+        self.made: list[Candidate] = []
+        self._sites = sites
+        self._pools_at = pools_at
+        self._make = make
+        self._next = next(sites, None)  # one site of look-ahead: equal latencies make one group
+        self._group: list[Pool] = []  # the current group's pools not yet made, last first
+
+    def _more(self) -> bool:
+        """Make the next candidate; False when there is none."""
+        while not self._group:
+            if self._next is None:
+                return False
+            lat = self._next[0]
+            group: list[Pool] = []
+            while self._next is not None and self._next[0] == lat:
+                group += self._pools_at.get(self._next[1], ())
+                self._next = next(self._sites, None)
+            group.sort(key=lambda p: p.index, reverse=True)
+            self._group = group
+        c = self._make(self._group.pop())
+        assert c is not None  # its site is reachable
+        self.made.append(c)
+        return True
+
+    def at_least(self, n: int) -> bool:
+        while len(self.made) < n:
+            if not self._more():
+                return False
+        return True
+
+    def __len__(self) -> int:
+        while self._more():
+            pass
+        return len(self.made)
+
+    def __getitem__(self, i: int) -> Candidate:
+        if i < 0:
+            i += len(self)
+        if not 0 <= i or not self.at_least(i + 1):
+            raise IndexError(i)
+        return self.made[i]
+
+    def __iter__(self) -> Iterator[Candidate]:
+        made = self.made
+        i = 0
+        while i < len(made) or self._more():
+            yield made[i]
+            i += 1
 
 
 class Router:
@@ -64,21 +168,41 @@ class Router:
     down, fails over to the least-latency pool.
     """
 
-    def __init__(self, site: str, policy: str, cands: list[Candidate], weights: list[float],
-                 uniforms: Uniforms, available: Callable[[str, Candidate], Candidate | None]) -> None:
-        order = sorted(range(len(cands)), key=lambda i: (cands[i].latency_s, cands[i].pool.index))
+    def __init__(self, site: str, policy: str, cands: list[Candidate] | LazyCandidates, weights: list[float] | dict[int, float],
+                 uniforms: Uniforms, available: Callable[[str, Candidate], Candidate | None],
+                 early_stop: bool = True) -> None:
+        """`cands` with `weights` aligned to them, or `LazyCandidates` with `weights` by pool index
+        (made in full for weighted routing, which needs them all). `early_stop=False` scans every
+        candidate (for scenarios with failures, see `_least_loaded_full`)."""
         self.site = site
-        self.cands = [cands[i] for i in order]
-        self.weight = {cands[i].pool.index: (weights[i] if weights else 0.0) for i in order}
+        self.cands: list[Candidate] | LazyCandidates
+        if isinstance(cands, LazyCandidates) and policy != "weighted":
+            self.cands = cands
+            self.weight: dict[int, float] = {}  # only weighted routing reads weights
+            single = not cands.at_least(2)
+        else:
+            if isinstance(cands, LazyCandidates):
+                assert isinstance(weights, dict)
+                cands = list(cands)
+                weights = [weights.get(c.pool.index, 0.0) for c in cands]
+            assert isinstance(weights, list)
+            order = sorted(range(len(cands)), key=lambda i: (cands[i].latency_s, cands[i].pool.index))
+            self.cands = [cands[i] for i in order]
+            self.weight = {cands[i].pool.index: (weights[i] if weights else 0.0) for i in order}
+            single = len(self.cands) == 1
         self.policy = policy
         self.uniforms = uniforms
         self.available = available
-        self._pick: Callable[[list[Candidate]], Candidate] = {
+        self._pick: Callable[[Sequence[Candidate]], Candidate] = {
             "nearest": _nearest, "least-loaded": _least_loaded, "least-latency": _least_latency,
             "weighted": self._weighted,
+        }[policy] if early_stop else {
+            "nearest": _nearest_full, "least-loaded": _least_loaded_full, "least-latency": _least_latency_full,
+            "weighted": self._weighted,
         }[policy]
+        self._fallback = _least_latency if early_stop else _least_latency_full
         self.fast: Callable[[], Candidate | None]
-        if len(self.cands) == 1:
+        if single:
             self.fast = self._single
         elif policy == "weighted":
             self.fast = self._weighted_fast
@@ -102,15 +226,13 @@ class Router:
 
     def _weighted_fast(self) -> Candidate:
         u = self.uniforms() * self.cum[-1]
-        for c, w in zip(self.cands, self.cum):
-            if u < w:
-                return c
-        return self.cands[-1]
+        i = bisect_right(self.cum, u)  # the first pool whose cumulative weight exceeds u
+        return self.cands[i] if i < len(self.cands) else self.cands[-1]
 
     def _weighted(self, cands: list[Candidate]) -> Candidate:
         total = sum(self.weight[c.pool.index] for c in cands)
         if total <= 0:
-            return _least_latency(cands)
+            return self._fallback(cands)
         u = self.uniforms() * total
         acc = 0.0
         for c in cands:
