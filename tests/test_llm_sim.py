@@ -251,8 +251,8 @@ def test_littles_law_running_sequences_equal_throughput_times_residence() -> Non
     # the time-averaged running sequences equal the completion rate times the mean latency.
     raw = scenario(tokens={"prompt": {"dist": "uniform", "low": 50, "high": 400},
                            "output": {"dist": "uniform", "low": 20, "high": 200}},
-                   arrival="poisson", rate=200.0, count=2, duration=100.0)
-    raw["horizon"]["warmup_s"] = 20.0
+                   arrival="poisson", rate=200.0, count=2, duration=40.0)
+    raw["horizon"]["warmup_s"] = 5.0
     s = parse_scenario(raw)
     m = build_metrics(s, Simulation(s).run())
     svc, pool = m["services"]["chat"], m["pools"]["chat@dc/g/fp16"]

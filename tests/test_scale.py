@@ -335,7 +335,7 @@ def test_routing_decisions_are_the_old_ones_on_generated_fleets(n: int, policy: 
 @pytest.mark.parametrize("policy", ["least-latency", "least-loaded"])
 def test_routing_decisions_are_the_old_ones_with_failures(policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Failing replicas and links: degraded routing, rerouting around links, failover."""
-    d = fleet(10, 20.0)
+    d = fleet(10, 8.0)
     d["failures"] = {"nano": {"mtbf_h": 0.002, "mttr_h": 0.0005}, "l4": {"mtbf_h": 0.003, "mttr_h": 0.001},
                      "region-00000--core": {"mtbf_h": 0.002, "mttr_h": 0.001},
                      "e00000--region-00000": {"mtbf_h": 0.002, "mttr_h": 0.001}}
