@@ -341,3 +341,18 @@ def test_at_saturation_running_sequences_approach_max_num_seqs() -> None:
     m = build_metrics(parse_scenario(raw), Simulation(parse_scenario(raw)).run())
     pool = m["pools"]["chat@dc/g/fp16"]
     assert 7.5 <= pool["running_mean"] <= 8.0
+
+
+@pytest.mark.parametrize("content, said", [
+    (None, "trace file not found"),
+    ("prompt_tokens,output_tokens\n10,3\nabc,4\n", "line 3: expected whole token counts"),
+    ("prompt_tokens,output_tokens\n10,0\n", "line 2: token counts must be at least 1"),
+    ("p,o\n10,3\n", "has no column 'prompt_tokens' in its header"),
+    ("prompt_tokens,output_tokens\n", "holds no token counts"),
+])
+def test_a_bad_token_trace_is_refused_with_where(tmp_path: Path, content: str | None, said: str) -> None:
+    if content is not None:
+        (tmp_path / "t.csv").write_text(content)
+    with pytest.raises(ScenarioError, match="services.chat.tokens.trace.file") as exc:
+        parse_scenario(scenario(tokens={"trace": {"file": "t.csv"}}), base_dir=tmp_path)
+    assert said in str(exc.value)

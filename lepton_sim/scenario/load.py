@@ -868,6 +868,18 @@ class _TraceProblem(ValueError):
     """Why a trace file cannot give arrival times (or token counts)."""
 
 
+def _csv_rows(p: Path) -> list[list[str]]:
+    """A trace file's rows, or why it cannot be read."""
+    if not p.is_file():
+        raise _TraceProblem(f"trace file not found: {p}")
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _TraceProblem(f"cannot read trace file {p}: {exc}") from None
+    return rows
+
+
 def _column(rows: list[list[str]], col: str | int, p: Path) -> int:
     if isinstance(col, int):
         return col
@@ -878,13 +890,7 @@ def _column(rows: list[list[str]], col: str | int, p: Path) -> int:
 
 def _token_pairs(trace: TokenTrace, p: Path) -> tuple[tuple[int, int], ...]:
     """(prompt, output) token counts per row of a token trace: positive integers, at least one row."""
-    if not p.is_file():
-        raise _TraceProblem(f"trace file not found: {p}")
-    try:
-        with p.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _TraceProblem(f"cannot read trace file {p}: {exc}") from None
+    rows = _csv_rows(p)
     named = isinstance(trace.prompt_column, str) or isinstance(trace.output_column, str)
     pc, oc = _column(rows, trace.prompt_column, p), _column(rows, trace.output_column, p)
     pairs: list[tuple[int, int]] = []
@@ -907,19 +913,8 @@ def _token_pairs(trace: TokenTrace, p: Path) -> tuple[tuple[int, int], ...]:
 
 def _trace_times(trace: Trace, p: Path) -> tuple[float, ...]:
     """The timestamps (seconds) of a trace file's column: finite, >= 0, non-decreasing, at least 2."""
-    if not p.is_file():
-        raise _TraceProblem(f"trace file not found: {p}")
-    try:
-        with p.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _TraceProblem(f"cannot read trace file {p}: {exc}") from None
-    col = trace.column
-    start = 0
-    if isinstance(col, str):
-        if not rows or col not in rows[0]:
-            raise _TraceProblem(f"trace file {p} has no column {col!r} in its header")
-        col, start = rows[0].index(col), 1
+    rows = _csv_rows(p)
+    col, start = _column(rows, trace.column, p), int(isinstance(trace.column, str))
     times: list[float] = []
     for n, row in enumerate(rows[start:], start=start + 1):
         if not row or not "".join(row).strip():
