@@ -133,3 +133,19 @@ def test_unknown_failure_name_is_bad_input() -> None:
 
     with pytest.raises(ScenarioError, match=r"failures\.gpu: not a hardware type or a link"):
         parse_scenario(base(failures={"gpu": {"mtbf_h": 1, "mttr_h": 1}}))
+
+
+def test_lost_responses_do_not_leave_a_pool_owing_requests() -> None:
+    """A response lost on its way back was already served: its pool's count of requests routed to it
+    and not yet served (what least-loaded and least-latency routing read) must not drop for it."""
+    from lepton_sim.sim import Simulation
+
+    d = base(failures={"edge--dc": {"mtbf_h": 0.01, "mttr_h": 0.01}})
+    d["links"] = [{"between": ["edge", "dc"], "bandwidth_gbps": 0.01, "latency_ms": 2},
+                  {"between": ["edge", "metro"], "bandwidth_gbps": 1, "latency_ms": 5},
+                  {"between": ["metro", "dc"], "bandwidth_gbps": 1, "latency_ms": 5}]
+    d["models"]["m"]["output_bytes"] = 10_000  # responses long enough to be caught by a failure
+    sim = Simulation(parse_scenario(d))
+    rec = sim.run()
+    assert rec.services["s"].failed > 0 and rec.services["s"].in_flight == 0
+    assert [p.outstanding for p in sim.pools] == [0]  # everything routed was served or lost on the way there

@@ -366,7 +366,7 @@ class Simulation:
                 req.svc.failed += 1
                 req.svc.live -= 1
             return
-        if req.then is not self._complete:
+        if req.then != self._complete:  # a bound method is a new object on each access: compare with ==
             req.pool.outstanding -= 1  # it never reached its pool (forward transfer, maybe compressed)
         if req.counted:
             req.svc.failed += 1

@@ -55,10 +55,10 @@ def _least_latency(cands: Sequence[Candidate]) -> Candidate:
     return best
 
 
-# The same policies scanning every candidate. The early stops above assume loads are >= 0, but with
-# failures a pool's count of outstanding requests has been seen below zero (-1 after a replica
-# failed, on a generated fleet: a bookkeeping problem in the pools, not in routing), so scenarios
-# with failures scan in full and decide exactly as before.
+# The same policies scanning every candidate, for scenarios with failures. The early stops above
+# assume loads are >= 0; with failures a pool's count of outstanding requests once went below zero
+# (a response lost on a failed link was taken off its pool's count a second time; fixed in
+# `Simulation._lose`, tested in tests/test_failures.py), and these scan in full regardless.
 def _least_loaded_full(cands: Sequence[Candidate]) -> Candidate:
     best, best_load = cands[0], math.inf
     for c in cands:
