@@ -108,7 +108,7 @@ def test_routes_equal_the_old_per_pair_search_on_shipped_scenarios() -> None:
         _check_routes(s, _downs(s))
 
 
-@pytest.mark.parametrize("n", [10, 37, 100])
+@pytest.mark.parametrize("n", [10, 37])
 def test_routes_equal_the_old_per_pair_search_on_generated_fleets(n: int) -> None:
     s = parse_scenario(fleet(n, 1.0))
     tied = _check_routes(s, _downs(s, 2))
@@ -131,7 +131,7 @@ def _graph(names: Any, links: list[dict]) -> Any:
     return SimpleNamespace(sites={x: None for x in names}, links=[Link.model_validate(x) for x in links])
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(20))
 def test_routes_equal_the_old_search_on_random_graphs_full_of_ties(seed: int) -> None:
     s = _random_graph(seed)
     _check_routes(s, _downs(s, 3))
