@@ -356,3 +356,51 @@ def test_a_bad_token_trace_is_refused_with_where(tmp_path: Path, content: str | 
     with pytest.raises(ScenarioError, match="services.chat.tokens.trace.file") as exc:
         parse_scenario(scenario(tokens={"trace": {"file": "t.csv"}}), base_dir=tmp_path)
     assert said in str(exc.value)
+
+
+COHORT_CASES = {
+    # a busy pool of decoding sequences with arrivals between iterations
+    "busy": dict(tokens={"prompt": {"dist": "uniform", "low": 20, "high": 900},
+                         "output": {"dist": "uniform", "low": 1, "high": 300}},
+                 arrival="poisson", rate=80.0, count=2, duration=8.0),
+    # a small cache: preemption by recompute, readmission, the cohort dissolving and re-forming
+    "preempting": dict(tokens={"prompt": {"dist": "uniform", "low": 200, "high": 2000},
+                               "output": {"dist": "uniform", "low": 50, "high": 600}},
+                       arrival="poisson", rate=6.0, duration=30.0, gpu="small"),
+    # fewer tokens per iteration than sequences, chunked prefill of long prompts
+    "tight budget": dict(tokens={"prompt": {"dist": "uniform", "low": 10, "high": 3000},
+                                 "output": {"dist": "uniform", "low": 2, "high": 100}},
+                         arrival="poisson", rate=40.0, duration=15.0,
+                         sched={"max_num_seqs": 64, "max_batched_tokens": 48, "block_tokens": 8}),
+    # replica failures mid-iteration and lossy links
+    "failures": dict(tokens={"prompt": {"dist": "uniform", "low": 50, "high": 400},
+                             "output": {"dist": "uniform", "low": 20, "high": 200}},
+                     arrival="poisson", rate=60.0, count=3, duration=15.0, demand_site="edge",
+                     links=[{"between": ["edge", "dc"], "bandwidth_gbps": 1.0, "latency_ms": 5.0}]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COHORT_CASES))
+def test_the_decode_cohort_decides_exactly_as_scheduling_one_by_one(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cohort (decoding sequences kept in aggregate) is a speed-up: every metric, to the last bit,
+    # equals scheduling each running sequence one at a time.
+    from lepton_sim.sim.llm import LLMPool
+
+    kw = dict(COHORT_CASES[case])
+    if kw.get("gpu") == "small":
+        kw["gpu"], kw["sched"] = SMALL, SMALL_SCHED
+    raw = scenario(**kw)
+    if case == "failures":
+        raw["failures"] = {"g": {"mtbf_h": 0.001, "mttr_h": 0.0005}, "edge--dc": {"mtbf_h": 0.002, "mttr_h": 0.0001}}
+    s = parse_scenario(raw)
+    fast = build_metrics(s, Simulation(s).run())
+    monkeypatch.setattr(LLMPool, "COHORT", False)
+    slow = build_metrics(s, Simulation(s).run())
+    fast.pop("wall_s"), slow.pop("wall_s")
+    assert fast == slow
+    svc = fast["services"]["chat"]
+    assert svc["completed"] > 50
+    if case == "preempting":
+        assert svc["preempted"] > 0
+    if case == "failures":
+        assert fast["pools"]["chat@dc/g/fp16"]["retried"] > 0

@@ -25,6 +25,7 @@ dropped on arrival.
 """
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,8 @@ if TYPE_CHECKING:
 class Seq:
     """One LLM request's sequence on its replica (mutable, engine-internal)."""
 
-    __slots__ = ("req", "prompt", "output", "kv", "gen", "blocks", "done", "t_first_back", "preemptions", "lost")
+    __slots__ = ("req", "prompt", "output", "kv", "gen", "blocks", "done", "t_first_back", "preemptions", "lost",
+                 "t0", "join")
 
     def __init__(self, req: Request, prompt: int, output: int) -> None:
         self.req = req
@@ -53,26 +55,49 @@ class Seq:
         self.t_first_back = -1.0  # when the first token reached the demand site
         self.preemptions = 0
         self.lost = False  # a part of its output was lost on a failed link: the request failed
+        # In its replica's decode cohort (see `Replica`): kv, gen and blocks are as they were when it
+        # joined, at cohort step t0; `join` is its join serial (-1 outside the cohort).
+        self.t0 = 0
+        self.join = -1
 
 
 class Replica:
-    """One replica's scheduler state."""
+    """One replica's scheduler state.
 
-    __slots__ = ("index", "running", "waiting", "free", "busy", "sched", "tokens_out", "live", "gen", "end",
-                 "levels")
+    Its running sequences, in admission order, are ``coh + tail``. ``coh`` is the decode cohort: a
+    prefix of sequences that are all decoding (prompt cached, at least one token sampled), so that
+    every iteration each of them processes one token and samples one. Their state is kept in
+    aggregate and read off on demand: after ``t`` cohort steps a member has ``kv + t - t0`` tokens
+    cached and ``gen + t - t0`` sampled, the members' cached tokens sum to ``s0 + len(coh) t``,
+    ``res[k]`` members need a new KV block at a step t with t mod block_tokens = k, and ``heap``
+    orders them by the step after which they finish. An iteration thus costs the same whatever the
+    cohort's size; ``tail`` (prefilling, recomputing or behind one that is) is scheduled one
+    sequence at a time. Decisions are those of scheduling every sequence one by one, which the
+    cohort falls back to (`LLMPool._dissolve`) whenever they could differ: when its members need
+    more blocks than are free (preemption) or more tokens than the budget.
+    """
 
-    def __init__(self, index: int, blocks: int) -> None:
+    __slots__ = ("index", "coh", "tail", "waiting", "free", "busy", "sched", "tokens_out", "live", "gen", "end",
+                 "levels", "t", "s0", "res", "heap", "stepped")
+
+    def __init__(self, index: int, blocks: int, block_tokens: int) -> None:
         self.index = index
         self.live = True
         self.gen = 0  # bumped when the replica fails, so its pending iteration is ignored
         self.end = 0.0  # when the running iteration ends
         self.levels = (0, 0)  # the running iteration's sequences running and KV blocks in use
-        self.running: list[Seq] = []
+        self.coh: list[Seq] = []
+        self.tail: list[Seq] = []
         self.waiting: deque[Seq] = deque()
         self.free = blocks
         self.busy = False
-        self.sched: list[tuple[Seq, int]] = []
+        self.sched: list[tuple[Seq, int]] = []  # the running iteration's tail and admitted sequences
+        self.stepped = 0  # cohort members in the running iteration
         self.tokens_out = 0  # prompt + output tokens of the requests it holds and has not finished
+        self.t = 0  # cohort steps taken
+        self.s0 = 0  # sum over the cohort of kv - t0
+        self.res = [0] * block_tokens
+        self.heap: list[tuple[int, int, Seq]] = []  # (step after which it finishes, join serial, member)
 
 
 def mean_tokens(tokens: Tokens) -> tuple[float, float]:
@@ -94,6 +119,8 @@ def mean_tokens(tokens: Tokens) -> tuple[float, float]:
 class LLMPool:
     """`count` replicas of an LLM variant, each with its own continuous-batching scheduler."""
 
+    COHORT = True  # False schedules every running sequence one by one (the tests' reference)
+
     def __init__(self, sim: Simulation, index: int, line: Replicas, svc: Any, model: Any, kv_tokens: int,
                  window: int | None = None) -> None:
         self.sim, self.env, self.index, self.line = sim, sim.env, index, line
@@ -110,7 +137,9 @@ class LLMPool:
         self.by_kv = sched.replica_routing == "least-kv"
         self.window = window  # sliding-window attention: a token attends to at most this many keys
         n = line.count
-        self.replicas = [Replica(i, self.total_blocks) for i in range(n)]
+        self.replicas = [Replica(i, self.total_blocks, self.block_tokens) for i in range(n)]
+        self.cohort = self.COHORT and window is None  # sliding windows cap attention per sequence
+        self.joins = 0
         self.rr = 0  # where the next tie-break starts
         # What routing between pools reads (`routing._load`): requests routed here and not finished,
         # times a request's modelled seconds alone on a replica (its mean prompt's prefill, then
@@ -182,11 +211,56 @@ class LLMPool:
         self.rr = best.index + 1
         return best
 
+    # --- the decode cohort -------------------------------------------------------------------
+
+    def _join(self, r: Replica) -> None:
+        """Move the tail's leading decoding sequences into the cohort."""
+        tail = r.tail
+        k = 0
+        bt = self.block_tokens
+        t = r.t
+        for s in tail:
+            if s.gen < 1 or s.kv != s.prompt + s.gen - 1:
+                break
+            s.t0 = t
+            s.join = self.joins
+            r.s0 += s.kv - t
+            r.res[(t - s.kv) % bt] += 1
+            heapq.heappush(r.heap, (t + s.output - s.gen, self.joins, s))
+            self.joins += 1
+            k += 1
+        if k:
+            r.coh.extend(tail[:k])
+            del tail[:k]
+
+    def _read(self, r: Replica, s: Seq) -> None:
+        """Write a member's current kv, gen and blocks into it and take it out of the aggregates."""
+        bt = self.block_tokens
+        r.s0 -= s.kv - s.t0
+        r.res[(s.t0 - s.kv) % bt] -= 1
+        d = r.t - s.t0
+        s.kv += d
+        s.gen += d
+        s.blocks = -(-s.kv // bt)
+        s.join = -1
+
+    def _dissolve(self, r: Replica) -> None:
+        """Every cohort member back to the head of the tail, scheduled one by one."""
+        for s in r.coh:
+            self._read(r, s)
+        r.tail[:0] = r.coh
+        r.coh = []
+        r.heap = []
+
     # --- iterations -------------------------------------------------------------------------
 
     def _preempt(self, r: Replica) -> Seq:
         """Free the newest running sequence's blocks and put it back at the head of the queue."""
-        victim = r.running.pop()
+        if r.tail:
+            victim = r.tail.pop()
+        else:
+            victim = r.coh.pop()
+            self._read(r, victim)
         r.free += victim.blocks
         victim.blocks = 0
         victim.kv = 0
@@ -204,7 +278,21 @@ class LLMPool:
         sched: list[tuple[Seq, int]] = []
         tokens = samples = 0
         pairs = kv_read = 0.0
-        running = r.running
+        nd = len(r.coh)
+        r.stepped = 0
+        if nd:
+            want = r.res[r.t % bt]
+            if want <= r.free and nd <= budget:
+                # every member: one token, one block if its cache is at a block boundary, one sample;
+                # it attends to its kv cached tokens and itself
+                r.free -= want
+                budget -= nd
+                tokens = samples = nd
+                pairs = kv_read = float(r.s0 + nd * (r.t + 1))
+                r.stepped = nd
+            else:
+                self._dissolve(r)
+        running = r.tail
         preempted = False
         i = 0
         while i < len(running):
@@ -240,8 +328,9 @@ class LLMPool:
                 kv_read += k
             i += 1
         waiting = r.waiting
+        n_running = len(r.coh) + len(running)
         if not preempted:
-            while waiting and len(running) < self.max_seqs and budget > 0:
+            while waiting and n_running < self.max_seqs and budget > 0:
                 s = waiting[0]
                 need = s.prompt + s.gen - s.kv
                 if need <= budget:
@@ -257,6 +346,7 @@ class LLMPool:
                     break
                 waiting.popleft()
                 running.append(s)
+                n_running += 1
                 r.free -= want
                 s.blocks = want
                 sched.append((s, n))
@@ -266,8 +356,8 @@ class LLMPool:
                 a, k = attention_terms(0, n, self.window)
                 pairs += a
                 kv_read += k
-        if not sched:
-            if preempted and (running or waiting):
+        if not sched and not r.stepped:
+            if preempted and (n_running or waiting):
                 self._step(r)  # everything running was preempted: start again from the queue
                 return
             r.busy = False
@@ -277,25 +367,35 @@ class LLMPool:
         dt = self.model.seconds(tokens, samples, pairs, kv_read)
         now = self.env.now
         r.end = now + dt
-        r.levels = (len(running), self.total_blocks - r.free)
+        used = self.total_blocks - r.free
+        r.levels = (n_running, used)
         win = self.sim.window
         w = win.overlap(now, now + dt)
         self.busy[r.index] += w
         win.add_bins(self.bins, now, now + dt)
-        used = self.total_blocks - r.free
         if used > self.kv_peak:
             self.kv_peak = used
-        self.running_s += len(running) * w
+        self.running_s += n_running * w
         self.kv_block_s += used * w
-        win.add_bins(self.run_bins, now, now + dt, len(running))
+        win.add_bins(self.run_bins, now, now + dt, n_running)
         win.add_bins(self.kv_bins, now, now + dt, used)
         if win.start <= now < win.end:
             self.batches += 1
-            self.batched += len(sched)
+            self.batched += len(sched) + r.stepped
             self.batch_tokens += tokens
         ev = self.env.timeout(dt, (r, r.gen))
         ev.callbacks.append(self._on_iteration)
         self.sim.events += 1
+
+    def _finish(self, r: Replica, s: Seq, counted: bool) -> None:
+        s.done = True
+        r.free += s.blocks
+        s.blocks = 0
+        r.tokens_out -= s.prompt + s.output
+        self.outstanding -= 1
+        if counted:
+            self.finished += 1
+        self.sim._llm_done(s.req)
 
     def _on_iteration(self, ev: simpy.Event) -> None:
         r, gen = ev._value
@@ -305,6 +405,23 @@ class LLMPool:
         win = self.sim.window
         counted = win.in_window(now)
         finished = False
+        nd = r.stepped
+        if nd:
+            r.stepped = 0
+            r.t += 1
+            if counted:
+                self.output_tokens += nd
+            if now < win.end:
+                self.tok_bins[int(now / win.bin_w)] += nd
+            heap = r.heap
+            if heap and heap[0][0] == r.t:
+                while heap and heap[0][0] == r.t:
+                    _, serial, s = heapq.heappop(heap)
+                    if s.join != serial:
+                        continue  # left the cohort since
+                    self._read(r, s)
+                    self._finish(r, s, counted)
+                r.coh = [s for s in r.coh if not s.done]
         for s, n in r.sched:
             s.kv += n
             if s.kv == s.prompt + s.gen:
@@ -316,17 +433,13 @@ class LLMPool:
                 if s.gen == 1:
                     self.sim._first_token(s.req)
                 if s.gen >= s.output:
-                    s.done = finished = True
-                    r.free += s.blocks
-                    s.blocks = 0
-                    r.tokens_out -= s.prompt + s.output
-                    self.outstanding -= 1
-                    if counted:
-                        self.finished += 1
-                    self.sim._llm_done(s.req)
+                    finished = True
+                    self._finish(r, s, counted)
         r.sched = []
         if finished:
-            r.running = [s for s in r.running if not s.done]
+            r.tail = [s for s in r.tail if not s.done]
+        if self.cohort and r.tail:
+            self._join(r)
         self._step(r)
 
     # --- what the engine asks of every pool ---------------------------------------------------
@@ -352,8 +465,9 @@ class LLMPool:
             self.kv_block_s -= used * win.overlap(now, r.end)
             win.add_bins(self.run_bins, now, r.end, -running)
             win.add_bins(self.kv_bins, now, r.end, -used)
-        moved = r.running + list(r.waiting)
-        r.running, r.sched, r.busy, r.free, r.tokens_out = [], [], False, self.total_blocks, 0
+        self._dissolve(r)
+        moved = r.tail + list(r.waiting)
+        r.tail, r.sched, r.stepped, r.busy, r.free, r.tokens_out = [], [], 0, False, self.total_blocks, 0
         r.waiting.clear()
         for s in moved:
             s.kv = s.blocks = 0
