@@ -293,6 +293,12 @@ class LLMReplicaModel:
         attention = overhead + max(c_math * attn_pairs, c_kv * kv_tokens + c_act * tokens)
         return self._dense[tokens] + self._head[samples] + self.layers * attention
 
+    def unchecked_seconds(self, tokens: int, samples: int, attn_pairs: float, kv_tokens: float) -> float:
+        """`seconds` without its argument checks, for the simulator's scheduler (which keeps them)."""
+        c_math, c_kv, c_act, overhead = self._attn
+        attention = overhead + max(c_math * attn_pairs, c_kv * kv_tokens + c_act * tokens)
+        return self._dense[tokens] + self._head[samples] + self.layers * attention
+
     def breakdown(self, tokens: int, samples: int, attn_pairs: float, kv_tokens: float) -> dict[str, float]:
         """Seconds per kernel group of one iteration (they sum to `seconds`), for reports."""
         self.seconds(tokens, samples, attn_pairs, kv_tokens)  # validates

@@ -127,6 +127,7 @@ class LLMPool:
         self.id = f"{line.service}@{line.site}/{line.hardware}/{line.variant}"
         sched = svc.scheduler_or_default
         self.model = model  # the replica's `LLMReplicaModel`
+        self.seconds = getattr(model, "unchecked_seconds", model.seconds)
         self.batch_times = None
         self.block_tokens = sched.block_tokens
         self.total_blocks = kv_tokens // sched.block_tokens
@@ -364,21 +365,34 @@ class LLMPool:
             return
         r.busy = True
         r.sched = sched
-        dt = self.model.seconds(tokens, samples, pairs, kv_read)
+        dt = self.seconds(tokens, samples, pairs, kv_read)
         now = self.env.now
         r.end = now + dt
         used = self.total_blocks - r.free
         r.levels = (n_running, used)
         win = self.sim.window
-        w = win.overlap(now, now + dt)
-        self.busy[r.index] += w
-        win.add_bins(self.bins, now, now + dt)
+        end = now + dt
         if used > self.kv_peak:
             self.kv_peak = used
-        self.running_s += n_running * w
-        self.kv_block_s += used * w
-        win.add_bins(self.run_bins, now, now + dt, n_running)
-        win.add_bins(self.kv_bins, now, now + dt, used)
+        if now < win.end:
+            w = win.overlap(now, end)
+            self.busy[r.index] += w
+            self.running_s += n_running * w
+            self.kv_block_s += used * w
+            # busy seconds, running sequences x seconds and blocks x seconds per bin (`Window.add_bins`)
+            bw = win.bin_w
+            i = int(now / bw)
+            s = now
+            bins, run_bins, kv_bins = self.bins, self.run_bins, self.kv_bins
+            while i < TIME_BINS and s < end:
+                edge = (i + 1) * bw
+                seg_end = end if end < edge else edge
+                seg = seg_end - s
+                bins[i] += seg
+                run_bins[i] += n_running * seg
+                kv_bins[i] += used * seg
+                s = seg_end
+                i += 1
         if win.start <= now < win.end:
             self.batches += 1
             self.batched += len(sched) + r.stepped
