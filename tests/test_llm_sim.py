@@ -372,6 +372,13 @@ COHORT_CASES = {
                                  "output": {"dist": "uniform", "low": 2, "high": 100}},
                          arrival="poisson", rate=40.0, duration=15.0,
                          sched={"max_num_seqs": 64, "max_batched_tokens": 48, "block_tokens": 8}),
+    # the run ends with sequences decoding (no drain), least-kv routing between replicas
+    "cut off": dict(tokens={"prompt": {"dist": "uniform", "low": 20, "high": 500},
+                            "output": {"dist": "uniform", "low": 100, "high": 900}},
+                    arrival="poisson", rate=30.0, count=2, duration=6.0, drain=0.0),
+    "least-kv": dict(tokens={"prompt": {"dist": "uniform", "low": 20, "high": 900},
+                             "output": {"dist": "uniform", "low": 1, "high": 300}},
+                     arrival="poisson", rate=60.0, count=3, duration=6.0, sched={"replica_routing": "least-kv"}),
     # replica failures mid-iteration and lossy links
     "failures": dict(tokens={"prompt": {"dist": "uniform", "low": 50, "high": 400},
                              "output": {"dist": "uniform", "low": 20, "high": 200}},
@@ -382,14 +389,18 @@ COHORT_CASES = {
 
 @pytest.mark.parametrize("case", sorted(COHORT_CASES))
 def test_the_decode_cohort_decides_exactly_as_scheduling_one_by_one(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The cohort (decoding sequences kept in aggregate) is a speed-up: every metric, to the last bit,
-    # equals scheduling each running sequence one at a time.
+    # The cohort (decoding sequences kept in aggregate, runs of cohort-only iterations planned and
+    # carried out in one event) is a speed-up: every metric, to the last bit, equals scheduling each
+    # running sequence one at a time, one event per iteration.
     from lepton_sim.sim.llm import LLMPool
 
     kw = dict(COHORT_CASES[case])
     if kw.get("gpu") == "small":
         kw["gpu"], kw["sched"] = SMALL, SMALL_SCHED
+    drain = kw.pop("drain", None)
     raw = scenario(**kw)
+    if drain is not None:
+        raw["horizon"]["drain_s"] = drain
     if case == "failures":
         raw["failures"] = {"g": {"mtbf_h": 0.001, "mttr_h": 0.0005}, "edge--dc": {"mtbf_h": 0.002, "mttr_h": 0.0001}}
     s = parse_scenario(raw)
@@ -400,6 +411,8 @@ def test_the_decode_cohort_decides_exactly_as_scheduling_one_by_one(case: str, m
     assert fast == slow
     svc = fast["services"]["chat"]
     assert svc["completed"] > 50
+    if case == "cut off":
+        assert svc["in_flight"] > 0
     if case == "preempting":
         assert svc["preempted"] > 0
     if case == "failures":

@@ -22,10 +22,22 @@ now holds all its known tokens samples one more token: the first one goes back t
 site at once (`Simulation._first_token`), and the last one finishes the request
 (`Simulation._llm_done`). A request that could never fit the replica's KV cache, even alone, is
 dropped on arrival.
+
+How it stays fast without changing a decision (the tests compare every metric, bit for bit, with
+``LLMPool.COHORT = False``: every sequence scheduled one by one, one event per iteration):
+
+- the decode cohort (`Replica`): the leading running sequences that are all decoding are kept in
+  aggregate, so an iteration costs the same whatever its batch;
+- planned runs (`LLMPool._plan`): when an iteration holds only the cohort and nothing waiting can
+  be admitted, the iterations after it are known until a member finishes or the cache runs short;
+  up to ``PLAN_MAX`` of them are timed at once and carried out in one event (`_apply`), cut short at
+  the iteration running when a request arrives or the replica fails (`_cut`, `fail`).
 """
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +90,7 @@ class Replica:
     """
 
     __slots__ = ("index", "coh", "tail", "waiting", "free", "busy", "sched", "tokens_out", "live", "gen", "end",
-                 "levels", "t", "s0", "res", "heap", "stepped")
+                 "levels", "t", "s0", "res", "heap", "stepped", "plan", "wants", "applied", "plan_id")
 
     def __init__(self, index: int, blocks: int, block_tokens: int) -> None:
         self.index = index
@@ -98,6 +110,12 @@ class Replica:
         self.s0 = 0  # sum over the cohort of kv - t0
         self.res = [0] * block_tokens
         self.heap: list[tuple[int, int, Seq]] = []  # (step after which it finishes, join serial, member)
+        # A planned run of cohort-only iterations (`LLMPool._plan`): their end times, the blocks each
+        # takes at its start, how many have started, and an id that outdates the run's pending event.
+        self.plan: list[float] | None = None
+        self.wants: list[int] = []
+        self.applied = 0
+        self.plan_id = 0
 
 
 def mean_tokens(tokens: Tokens) -> tuple[float, float]:
@@ -120,6 +138,7 @@ class LLMPool:
     """`count` replicas of an LLM variant, each with its own continuous-batching scheduler."""
 
     COHORT = True  # False schedules every running sequence one by one (the tests' reference)
+    PLAN_MAX = 64  # cohort-only iterations planned at once (`_plan`)
 
     def __init__(self, sim: Simulation, index: int, line: Replicas, svc: Any, model: Any, kv_tokens: int,
                  window: int | None = None) -> None:
@@ -128,6 +147,7 @@ class LLMPool:
         sched = svc.scheduler_or_default
         self.model = model  # the replica's `LLMReplicaModel`
         self.seconds = getattr(model, "unchecked_seconds", model.seconds)
+        self.decode_seconds = getattr(model, "decode_seconds", None)
         self.batch_times = None
         self.block_tokens = sched.block_tokens
         self.total_blocks = kv_tokens // sched.block_tokens
@@ -140,6 +160,8 @@ class LLMPool:
         n = line.count
         self.replicas = [Replica(i, self.total_blocks, self.block_tokens) for i in range(n)]
         self.cohort = self.COHORT and window is None  # sliding windows cap attention per sequence
+        # least-kv routing reads free blocks between iterations
+        self.plans = self.cohort and not self.by_kv and self.decode_seconds is not None
         self.joins = 0
         self.rr = 0  # where the next tie-break starts
         # What routing between pools reads (`routing._load`): requests routed here and not finished,
@@ -198,6 +220,8 @@ class LLMPool:
         r.waiting.append(seq)
         if not r.busy:
             self._step(r)
+        elif r.plan is not None:
+            self._cut(r)
 
     def _pick(self) -> Replica:
         """The live replica with the fewest outstanding tokens (or the most free KV cache, less what
@@ -367,13 +391,24 @@ class LLMPool:
         r.sched = sched
         dt = self.seconds(tokens, samples, pairs, kv_read)
         now = self.env.now
-        r.end = now + dt
+        end = now + dt
+        self._account(r, now, end, n_running, len(sched) + r.stepped, tokens)
+        # Only the cohort runs, and what waits cannot be admitted before a member finishes (fewer
+        # free blocks, the same sequences and budget): plan the iterations that follow.
+        if self.plans and not sched and not preempted and r.heap:
+            end = self._plan(r, end)
+        ev = self.env.timeout(end - now, (r, r.gen, r.plan_id))
+        ev.callbacks.append(self._on_iteration)
+
+    def _account(self, r: Replica, now: float, end: float, n_running: int, n_sched: int, tokens: int) -> None:
+        """Tally one iteration, from `now` to `end`, as it starts."""
+        r.end = end
         used = self.total_blocks - r.free
         r.levels = (n_running, used)
-        win = self.sim.window
-        end = now + dt
+        self.sim.events += 1
         if used > self.kv_peak:
             self.kv_peak = used
+        win = self.sim.window
         if now < win.end:
             w = win.overlap(now, end)
             self.busy[r.index] += w
@@ -393,13 +428,121 @@ class LLMPool:
                 kv_bins[i] += used * seg
                 s = seg_end
                 i += 1
-        if win.start <= now < win.end:
-            self.batches += 1
-            self.batched += len(sched) + r.stepped
-            self.batch_tokens += tokens
-        ev = self.env.timeout(dt, (r, r.gen))
+            if win.start <= now:
+                self.batches += 1
+                self.batched += n_sched
+                self.batch_tokens += tokens
+
+    # --- planned runs of cohort-only iterations -------------------------------------------------
+
+    def _plan(self, r: Replica, end: float) -> float:
+        """The iteration just started holds only the cohort and nothing waits: the iterations after
+        it are known until a member finishes, the cache runs short or something arrives. Plan them
+        (at most PLAN_MAX) and return when the last ends; `_apply` carries them out, all at that
+        end or up to the one running when an arrival or a failure cuts the plan (`_cut`)."""
+        nd = r.stepped
+        t = r.t
+        last = min(r.heap[0][0] - t, self.PLAN_MAX)  # the first member finishes in iteration `last`
+        if last < 2:
+            return end
+        bt = self.block_tokens
+        res, free = r.res, r.free
+        wants = [0]
+        for m in range(1, last):
+            want = res[(t + m) % bt]
+            if want > free:
+                break  # the members need more blocks than are free: scheduled one by one then
+            free -= want
+            wants.append(want)
+        k = len(wants)
+        if k < 2:
+            return end
+        s0 = r.s0
+        times = self.decode_seconds(nd, [float(s0 + nd * (t + m + 1)) for m in range(1, k)])
+        ends = list(itertools.accumulate(times, initial=end))  # each iteration starts as the last ends
+        r.plan, r.wants, r.applied = ends, wants, 0
+        return ends[-1]
+
+    def _apply(self, r: Replica, upto: int) -> None:
+        """Carry out the planned iterations up to index `upto`: each one's end (its samples) and the
+        next one's start (its blocks and tallies), as `_on_iteration` and `_step` (`_account`) would,
+        with the same arithmetic in the same order."""
+        ends, wants = r.plan, r.wants
+        assert ends is not None
+        first = r.applied + 1
+        if upto < first:
+            return
+        nd = r.stepped
+        win = self.sim.window
+        w_start, w_end, bw = win.start, win.end, win.bin_w
+        total = self.total_blocks
+        free = r.free
+        peak = self.kv_peak
+        busy, running_s, kv_block_s = self.busy[r.index], self.running_s, self.kv_block_s
+        bins, run_bins, kv_bins, tok_bins = self.bins, self.run_bins, self.kv_bins, self.tok_bins
+        counted = batches = 0
+        used = total - free
+        end = ends[first - 1]
+        for m in range(first, upto + 1):
+            now = end  # the previous iteration ends: its samples
+            end = ends[m]
+            if now < w_end:
+                tok_bins[int(now / bw)] += nd
+                if now >= w_start:
+                    counted += 1
+            want = wants[m]  # this one starts: its blocks and tallies
+            if want:
+                free -= want
+                used = total - free
+                if used > peak:
+                    peak = used
+            if now < w_end:
+                lo = now if now > w_start else w_start
+                hi = end if end < w_end else w_end
+                w = hi - lo if hi > lo else 0.0
+                busy += w
+                running_s += nd * w
+                kv_block_s += used * w
+                i = int(now / bw)
+                s = now
+                while i < TIME_BINS and s < end:
+                    edge = (i + 1) * bw
+                    seg_end = end if end < edge else edge
+                    seg = seg_end - s
+                    bins[i] += seg
+                    run_bins[i] += nd * seg
+                    kv_bins[i] += used * seg
+                    s = seg_end
+                    i += 1
+                if now >= w_start:
+                    batches += 1
+        n = upto - first + 1
+        r.t += n
+        r.free = free
+        r.end = end
+        r.levels = (nd, used)
+        r.applied = upto
+        self.kv_peak = peak
+        self.busy[r.index], self.running_s, self.kv_block_s = busy, running_s, kv_block_s
+        self.output_tokens += counted * nd
+        self.batches += batches
+        self.batched += batches * nd
+        self.batch_tokens += batches * nd
+        self.sim.events += n
+
+    def _cut(self, r: Replica) -> None:
+        """Something reached the replica during a plan: it runs to the end of the iteration running
+        now, then schedules afresh."""
+        ends = r.plan
+        assert ends is not None
+        j = bisect.bisect_right(ends, self.env.now)
+        if j >= len(ends) - 1:
+            return  # the plan's last iteration is running: its end schedules afresh anyway
+        self._apply(r, j)
+        r.plan = ends[:j + 1]
+        r.plan_id += 1
+        ev = self.env.timeout(ends[j] - self.env.now, (r, r.gen, r.plan_id))
         ev.callbacks.append(self._on_iteration)
-        self.sim.events += 1
 
     def _finish(self, r: Replica, s: Seq, counted: bool) -> None:
         s.done = True
@@ -412,9 +555,12 @@ class LLMPool:
         self.sim._llm_done(s.req)
 
     def _on_iteration(self, ev: simpy.Event) -> None:
-        r, gen = ev._value
-        if gen != r.gen:
-            return  # the replica failed during this iteration
+        r, gen, plan_id = ev._value
+        if gen != r.gen or plan_id != r.plan_id:
+            return  # the replica failed during this iteration, or its plan was cut short
+        if r.plan is not None:
+            self._apply(r, len(r.plan) - 1)
+            r.plan = None
         now = self.env.now
         win = self.sim.window
         counted = win.in_window(now)
@@ -471,6 +617,9 @@ class LLMPool:
         if win.in_window(now):
             self.failures += 1
         r.gen += 1
+        if r.plan is not None:
+            self._apply(r, min(bisect.bisect_right(r.plan, now), len(r.plan) - 1))
+            r.plan = None
         if r.busy and r.end > now:
             running, used = r.levels
             self.busy[replica] -= win.overlap(now, r.end)
@@ -502,7 +651,11 @@ class LLMPool:
             self._assign(s)
 
     def close(self, end: float) -> None:
-        """Account down time still open when the run ends."""
+        """Account down time still open, and planned iterations started, when the run ends."""
+        for r in self.replicas:
+            if r.plan is not None:
+                self._apply(r, min(bisect.bisect_left(r.plan, end), len(r.plan) - 1))
+                r.plan = None
         for i, r in enumerate(self.replicas):
             if not r.live:
                 self.down_s[i] += self.sim.window.overlap(self.down_since[i], end)
