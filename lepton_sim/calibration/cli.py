@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lepton_sim.calibration.file import calibration_document, dumps
-from lepton_sim.calibration.fit import FIGURES, Fit, fit
+from lepton_sim.calibration.fit import FIGURES, Fit, fit, precision_of
 from lepton_sim.calibration.points import read_points
 from lepton_sim.calibration.hardware import datasheet_hardware
 from lepton_sim.catalogue import THIS_MACHINE, hardware_names
@@ -18,7 +18,9 @@ from lepton_sim.termtable import Col, console, print_table
 EPILOG = """\
 MEASUREMENTS.csv has one row per measurement: model,variant,batch and one of throughput_per_s
 (requests/s of one busy replica at that batch) or latency_ms (one batch's time); optional
-seq_len and source. Models are zoo models (resnet50, bert-base, bert-large, ...).
+seq_len and source. Models are zoo models (resnet50, bert-base, bert-large, ...). A zoo LLM
+(llama-2-7b, llama-3-8b, ...) row gives prompt_tokens and one of ttft_ms, tpot_ms or
+output_tokens_per_s (the last two with output_tokens); optional tensor_parallel.
 The catalogue's own devices are calibrated this way: see lepton_sim/catalogue/calibration/.
 """
 
@@ -26,7 +28,7 @@ The catalogue's own devices are calibrated this way: see lepton_sim/catalogue/ca
 def register(subparsers: Any) -> None:
     """Add `calibrate` to the top-level subcommands."""
     p = subparsers.add_parser(
-        "calibrate", help="fit a hardware type's efficiency figures to measured throughput or latency",
+        "calibrate", help="fit a hardware type's efficiency figures to measured throughput, latency or LLM token timings",
         description="Fit a catalogue hardware type's efficiency figures (compute efficiency per precision, "
                     "memory efficiency, per-kernel overhead) to measurements; print fitted against measured "
                     "per row with the error and the leave-one-out error; write a file a scenario names as "
@@ -68,7 +70,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     free = _free(args.fit)
     hw = datasheet_hardware(args.hardware)
     points = read_points(args.measurements)
-    missing = sorted({p.variant.precision for p in points} - set(hw.peak_tflops))
+    missing = sorted({precision_of(p) for p in points} - set(hw.peak_tflops))
     if missing:
         raise InputError(f"{args.measurements}: {args.hardware} has no {', '.join(missing)} peak; its precisions: "
                          f"{', '.join(hw.peak_tflops)}")
@@ -96,7 +98,7 @@ def show(result: Fit, basis: str) -> None:
     c = console()
     rows = []
     for p in result.points:
-        unit = "/s" if p.point.kind == "throughput_per_s" else " ms"
+        unit = p.point.unit
         rows.append([str(p.point.row), p.point.label, _num(p.point.value) + unit, _num(p.fitted) + unit,
                      _pct(p.error), "n/a" if p.loo is None else _num(p.loo) + unit, _pct(p.loo_error),
                      p.point.source or "-"])

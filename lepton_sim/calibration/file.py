@@ -51,7 +51,10 @@ class PointRec(_Rec):
     variant: str
     batch: int
     seq_len: int | None = None
-    measure: Literal["throughput_per_s", "latency_ms"]
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    tensor_parallel: int | None = None
+    measure: Literal["throughput_per_s", "latency_ms", "ttft_ms", "tpot_ms", "output_tokens_per_s"]
     measured: float
     fitted: float
     error: float
@@ -100,7 +103,10 @@ def calibration_document(fit: Fit, hardware: Any, measurements: str, command: st
         return FigureRec(value=_round(f.value), fitted=f.fitted, why=why)
 
     points = [PointRec(row=p.point.row, model=p.point.model_name, variant=p.point.variant_name, batch=p.point.batch,
-                       seq_len=p.point.seq_len, measure=p.point.kind,  # type: ignore[arg-type]
+                       seq_len=p.point.seq_len, prompt_tokens=p.point.prompt_tokens,
+                       output_tokens=p.point.output_tokens,
+                       tensor_parallel=p.point.tensor_parallel if p.point.tensor_parallel > 1 else None,
+                       measure=p.point.kind,  # type: ignore[arg-type]
                        measured=p.point.value, fitted=_round(p.fitted), error=_round(p.error),
                        loo=None if p.loo is None else _round(p.loo),
                        loo_error=None if p.loo_error is None else _round(p.loo_error), source=p.point.source)
@@ -124,8 +130,16 @@ def _round(x: float) -> float:
     return float(f"{x:.6g}") if math.isfinite(x) else x
 
 
+LLM_KEYS = ("prompt_tokens", "output_tokens", "tensor_parallel")
+
+
 def dumps(doc: CalibrationFile) -> str:
-    return json.dumps(doc.model_dump(mode="json"), indent=2) + "\n"
+    data = doc.model_dump(mode="json")
+    for p in data["points"]:
+        for k in LLM_KEYS:  # an LLM row's own; a layered model's point keeps the keys it always had
+            if p.get(k) is None:
+                p.pop(k, None)
+    return json.dumps(data, indent=2) + "\n"
 
 
 @lru_cache(maxsize=64)

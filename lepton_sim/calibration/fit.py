@@ -13,6 +13,21 @@ narrower than PRIOR_SIGMA a single point is reproduced to well within 5%); a fig
 touch stays at its default, and the result says which figures moved. ``fit(..., free=...)``
 names the figures to fit; the others are held at their defaults exactly.
 
+An LLM point (a row of a zoo LLM with ttft_ms, tpot_ms or output_tokens_per_s) is predicted
+by the LLM iteration-time model (`lepton_sim.servicetime.llm`) on the hardware type with the
+candidate figures, so LLM and layered points fit the same three figures:
+
+- ``ttft_ms``: one prefill iteration of ``batch`` prompts of ``prompt_tokens`` (batch x prompt
+  tokens, one sample each, the causal attention pairs of each prompt);
+- ``tpot_ms``: one decode iteration of ``batch`` sequences at the output's mid-point of context
+  (prompt + output/2 cached tokens each; attention is linear in the context, so this is the mean
+  step of the output except where it crosses the roofline's kink);
+- ``output_tokens_per_s``: a batch of ``batch`` requests run together, batch x output tokens over
+  the prefill iteration plus output - 1 decode iterations at the mid-point context.
+
+The compute figure an LLM point informs is its GEMMs' math precision (fp16 for a weight-only
+variant). Scheduling, the host's time between iterations and sampling are not modelled.
+
 The squared log ratio treats a 10% miss the same on a 100/s edge device as on a 90,000/s GPU.
 `scipy.optimize.least_squares` solves it from a fixed small grid of starts (the roofline's max()
 has kinks), so the same points always give the same figures. Leave-one-out refits without each
@@ -28,6 +43,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from lepton_sim.calibration.points import Point
+from lepton_sim.servicetime.llm import llm_replica_model
 from lepton_sim.servicetime.roofline import KIND_DEFAULTS, Efficiency, Kernels, kernels
 
 COMPUTE, MEMORY, OVERHEAD = "compute", "memory", "overhead"
@@ -110,10 +126,11 @@ class _Problem:
     """Points with their kernels precomputed; evaluates predictions for a vector of free figures."""
 
     points: tuple[Point, ...]
-    kernels: tuple[Kernels, ...]
+    kernels: tuple[Kernels | None, ...]  # None for an LLM point
     precisions: tuple[str, ...]  # one compute figure per precision, in this order
     held: dict[str, float]  # memory / overhead values when not free
     on_chip_bytes: float
+    hardware: Any
 
     def efficiencies(self, x: np.ndarray, free: tuple[str, ...]) -> tuple[dict[str, float], float, float]:
         values = dict(zip(free, x))
@@ -129,11 +146,40 @@ class _Problem:
         fitted_low = min((v for v in compute.values() if math.isfinite(v)), default=math.nan)
         for i in (range(len(self.points)) if indices is None else indices):
             pt, k = self.points[i], self.kernels[i]
-            c = compute.get(pt.variant.precision, math.nan)
+            c = compute.get(precision_of(pt), math.nan)
             c = fitted_low if not math.isfinite(c) else c  # a precision the subset has no point of
+            if k is None:
+                given = {p: v for p, v in compute.items() if math.isfinite(v)} or {precision_of(pt): c}
+                hw = self.hardware.model_copy(update={"compute_efficiency": given, "memory_efficiency": memory,
+                                                      "kernel_overhead_us": overhead_us})
+                out.append(llm_figure(pt, hw))
+                continue
             eff = Efficiency(c, memory, overhead_us * 1e-6, self.on_chip_bytes, "")
             out.append(pt.predicted(float(k.seconds(eff, pt.batch)[-1])))
         return np.array(out)
+
+
+def precision_of(point: Point) -> str:
+    """The precision whose compute figure a point informs: its variant's, or for a weight-only LLM
+    variant the fp16 of its dequantised math."""
+    v = point.variant
+    return "fp16" if point.llm and getattr(v, "weight_only", False) else str(v.precision)
+
+
+def llm_figure(point: Point, hardware: Any) -> float:
+    """What an LLM point measures, as the LLM iteration-time model predicts it on ``hardware``."""
+    b, prompt, out = point.batch, int(point.prompt_tokens or 1), int(point.output_tokens or 1)
+    prefill_tokens = b * prompt
+    m = llm_replica_model(point.model, point.variant, hardware, point.tensor_parallel,
+                          prefill_tokens if point.kind != "tpot_ms" else b, max_seqs=b)
+    ctx = b * (prompt + out / 2)
+    decode = m.seconds(b, b, ctx, ctx)
+    if point.kind == "tpot_ms":
+        return decode * 1e3
+    prefill = m.seconds(prefill_tokens, b, b * prompt * (prompt + 1) / 2, prefill_tokens)
+    if point.kind == "ttft_ms":
+        return prefill * 1e3
+    return b * out / (prefill + (out - 1) * decode)
 
 
 def _bounds(name: str) -> tuple[float, float]:
@@ -142,7 +188,7 @@ def _bounds(name: str) -> tuple[float, float]:
 
 def auto_free(points: Sequence[Point]) -> tuple[str, ...]:
     """The figures fitted by default: every precision's compute figure, memory and overhead."""
-    precisions = sorted({p.variant.precision for p in points})
+    precisions = sorted({precision_of(p) for p in points})
     return (*(f"{COMPUTE}.{p}" for p in precisions), MEMORY, OVERHEAD)
 
 
@@ -181,7 +227,7 @@ def fit(points: Sequence[Point], hardware: Any, free: Sequence[str] | None = Non
     if not points:
         raise ValueError("no points to fit")
     defaults = KIND_DEFAULTS[hardware.kind]
-    precisions = tuple(sorted({p.variant.precision for p in points}))
+    precisions = tuple(sorted({precision_of(p) for p in points}))
     if free is None:
         names = auto_free(points)
     else:
@@ -193,9 +239,9 @@ def fit(points: Sequence[Point], hardware: Any, free: Sequence[str] | None = Non
     held = {MEMORY: defaults.memory_efficiency, OVERHEAD: defaults.kernel_overhead_us}
     for p in precisions:
         held[f"{COMPUTE}.{p}"] = defaults.compute_efficiency
-    ks = tuple(kernels(p.model, p.variant, hardware) for p in points)
+    ks = tuple(None if p.llm else kernels(p.model, p.variant, hardware) for p in points)
     on_chip = float(getattr(hardware, "on_chip_mb", None) or 0.0) * 1e6
-    prob = _Problem(tuple(points), ks, precisions, held, on_chip)
+    prob = _Problem(tuple(points), ks, precisions, held, on_chip, hardware)
 
     everyone = list(range(len(points)))
     x = _solve(prob, names, everyone)
@@ -211,7 +257,7 @@ def fit(points: Sequence[Point], hardware: Any, free: Sequence[str] | None = Non
         sub = [points[j] for j in rest]
         sub_free = tuple(n for n in (auto_free(sub) if free is None else names)
                          if not n.startswith(f"{COMPUTE}.") or n.split(".", 1)[1] in
-                         {q.variant.precision for q in sub})
+                         {precision_of(q) for q in sub})
         xs = _solve(prob, sub_free, rest)
         c, m, o = prob.efficiencies(xs, sub_free)
         c = {p: v for p, v in c.items() if f"{COMPUTE}.{p}" in sub_free}  # unseen precisions: lowest rule

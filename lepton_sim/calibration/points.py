@@ -4,6 +4,10 @@ One row per measurement of a zoo model variant at one batch size:
 
     model,variant,batch,throughput_per_s,latency_ms,seq_len,source
 
+and for a zoo LLM (`kind: llm`: llama-2-7b, llama-3-8b, ...) token-level figures instead:
+
+    model,variant,batch,prompt_tokens,output_tokens,ttft_ms,tpot_ms,output_tokens_per_s,tensor_parallel,source
+
 - ``model`` is a zoo model (`lepton_sim.catalogue.zoo_names()`), ``variant`` one of its variants;
 - ``batch`` the batch size the measurement ran at (for a throughput, the batch of a saturated
   replica; for a latency, the batch whose completion was timed);
@@ -11,6 +15,13 @@ One row per measurement of a zoo model variant at one batch size:
   ``latency_ms`` (seconds of one batch, in ms);
 - ``seq_len`` (optional) the sequence length of a model that takes one (BERT);
 - ``source`` (optional) where the figure comes from; it is kept in the calibration file.
+
+An LLM row gives ``prompt_tokens`` and exactly one of ``ttft_ms`` (first-token latency of
+``batch`` prompts prefilled together), ``tpot_ms`` (time per output token of ``batch`` sequences
+decoding together) and ``output_tokens_per_s`` (of a batch of ``batch`` requests run together from
+prefill to last token); the last two need ``output_tokens``. ``tensor_parallel`` (default 1) is
+the devices of the replica. How the model predicts each: the module docstring of
+`lepton_sim.calibration.fit`.
 
 Every problem in the file is reported at once, each with its row number and column.
 """
@@ -26,15 +37,16 @@ from typing import Any
 
 from lepton_sim.catalogue import zoo_model, zoo_names
 from lepton_sim.errors import ScenarioError
-from lepton_sim.scenario.schema import ModelSpec
+from lepton_sim.scenario.schema import LLMModelSpec, ModelSpec
 
 REQUIRED = ("model", "variant", "batch")
 MEASURES = ("throughput_per_s", "latency_ms")
 OPTIONAL = ("seq_len", "source")
-COLUMNS = (*REQUIRED, *MEASURES, *OPTIONAL)
-# Token-level LLM measurements (SCENARIO.md) need LLM services, which the zoo does not have yet.
-LLM_COLUMNS = ("prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms", "output_tokens_per_s")
+LLM_MEASURES = ("ttft_ms", "tpot_ms", "output_tokens_per_s")
+LLM_OPTIONAL = ("prompt_tokens", "output_tokens", "tensor_parallel")
+COLUMNS = (*REQUIRED, *MEASURES, *OPTIONAL, *LLM_MEASURES, *LLM_OPTIONAL)
 MAX_BATCH = 65536
+MAX_TOKENS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -49,17 +61,32 @@ class Point:
     value: float
     seq_len: int | None
     source: str
-    model: ModelSpec  # the zoo model, validated
+    model: ModelSpec | LLMModelSpec  # the zoo model, validated
     extra: dict[str, str] = field(default_factory=dict)  # the caller's own columns (parse_points(extra=...))
+    prompt_tokens: int | None = None  # LLM rows only
+    output_tokens: int | None = None
+    tensor_parallel: int = 1
 
     @property
     def variant(self) -> Any:
         return self.model.variants[self.variant_name]
 
     @property
+    def llm(self) -> bool:
+        return isinstance(self.model, LLMModelSpec)
+
+    @property
     def label(self) -> str:
         seq = f" seq {self.seq_len}" if self.seq_len else ""
+        if self.llm:
+            out = f"/{self.output_tokens}" if self.output_tokens else ""
+            tp = f" tp{self.tensor_parallel}" if self.tensor_parallel > 1 else ""
+            seq = f" {self.prompt_tokens}{out} tok{tp}"
         return f"{self.model_name}/{self.variant_name}{seq} b{self.batch}"
+
+    @property
+    def unit(self) -> str:
+        return {"throughput_per_s": "/s", "output_tokens_per_s": " tok/s"}.get(self.kind, " ms")
 
     def predicted(self, batch_seconds: float) -> float:
         """The figure this point measures, given the seconds of one batch of its size."""
@@ -72,6 +99,11 @@ class Point:
                                "batch": self.batch, self.kind: self.value}
         if self.seq_len is not None:
             out["seq_len"] = self.seq_len
+        for k in ("prompt_tokens", "output_tokens"):
+            if getattr(self, k) is not None:
+                out[k] = getattr(self, k)
+        if self.tensor_parallel > 1:
+            out["tensor_parallel"] = self.tensor_parallel
         if self.source:
             out["source"] = self.source
         return out
@@ -105,25 +137,21 @@ def parse_points(text: str, *, file: str = "<measurements>", extra: tuple[str, .
         raise ScenarioError(f"empty file: expected a header row with {', '.join(REQUIRED)} and one of "
                             f"{' / '.join(MEASURES)}", file=file)
     for col in header:
-        if col in LLM_COLUMNS:
-            problems.append(ScenarioError(
-                f"column {col!r}: token-level LLM measurements are not supported yet (the zoo has no LLM "
-                f"services); calibrate with throughput_per_s or latency_ms of zoo models", file=file, path="header"))
-        elif col not in COLUMNS and col not in extra:
+        if col not in COLUMNS and col not in extra:
             known = (*COLUMNS, *extra)
             problems.append(ScenarioError(f"unknown column {col!r}{_near(col, known)}; columns are: "
                                           f"{', '.join(known)}", file=file, path="header"))
     for col in REQUIRED:
         if col not in header:
             problems.append(ScenarioError(f"missing column {col!r}", file=file, path="header"))
-    if not any(m in header for m in MEASURES):
-        problems.append(ScenarioError(f"no measurement column: give {' or '.join(MEASURES)}", file=file,
-                                      path="header"))
+    if not any(m in header for m in (*MEASURES, *LLM_MEASURES)):
+        problems.append(ScenarioError(f"no measurement column: give {' or '.join(MEASURES)} (for LLMs "
+                                      f"{', '.join(LLM_MEASURES)})", file=file, path="header"))
     if problems:
         raise ScenarioError.of(problems)
     reader.fieldnames = header
     points: list[Point] = []
-    models: dict[tuple[str, int | None], ModelSpec | None] = {}
+    models: dict[tuple[str, int | None], ModelSpec | LLMModelSpec | None] = {}
     for i, raw in enumerate(reader, start=2):
         row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
         if not any(row.values()):
@@ -141,7 +169,8 @@ def parse_points(text: str, *, file: str = "<measurements>", extra: tuple[str, .
     return points
 
 
-def _point(i: int, row: dict[str, str], file: str, models: dict[tuple[str, int | None], ModelSpec | None],
+def _point(i: int, row: dict[str, str], file: str,
+           models: dict[tuple[str, int | None], ModelSpec | LLMModelSpec | None],
            problems: list[ScenarioError]) -> Point | None:
     before = len(problems)
 
@@ -151,19 +180,7 @@ def _point(i: int, row: dict[str, str], file: str, models: dict[tuple[str, int |
     name, vname = row.get("model", ""), row.get("variant", "")
     batch = _positive_int(row.get("batch", ""), "batch", bad, MAX_BATCH)
     seq_len = _positive_int(row["seq_len"], "seq_len", bad, 1 << 20) if row.get("seq_len") else None
-    given = [(m, row[m]) for m in MEASURES if row.get(m)]
-    kind, value = "", math.nan
-    if len(given) != 1:
-        bad("/".join(MEASURES), f"give exactly one of {' and '.join(MEASURES)} (got {len(given) or 'none'})")
-    else:
-        kind, text = given[0]
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and value > 0):
-            bad(kind, f"{text!r} is not a positive number")
-    model = None
+    model: ModelSpec | LLMModelSpec | None = None
     if not name:
         bad("model", "empty")
     elif name not in zoo_names():
@@ -172,7 +189,9 @@ def _point(i: int, row: dict[str, str], file: str, models: dict[tuple[str, int |
         key = (name, seq_len)
         if key not in models:
             try:
-                models[key] = ModelSpec.model_validate(zoo_model(name, **({"seq_len": seq_len} if seq_len else {})))
+                raw = zoo_model(name, **({"seq_len": seq_len} if seq_len else {}))
+                spec = LLMModelSpec if raw.get("kind") == "llm" else ModelSpec
+                models[key] = spec.model_validate(raw)
             except (TypeError, ValueError) as exc:
                 models[key] = None
                 bad("seq_len", f"{name}: {exc}")
@@ -180,10 +199,44 @@ def _point(i: int, row: dict[str, str], file: str, models: dict[tuple[str, int |
         if model is not None and vname not in model.variants:
             known = list(model.variants)
             bad("variant", f"{name} has no variant {vname!r}{_near(vname, known)}; variants: {', '.join(known)}")
+    llm = isinstance(model, LLMModelSpec)
+    measures = LLM_MEASURES if llm else MEASURES
+    for m in (MEASURES if llm else LLM_MEASURES):
+        if row.get(m):
+            bad(m, f"{m} is a measure of {'layered models' if llm else 'LLMs (kind: llm)'}; {name} is "
+                   f"{'an LLM' if llm else 'not one'}: give one of {', '.join(measures)}")
+    if not llm:
+        for c in LLM_OPTIONAL:
+            if row.get(c):
+                bad(c, f"{c} is for LLM rows; {name} is not an LLM")
+    given = [(m, row[m]) for m in measures if row.get(m)]
+    kind, value = "", math.nan
+    if len(given) != 1:
+        bad("/".join(measures), f"give exactly one of {' and '.join(measures)} (got {len(given) or 'none'})")
+    else:
+        kind, text = given[0]
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            bad(kind, f"{text!r} is not a positive number")
+    prompt = output = None
+    tp = 1
+    if llm:
+        if seq_len is not None:
+            bad("seq_len", f"{name} is an LLM: give prompt_tokens and output_tokens, not seq_len")
+        prompt = _positive_int(row.get("prompt_tokens", ""), "prompt_tokens", bad, MAX_TOKENS)
+        if row.get("output_tokens"):
+            output = _positive_int(row["output_tokens"], "output_tokens", bad, MAX_TOKENS)
+        elif kind in ("tpot_ms", "output_tokens_per_s"):
+            bad("output_tokens", f"empty: {kind} needs the output length")
+        if row.get("tensor_parallel"):
+            tp = _positive_int(row["tensor_parallel"], "tensor_parallel", bad, 64) or 1
     if len(problems) > before or model is None or batch is None:
         return None
     return Point(i, name, vname, batch, kind, value, seq_len, row.get("source", ""), model,
-                 {k: v for k, v in row.items() if k not in COLUMNS})
+                 {k: v for k, v in row.items() if k not in COLUMNS}, prompt, output, tp)
 
 
 def _positive_int(text: str, col: str, bad: Any, most: int) -> int | None:
