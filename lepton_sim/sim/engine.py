@@ -19,8 +19,9 @@ A request's life, and so its latency, is computed here, in this order:
 An LLM request (a service whose model is `kind: llm`) draws its prompt and output tokens at
 `_arrive` (`tokens.TokenSource`) and sends `prompt x token_bytes` bytes. Its pool is an
 `llm.LLMPool`: the replica with the fewest outstanding tokens queues it, and continuous batching
-runs it iteration by iteration (each iteration's time from `lepton_sim.servicetime.llm`: GEMMs,
-attention over the KV cache, tensor-parallel all-reduces). Then:
+runs it iteration by iteration (`LLMPool._step` schedules one, its time from
+`lepton_sim.servicetime.llm`: GEMMs, attention over the KV cache, tensor-parallel all-reduces;
+`_on_iteration` ends it; runs of decode-only iterations are planned in one event, `_plan`). Then:
 
 6. `_first_token`  the iteration that completes its prompt samples the first token, which crosses
                    the links back at once; `_first_back`: TTFT = its arrival - creation.
