@@ -90,7 +90,7 @@ class Replica:
     """
 
     __slots__ = ("index", "coh", "tail", "waiting", "free", "busy", "sched", "tokens_out", "live", "gen", "end",
-                 "levels", "t", "s0", "res", "heap", "stepped", "plan", "wants", "applied", "plan_id")
+                 "levels", "t", "s0", "res", "heap", "stepped", "plan", "wants", "applied", "plan_id", "run_len")
 
     def __init__(self, index: int, blocks: int, block_tokens: int) -> None:
         self.index = index
@@ -116,6 +116,7 @@ class Replica:
         self.wants: list[int] = []
         self.applied = 0
         self.plan_id = 0
+        self.run_len = 8.0  # iterations a plan ran before its end or a cut, smoothed: how far to plan
 
 
 def mean_tokens(tokens: Tokens) -> tuple[float, float]:
@@ -442,7 +443,9 @@ class LLMPool:
         end or up to the one running when an arrival or a failure cuts the plan (`_cut`)."""
         nd = r.stepped
         t = r.t
-        last = min(r.heap[0][0] - t, self.PLAN_MAX)  # the first member finishes in iteration `last`
+        # the first member finishes in iteration `last`; past about twice what recent plans ran
+        # before an arrival cut them, timing iterations is mostly wasted
+        last = min(r.heap[0][0] - t, self.PLAN_MAX, 4 + int(2 * r.run_len))
         if last < 2:
             return end
         bt = self.block_tokens
@@ -539,6 +542,7 @@ class LLMPool:
         if j >= len(ends) - 1:
             return  # the plan's last iteration is running: its end schedules afresh anyway
         self._apply(r, j)
+        r.run_len += 0.25 * (j + 1 - r.run_len)
         r.plan = ends[:j + 1]
         r.plan_id += 1
         ev = self.env.timeout(ends[j] - self.env.now, (r, r.gen, r.plan_id))
@@ -560,6 +564,7 @@ class LLMPool:
             return  # the replica failed during this iteration, or its plan was cut short
         if r.plan is not None:
             self._apply(r, len(r.plan) - 1)
+            r.run_len += 0.25 * (len(r.plan) - r.run_len)
             r.plan = None
         now = self.env.now
         win = self.sim.window
