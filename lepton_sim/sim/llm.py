@@ -415,24 +415,27 @@ class LLMPool:
             self.busy[r.index] += w
             self.running_s += n_running * w
             self.kv_block_s += used * w
-            # busy seconds, running sequences x seconds and blocks x seconds per bin (`Window.add_bins`)
-            bw = win.bin_w
-            i = int(now / bw)
-            s = now
-            bins, run_bins, kv_bins = self.bins, self.run_bins, self.kv_bins
-            while i < TIME_BINS and s < end:
-                edge = (i + 1) * bw
-                seg_end = end if end < edge else edge
-                seg = seg_end - s
-                bins[i] += seg
-                run_bins[i] += n_running * seg
-                kv_bins[i] += used * seg
-                s = seg_end
-                i += 1
+            self._bins(win.bin_w, now, end, n_running, used)
             if win.start <= now:
                 self.batches += 1
                 self.batched += n_sched
                 self.batch_tokens += tokens
+
+    def _bins(self, bw: float, now: float, end: float, n_running: int, used: int) -> None:
+        """Busy seconds, running sequences x seconds and blocks x seconds of [now, end) per time bin
+        (`Window.add_bins`, the three in one pass)."""
+        bins, run_bins, kv_bins = self.bins, self.run_bins, self.kv_bins
+        i = int(now / bw)
+        s = now
+        while i < TIME_BINS and s < end:
+            edge = (i + 1) * bw
+            seg_end = end if end < edge else edge
+            seg = seg_end - s
+            bins[i] += seg
+            run_bins[i] += n_running * seg
+            kv_bins[i] += used * seg
+            s = seg_end
+            i += 1
 
     # --- planned runs of cohort-only iterations -------------------------------------------------
 
@@ -482,7 +485,7 @@ class LLMPool:
         free = r.free
         peak = self.kv_peak
         busy, running_s, kv_block_s = self.busy[r.index], self.running_s, self.kv_block_s
-        bins, run_bins, kv_bins, tok_bins = self.bins, self.run_bins, self.kv_bins, self.tok_bins
+        tok_bins, add_bins = self.tok_bins, self._bins
         counted = batches = 0
         used = total - free
         end = ends[first - 1]
@@ -506,17 +509,7 @@ class LLMPool:
                 busy += w
                 running_s += nd * w
                 kv_block_s += used * w
-                i = int(now / bw)
-                s = now
-                while i < TIME_BINS and s < end:
-                    edge = (i + 1) * bw
-                    seg_end = end if end < edge else edge
-                    seg = seg_end - s
-                    bins[i] += seg
-                    run_bins[i] += nd * seg
-                    kv_bins[i] += used * seg
-                    s = seg_end
-                    i += 1
+                add_bins(bw, now, end, nd, used)
                 if now >= w_start:
                     batches += 1
         n = upto - first + 1
