@@ -223,14 +223,16 @@ def test_check_says_every_llm_problem_at_once(tmp_path: Path, capsys: pytest.Cap
     assert "Traceback" not in err
 
 
-def test_the_planner_and_validate_refuse_llm_services_clearly(tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_planner_refuses_llm_services_and_validate_what_it_cannot_serve(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "chat.yaml"
     f.write_text(yaml.safe_dump(scenario()))
     assert main(["plan", str(f)]) == 2
     assert "does not plan LLM services yet" in capsys.readouterr().err
+    # validate serves LLMs with its fp32 numpy transformer only: an fp16 variant on a GPU is refused, saying why
     assert main(["validate", str(f)]) == 2
-    assert "LLM services" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "fp32 only" in err and "Traceback" not in err
 
 
 def test_shipped_llm_scenarios_simulate(tmp_path: Path) -> None:
@@ -417,3 +419,24 @@ def test_the_decode_cohort_decides_exactly_as_scheduling_one_by_one(case: str, m
         assert svc["preempted"] > 0
     if case == "failures":
         assert fast["pools"]["chat@dc/g/fp16"]["retried"] > 0
+
+
+def test_without_chunked_prefill_a_whole_prompt_gets_an_iteration_of_its_own(tmp_path: Path) -> None:
+    # vLLM's default scheduler: a prompt as long as the whole token budget is admitted at the next
+    # iteration, alone, while a long decode is running; the decode skips that iteration.
+    (tmp_path / "t.csv").write_text("prompt_tokens,output_tokens\n100,400\n1000,2\n")
+    (tmp_path / "at.csv").write_text("0.0\n0.05\n")
+    raw = scenario(tokens={"trace": {"file": "t.csv"}}, duration=1.0,
+                   sched={"max_batched_tokens": 1000, "chunked_prefill": False})
+    raw["services"]["chat"]["demand"][0] = {"site": "dc", "arrival": {"kind": "trace", "file": "at.csv"}}
+    sim = Simulation(parse_scenario(raw, base_dir=tmp_path))
+    rec = sim.run()
+    t = rec.services["chat"]
+    assert t.completed == 2
+    m = sim.pools[0].model
+    step = m.seconds(1, 1, 101, 101)  # one of the long request's decode steps, at its shortest
+    long_prefill = prefill_s(m, [1000])
+    # the long prompt's TTFT: at most one decode step's wait, then its own prefill (not the 400-token decode)
+    assert t.llm.ttft_s.max < 0.05 + 2 * step + long_prefill
+    # iterations: the two prefills alone, 399 decode steps of the first, one of the second
+    assert rec.pools[0].batches == 2 + 399 + 1

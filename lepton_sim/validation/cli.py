@@ -41,6 +41,7 @@ def _horizon(scenario: Any, duration: float | None) -> dict[str, float]:
 def cmd_validate(args: argparse.Namespace) -> int:
     from lepton_sim.scenario import load_scenario
     from lepton_sim.scenario.load import parse_scenario, parse_yaml
+    from lepton_sim.validation.llm_run import compare_service, is_llm_spec
     from lepton_sim.validation.run import compare, validate
     from lepton_sim.validation.spec import run_spec
 
@@ -57,11 +58,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"validate: {msg}", file=sys.stderr, flush=True)
 
     outcome = validate(scenario, raw, args.scenario, path.parent, spec, horizon, progress)
-    services = compare(outcome.measured, outcome.simulated, outcome.profile, outcome.simulated_as_served)
+    if is_llm_spec(spec):
+        services = {name: compare_service(name, outcome.measured, outcome.simulated, outcome.simulated_as_served,
+                                          outcome.fits, outcome.latencies_ms.get(name)) for name in outcome.measured["services"]}
+    else:
+        services = compare(outcome.measured, outcome.simulated, outcome.profile, outcome.simulated_as_served)
     result = {"scenario": scenario.name, "seed": spec.seed, "duration_s": spec.duration_s,
               "warmup_s": spec.warmup_s, "services": services, "overhead_ms": outcome.overhead_ms,
               "wall_s": outcome.wall_s,
-              "basis": "measured: a real run on this machine (server processes, loopback TCP, emulated links); "
+              "basis": LLM_BASIS if is_llm_spec(spec) else "measured: a real run on this machine (server processes, loopback TCP, emulated links); "
                        "simulated: the same scenario and seed, service times from profile.json (whole-model "
                        "timings taken in the server processes just before the run); simulated as served: the "
                        "same with each batch size's forward pass as the servers timed it during the run, which "
@@ -79,10 +84,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
                       "slo_ms": scenario.services[name].slo.latency_ms}
                for name, c in outcome.simulated_cdf.items()}
         write_json_atomic(out_dir / CDF_FILE, cdf)
+        for fname, doc_ in outcome.files.items():
+            write_json_atomic(out_dir / fname, doc_)
         write_json_atomic(out_dir / "validation.json", result)
         paths = write_validation_report(out_dir)
         print(f"wrote {out_dir / 'validation.json'}, both metrics, profile.json, {paths.html} and {paths.markdown}")
     return 0
+
+
+LLM_BASIS = ("measured: a real run on this machine (an LLM server process per pool running continuous batching "
+             "of the numpy transformer of kernels/transformer.py, the simulator's arrivals and token counts over "
+             "loopback TCP); TTFT from creation to the first token back, TPOT (last back - first back) / "
+             "(output - 1); simulated: the same scenario and seed on this-machine, the decoder GEMMs timed from "
+             "profile.json (timed in the server process just before the run, one BLAS thread), attention, norms "
+             "and the LM head as lepton_sim.servicetime.llm models them; simulated as served: the same with each "
+             "iteration's time from a model fitted (non-negative least squares of seconds on 1, tokens, samples, "
+             "attention pairs and KV tokens read) to the iterations the server ran, which separates the "
+             "scheduler model's error from the kernel profile's")
 
 
 def _thin(lat: Any, n: int = 2000) -> list[float]:
@@ -105,6 +123,9 @@ def _print(result: dict[str, Any]) -> None:
 
     console = Console()
     for name, s in result["services"].items():
+        if s.get("kind") == "llm":
+            _print_llm(console, name, result, s)
+            continue
         t = Table(title=f"{name}: measured on this machine vs simulated ({result['duration_s']:g} s, seed {result['seed']})")
         for col in ("", "completed", "mean ms", "p50 ms", "p90 ms", "p99 ms", "SLO attainment"):
             t.add_column(col, justify="right" if col else "left")
@@ -132,3 +153,31 @@ def _print(result: dict[str, Any]) -> None:
     for k, v in result["overhead_ms"].items():
         if v is not None:
             console.print(f"  {k}: mean {v['mean']:.3f}, p50 {v['p50']:.3f}, p99 {v['p99']:.3f}, max {v['max']:.3f} (n={v['n']})")
+
+
+def _print_llm(console: Any, name: str, result: dict[str, Any], s: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from lepton_sim.report.validation import fmt as _fmt
+
+    for fig, label, err in (("ttft_ms", "TTFT", "error_ttft"), ("tpot_ms", "TPOT", "error_tpot"),
+                            ("latency_ms", "end-to-end latency", "error")):
+        t = Table(title=f"{name}: {label} (ms), measured on this machine vs simulated "
+                        f"({result['duration_s']:g} s, seed {result['seed']})")
+        for col in ("", "completed", "mean", "p50", "p90", "p99"):
+            t.add_column(col, justify="right" if col else "left")
+        rows = [("measured", s["measured"], None), ("simulated (GEMM profile)", s["simulated"], s[err])]
+        if "simulated_as_served" in s:
+            rows.append(("simulated, iterations as served", s["simulated_as_served"], s[err + "_as_served"]))
+        for label_, e, er in rows:
+            t.add_row(label_, str(e["completed"]), *(_fmt(e[fig][k]) for k in ("mean", "p50", "p90", "p99")))
+            if er is not None:
+                t.add_row("  error", "", *(_fmt(er[k], True) for k in ("mean", "p50", "p90", "p99")))
+        console.print(t)
+    for pid, u in s["utilization"].items():
+        it = s["iterations"][pid]
+        console.print(f"  {pid}: utilisation measured {u['measured']:.3f}, simulated {u['simulated']:.3f}; iterations "
+                      f"{it['measured']} / {it['simulated']}, mean sequences {_fmt(it['mean_batch_measured'])} / "
+                      f"{_fmt(it['mean_batch_simulated'])}")
+    for pid, f in s.get("iteration_fit", {}).items():
+        console.print(f"  {pid}: as served, {f['detail']}")

@@ -256,6 +256,8 @@ class Outcome:
     latencies_ms: dict[str, np.ndarray]  # measured, per service, counted requests that completed
     simulated_cdf: dict[str, tuple[list[float], list[float]]]  # per service: latency ms, probability
     wall_s: float
+    fits: dict[str, Any] = field(default_factory=dict)  # LLM pools: the iteration-time model fitted as served
+    files: dict[str, Any] = field(default_factory=dict)  # further JSON files for --out (name -> document)
 
 
 def profile_doc(base: dict[str, Any], spec: RunSpec, timings: dict[int, dict[str, Any]],
@@ -478,8 +480,12 @@ def _path_delays(runs: list[StreamRun], stats: dict[int, dict[str, Any]]) -> tup
 
 
 def simulate(raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec, profile: dict[str, Any],
-             horizon: dict[str, float]) -> tuple[dict[str, Any], dict[str, tuple[list[float], list[float]]]]:
-    """The scenario simulated with `profile` for every this-machine type and payload codec."""
+             horizon: dict[str, float], models: dict[int, Any] | None = None,
+             hardware: dict[str, Any] | None = None,
+             ) -> tuple[dict[str, Any], dict[str, tuple[list[float], list[float]]]]:
+    """The scenario simulated with `profile` for every this-machine type and payload codec (and, given
+    `models`, those LLM pools' iteration times from them: `llm_run.simulation_with`; given
+    `hardware`, those keys set on every this-machine type: `llm_run.hardware_overrides`)."""
     from lepton_sim.catalogue import THIS_MACHINE
     from lepton_sim.metrics import build_metrics
     from lepton_sim.profiles.format import dumps_profile
@@ -494,11 +500,17 @@ def simulate(raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec, prof
         for entry in (doc.get("hardware") or {}).values():
             if isinstance(entry, dict) and entry.get("from") == THIS_MACHINE:
                 entry["profile"] = str(path)
+                entry.update(copy.deepcopy(hardware or {}))
         for svc in (doc.get("services") or {}).values():
             if isinstance(svc, dict) and isinstance(svc.get("payload"), dict):
                 svc["payload"]["profile"] = str(path)
         scenario = parse_scenario(doc, file=file, base_dir=base_dir)
-        rec = Simulation(scenario, spec.seed).run()
+        if models:
+            from lepton_sim.validation.llm_run import simulation_with
+
+            rec = simulation_with(scenario, spec.seed, models).run()
+        else:
+            rec = Simulation(scenario, spec.seed).run()
     metrics = build_metrics(scenario, rec)
     probs = [i / 200 for i in range(1, 200)]
     cdf = {}
@@ -551,7 +563,10 @@ def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Path, spec
              horizon: dict[str, float], progress: Progress = _quiet) -> Outcome:
     """Serve `spec` for real, simulate it with the timings measured, and compare."""
     from lepton_sim.profiles import reference_profile_path
+    from lepton_sim.validation import llm_run
 
+    if llm_run.is_llm_spec(spec):
+        return llm_run.validate(scenario, raw, file, base_dir, spec, horizon, progress)  # type: ignore[no-any-return]
     t_start = time.perf_counter()
     measured, lat, timings, codecs, overhead = serve(spec, scenario, progress)
     base = json.loads(reference_profile_path().read_text(encoding="utf-8"))

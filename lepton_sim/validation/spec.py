@@ -17,6 +17,7 @@ from lepton_sim.network import Route, Topology
 from lepton_sim.scenario.schema import Scenario, is_llm
 from lepton_sim.sim.arrivals import arrival_times
 from lepton_sim.sim.streams import stream
+from lepton_sim.sim.tokens import TokenSource
 
 RUNNABLE_PRECISIONS = ("fp32", "fp16", "int8", "int4")  # the kernels runner's paths (kernels.forward)
 
@@ -49,6 +50,79 @@ class PoolSpec:
 
 
 @dataclass(frozen=True)
+class LLMPoolSpec:
+    """One LLM replica pool (`kind: llm`): what its server process (`llm_server`) runs."""
+
+    index: int
+    service: str
+    site: str
+    hardware: str
+    variant: str
+    count: int
+    model: dict[str, int]  # kernels.transformer.Config keys
+    max_num_seqs: int
+    max_batched_tokens: int
+    chunked_prefill: bool
+    block_tokens: int
+    replica_routing: str
+    kv_tokens: int  # per replica, as the simulator sizes it (llm_replica_model.kv_capacity_tokens)
+    token_bytes: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.service}@{self.site}/{self.hardware}/{self.variant}"
+
+    @property
+    def max_tokens(self) -> int:
+        """The largest iteration the simulator's iteration-time model tables (as `Simulation._make_pool` sizes it)."""
+        return self.max_batched_tokens + self.max_num_seqs
+
+
+LLM_RUNNABLE = "validate serves LLM models with the numpy transformer of kernels/transformer.py"
+
+
+def _llm_pool(i: int, line: Any, svc: Any, model: Any, hw: Any, fail: Any) -> LLMPoolSpec | None:
+    """The LLM pool's plan, or None after `fail` said why it cannot run here."""
+    from lepton_sim.servicetime.llm import llm_replica_model
+
+    where = f"models.{svc.model}"
+    variant = model.variants[line.variant]
+    ok = True
+    if variant.precision != "fp32" or getattr(variant, "weight_only", False) or \
+            getattr(variant, "kv_precision", None) not in (None, "fp32"):
+        fail(f"{where}.variants.{line.variant}.precision", f"{LLM_RUNNABLE}, in fp32 only (weights, math and "
+                                                          f"KV cache); got {variant.precision}")
+        ok = False
+    for key, bad, what in (("ffn_kind", "gelu", "a SwiGLU FFN"), ("qkv_bias", True, "no QKV bias"),
+                           ("tied_embeddings", True, "an untied LM head")):
+        if getattr(model, key) == bad:
+            fail(f"{where}.{key}", f"{LLM_RUNNABLE}: {what}")
+            ok = False
+    if model.sliding_window is not None:
+        fail(f"{where}.sliding_window", f"{LLM_RUNNABLE}: full causal attention, no sliding window")
+        ok = False
+    if line.tensor_parallel != 1:
+        fail(f"deployment.replicas[{i}].tensor_parallel", "validate serves one device (one core) per LLM replica: "
+                                                            "tensor_parallel 1")
+        ok = False
+    if not ok:
+        return None
+    sched = svc.scheduler_or_default
+    heads = int(model.heads)
+    dims = {"layers": int(model.layers), "hidden": int(model.hidden), "heads": heads,
+            "kv_heads": int(model.kv_heads or heads), "head_dim": int(model.head_dim or model.hidden // heads),
+            "ffn": int(model.ffn), "vocab": int(model.vocab)}
+    m = llm_replica_model(model, variant, hw, 1, sched.max_batched_tokens + sched.max_num_seqs,
+                          max_seqs=sched.max_num_seqs)
+    return LLMPoolSpec(
+        index=i, service=line.service, site=line.site, hardware=line.hardware, variant=line.variant,
+        count=line.count, model=dims, max_num_seqs=sched.max_num_seqs, max_batched_tokens=sched.max_batched_tokens,
+        chunked_prefill=sched.chunked_prefill, block_tokens=sched.block_tokens,
+        replica_routing=sched.replica_routing,
+        kv_tokens=m.kv_capacity_tokens(hw.memory_gb, sched.gpu_memory_utilization), token_bytes=model.token_bytes)
+
+
+@dataclass(frozen=True)
 class StreamSpec:
     """One demand line: its arrival times (from 0 to the end of the horizon) and its route to the pool."""
 
@@ -59,6 +133,7 @@ class StreamSpec:
     there: tuple[str, ...]  # link directions crossed to the pool
     back: tuple[str, ...]
     times: tuple[float, ...]
+    tokens: tuple[tuple[int, int], ...] = ()  # an LLM service's (prompt, output) tokens per arrival
 
     @property
     def name(self) -> str:
@@ -67,7 +142,7 @@ class StreamSpec:
 
 @dataclass(frozen=True)
 class RunSpec:
-    pools: tuple[PoolSpec, ...]
+    pools: tuple[PoolSpec | LLMPoolSpec, ...]
     streams: tuple[StreamSpec, ...]
     directions: dict[str, dict[str, float]]  # key -> bandwidth_bps, latency_s
     seed: int
@@ -126,7 +201,9 @@ def run_spec(scenario: Scenario, raw: dict[str, Any], file: str, seed: int | Non
         svc = scenario.services[line.service]
         model = scenario.models[svc.model]
         if is_llm(model):
-            fail(f"services.{line.service}.model", "validate does not serve LLM services (kind: llm) for real yet")
+            llm = _llm_pool(i, line, svc, model, scenario.hardware[line.hardware], fail)
+            if llm is not None:
+                pools.append(llm)
             continue
         if svc.service_time is not None:
             fail(f"services.{line.service}.service_time",
@@ -153,6 +230,10 @@ def run_spec(scenario: Scenario, raw: dict[str, Any], file: str, seed: int | Non
             max_wait_ms=svc.batching.max_wait_ms, features=int(dense[0]["in"]), input_bytes=model.input_bytes,
             output_bytes=model.output_bytes, codec=codec, level=pay.level if pay is not None else 0,
             data=pay.data if pay is not None else "float32-rows"))
+    kinds = {isinstance(p, LLMPoolSpec) for p in pools}
+    if len(kinds) > 1:
+        fail("deployment.replicas", "validate serves LLM services (kind: llm) and other services in separate "
+                                    "runs: validate them one scenario at a time")
     for name, idx in lines_of.items():
         if len(idx) > 1:
             fail(f"deployment.replicas[{idx[1]}]", f"validate serves one pool per service, and {name!r} has "
@@ -172,6 +253,10 @@ def run_spec(scenario: Scenario, raw: dict[str, Any], file: str, seed: int | Non
             if route is None:
                 fail(f"services.{name}.demand[{d_i}]", f"no route from {demand.site} to {pool.site}")
                 continue
+            if isinstance(pool, LLMPoolSpec) and route.hops:
+                fail(f"services.{name}.demand[{d_i}]", f"validate serves LLM services from their pool's own site "
+                     f"for now ({demand.site} reaches {pool.site} over links)")
+                continue
             for hop in route.hops:
                 link = scenario.links[hop.link_index]
                 if link.sharing != "fifo":
@@ -188,4 +273,31 @@ def run_spec(scenario: Scenario, raw: dict[str, Any], file: str, seed: int | Non
                                       tuple(times)))
     if problems:
         raise ScenarioError.of(problems)
+    streams = _with_tokens(scenario, streams, seed)
     return RunSpec(tuple(pools), tuple(streams), directions, seed, h.duration_s, h.warmup_s, h.drain_s)
+
+
+def _with_tokens(scenario: Scenario, streams: list[StreamSpec], seed: int) -> list[StreamSpec]:
+    """LLM streams with each arrival's (prompt, output) tokens as the simulator draws them.
+
+    The simulator keeps one token source per (service, demand site), seeded from the stream
+    `tokens/{service}/{d}` of the site's first demand line d, and draws from it as requests arrive
+    there: the lines of one site in their merged time order.
+    """
+    out = list(streams)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for j, s in enumerate(streams):
+        if is_llm(scenario.models[scenario.services[s.service].model]):
+            groups.setdefault((s.service, s.site), []).append(j)
+    for (name, site), idx in groups.items():
+        svc = scenario.services[name]
+        first = next(d for d, dem in enumerate(svc.demand) if dem.site == site)
+        assert svc.tokens is not None
+        source = TokenSource(svc.tokens, stream(seed, f"tokens/{name}/{first}"))
+        order = sorted((t, streams[j].index, j, k) for j in idx for k, t in enumerate(streams[j].times))
+        drawn: dict[int, list[tuple[int, int]]] = {j: [] for j in idx}
+        for _, _, j, _ in order:
+            drawn[j].append(source())
+        for j in idx:
+            out[j] = StreamSpec(**{**streams[j].__dict__, "tokens": tuple(drawn[j])})
+    return out
