@@ -374,6 +374,11 @@ COHORT_CASES = {
                                  "output": {"dist": "uniform", "low": 2, "high": 100}},
                          arrival="poisson", rate=40.0, duration=15.0,
                          sched={"max_num_seqs": 64, "max_batched_tokens": 48, "block_tokens": 8}),
+    # no chunked prefill: prompts get iterations of their own
+    "unchunked": dict(tokens={"prompt": {"dist": "uniform", "low": 20, "high": 500},
+                              "output": {"dist": "uniform", "low": 1, "high": 300}},
+                      arrival="poisson", rate=40.0, count=2, duration=6.0,
+                      sched={"chunked_prefill": False, "max_batched_tokens": 512}),
     # the run ends with sequences decoding (no drain), least-kv routing between replicas
     "cut off": dict(tokens={"prompt": {"dist": "uniform", "low": 20, "high": 500},
                             "output": {"dist": "uniform", "low": 100, "high": 900}},

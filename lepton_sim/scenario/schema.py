@@ -483,7 +483,8 @@ class Scheduler(Strict):
 
     Each iteration serves every running sequence's next token plus waiting prompts admitted in FIFO
     order, within `max_num_seqs` sequences and `max_batched_tokens` tokens; with `chunked_prefill`
-    a prompt is split across iterations to fill the token budget. The KV cache is paged in blocks
+    a prompt is split across iterations to fill the token budget; without it, prompts that can be
+    admitted whole get iterations of their own (vLLM's default scheduler). The KV cache is paged in blocks
     of `block_tokens` in the memory left after the weights (`gpu_memory_utilization` of the
     devices' memory, vLLM's default 0.9). Requests go to the replica with the fewest outstanding
     tokens (`least-tokens`) or the most free KV cache (`least-kv`).

@@ -16,6 +16,10 @@ work starts an iteration, scheduled as vLLM's scheduler does with chunked prefil
    for the prompt (or its first chunk; for a preempted sequence, for all it must recompute) beyond
    a watermark of 1% of the blocks (vLLM's default). The head of the queue blocks those behind it.
 
+Without ``chunked_prefill`` the order is vLLM's default scheduler's instead: when the head of the
+queue can be admitted whole, the iteration admits waiting prompts only (the same rules, the whole
+budget; running sequences skip it), else it is the running sequences' as in 1.
+
 The iteration takes ``LLMReplicaModel.seconds(tokens, samples, attn_pairs, kv_tokens)`` from the
 shared service-time model (`lepton_sim.servicetime.llm`). At its end every sequence whose cache
 now holds all its known tokens samples one more token: the first one goes back to the demand
@@ -306,6 +310,8 @@ class LLMPool:
         pairs = kv_read = 0.0
         nd = len(r.coh)
         r.stepped = 0
+        if not self.chunked and r.waiting and self._prefills(r):
+            return
         if nd:
             want = r.res[r.t % bt]
             if want <= r.free and nd <= budget:
@@ -540,6 +546,45 @@ class LLMPool:
         r.plan_id += 1
         ev = self.env.timeout(ends[j] - self.env.now, (r, r.gen, r.plan_id))
         ev.callbacks.append(self._on_iteration)
+
+    def _prefills(self, r: Replica) -> bool:
+        """Without chunked prefill, as vLLM's default scheduler: when waiting prompts can be admitted
+        whole, the iteration is theirs alone (the running sequences' decode steps wait for the next);
+        False, and nothing changed, when the head of the queue cannot be."""
+        bt = self.block_tokens
+        budget = self.max_tokens
+        n_running = len(r.coh) + len(r.tail)
+        waiting = r.waiting
+        sched: list[tuple[Seq, int]] = []
+        pairs = kv_read = 0.0
+        tokens = 0
+        while waiting and n_running < self.max_seqs:
+            s = waiting[0]
+            need = s.prompt + s.gen - s.kv
+            blocks = -(-need // bt)
+            if need > budget or blocks > r.free - self.watermark:
+                break
+            waiting.popleft()
+            r.tail.append(s)
+            n_running += 1
+            r.free -= blocks
+            s.blocks = blocks
+            sched.append((s, need))
+            budget -= need
+            tokens += need
+            a, k = attention_terms(0, need, self.window)
+            pairs += a
+            kv_read += k
+        if not sched:
+            return False
+        r.busy = True
+        r.sched = sched
+        now = self.env.now
+        end = now + self.seconds(tokens, len(sched), pairs, kv_read)
+        self._account(r, now, end, n_running, len(sched), tokens)
+        ev = self.env.timeout(end - now, (r, r.gen, r.plan_id))
+        ev.callbacks.append(self._on_iteration)
+        return True
 
     def _finish(self, r: Replica, s: Seq, counted: bool) -> None:
         s.done = True
