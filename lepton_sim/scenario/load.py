@@ -20,13 +20,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from lepton_sim.calibration.file import apply as apply_calibration
-from lepton_sim.calibration.file import load as load_calibration
-from lepton_sim.calibration.file import mismatch as calibration_mismatch
 from lepton_sim.catalogue import THIS_MACHINE, hardware_entry, hardware_names
 from lepton_sim.catalogue.zoo import zoo_model, zoo_names
 from lepton_sim.errors import ScenarioError
@@ -215,6 +211,11 @@ def _calibrated(entry: dict, path: str, file: str, base_dir: Path, *, inherited:
     own calibration, where the scenario overrides a figure it was fitted against (a peak, the
     bandwidth), no longer applies: the entry falls back to its kind's defaults and says why.
     """
+    # Imported here: the calibration fit brings scipy, which a scenario without `calibration:` never needs.
+    from lepton_sim.calibration.file import apply as apply_calibration
+    from lepton_sim.calibration.file import load as load_calibration
+    from lepton_sim.calibration.file import mismatch as calibration_mismatch
+
     rel = Path(entry["calibration"])
     where = rel if rel.is_absolute() else base_dir / rel
     try:
@@ -303,13 +304,17 @@ def _schema_problems(exc: ValidationError, raw: Any, file: str, broken: set[tupl
     """
     by_loc: dict[tuple, list[dict]] = {}
     errors = exc.errors(include_url=False)
-    errors.sort(key=lambda e: _position(raw, _clean_loc(e["loc"], raw)))  # the file's order
+    index: dict[int, dict] = {}  # id(mapping) -> key -> its place (one scan per mapping, not per error)
+    errors.sort(key=lambda e: _position(raw, _clean_loc(e["loc"], raw), index))  # the file's order
     for err in errors:
         loc = _clean_loc(err["loc"], raw)
         if any(loc[:len(b)] == b for b in broken):
             continue  # a consequence of an unresolved `from:`, already reported
         by_loc.setdefault(loc, []).append(err)
-    missing = {loc for loc, errs in by_loc.items() if errs[0]["type"] == "missing"}
+    missing: dict[tuple, list[str]] = {}  # parent location -> its required keys that are not given
+    for loc, errs in by_loc.items():
+        if errs[0]["type"] == "missing":
+            missing.setdefault(loc[:-1], []).append(str(loc[-1]))
     said: set[tuple] = set()
     unknown: list[ScenarioError] = []
     for loc, errs in by_loc.items():
@@ -320,12 +325,12 @@ def _schema_problems(exc: ValidationError, raw: Any, file: str, broken: set[tupl
     return unknown + others
 
 
-def _unknown_key(loc: tuple, raw: Any, file: str, missing: set[tuple], said: set[tuple]) -> ScenarioError:
+def _unknown_key(loc: tuple, raw: Any, file: str, missing: dict[tuple, list[str]], said: set[tuple]) -> ScenarioError:
     parent, key = loc[:-1], str(loc[-1])
     allowed = _allowed_keys(parent, raw)
     node = _node_at(raw, parent)
     present = set(node) if isinstance(node, dict) else set()
-    absent_required = [str(m[-1]) for m in missing if m[:-1] == parent]
+    absent_required = missing.get(parent, [])
     near = difflib.get_close_matches(key, absent_required, n=1, cutoff=0.6)
     if near:
         said.add((*parent, near[0]))  # the missing required key is this typo: say it once
@@ -393,14 +398,21 @@ def _clean_loc(loc: tuple, raw: Any) -> tuple:
     return tuple(out)
 
 
-def _position(raw: Any, loc: tuple) -> tuple[int, ...]:
-    """Where `loc` is in the file, as indices in key order (a missing key sorts after its siblings)."""
+def _position(raw: Any, loc: tuple, index: dict[int, dict] | None = None) -> tuple[int, ...]:
+    """Where `loc` is in the file, as indices in key order (a missing key sorts after its siblings).
+
+    `index` caches each mapping's key -> place by the mapping's id, for many calls on one unchanged
+    `raw` (sorting every error of a large file), so that each mapping is scanned once.
+    """
+    index = {} if index is None else index
     out: list[int] = []
     node = raw
     for part in loc:
         if isinstance(node, dict):
-            keys = list(node)
-            out.append(keys.index(part) if part in node else len(keys))
+            places = index.get(id(node))
+            if places is None:
+                places = index[id(node)] = {k: i for i, k in enumerate(node)}
+            out.append(places[part] if part in node else len(places))
             node = node.get(part)
         elif isinstance(node, list) and isinstance(part, int):
             out.append(part)
@@ -506,14 +518,19 @@ def _reference_problems(raw: dict) -> list[tuple[str, str]]:
     """
     out: list[tuple[str, str]] = []
     sites, hardware = _defined(raw.get("sites")), _defined(raw.get("hardware"))
+    model_names, service_names = _defined(raw.get("models")), _defined(raw.get("services"))
     models, services = _mapping(raw.get("models")), _mapping(raw.get("services"))
     misnamed: set[str] = set()  # services whose `variants` name one their model does not have
+    said: dict[tuple[str, str], str] = {}  # (what, name) -> its message: one typo used a thousand times
 
-    def ref(path: str, what: str, name: Any, known: list[str] | None) -> bool:
+    def ref(path: str, what: str, name: Any, known: _Names | None) -> bool:
         """Record `name` at `path` if unknown; True when it is known (or cannot be checked)."""
         if known is None or not isinstance(name, str) or name in known:
             return True
-        out.append((path, _unknown(what, name, known)))
+        msg = said.get((what, name))
+        if msg is None:
+            msg = said[(what, name)] = _unknown(what, name, known)
+        out.append((path, msg))
         return False
 
     for i, link in enumerate(_list(raw.get("links"))):
@@ -525,7 +542,7 @@ def _reference_problems(raw: dict) -> list[tuple[str, str]]:
             continue
         path = f"services.{name}"
         model = svc.get("model")
-        if ref(f"{path}.model", "model", model, _defined(raw.get("models"))) and isinstance(model, str):
+        if ref(f"{path}.model", "model", model, model_names) and isinstance(model, str):
             have = _variant_names(models.get(model))
             for i, v in enumerate(_list(svc.get("variants"))):
                 if have is not None and isinstance(v, str) and v not in have:
@@ -543,7 +560,7 @@ def _reference_problems(raw: dict) -> list[tuple[str, str]]:
         ref(f"{path}.site", "site", r.get("site"), sites)
         ref(f"{path}.hardware", "hardware type", r.get("hardware"), hardware)
         service = r.get("service")
-        if not ref(f"{path}.service", "service", service, _defined(raw.get("services"))) or not isinstance(service, str):
+        if not ref(f"{path}.service", "service", service, service_names) or not isinstance(service, str):
             continue
         svc = services.get(service)
         svc = svc if isinstance(svc, dict) else {}
@@ -568,9 +585,24 @@ def _reference_problems(raw: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _defined(section: Any) -> list[str] | None:
+class _Names(list):
+    """A section's names in file order (as messages list them), with a set beside them for `in`:
+    a fleet's thousands of sites are looked up once per reference, not scanned."""
+
+    def __init__(self, names: Any) -> None:
+        super().__init__(names)
+        self._set = frozenset(self)
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            return name in self._set
+        except TypeError:  # unhashable: compared one by one, as a list does
+            return list.__contains__(self, name)
+
+
+def _defined(section: Any) -> _Names | None:
     """The names a section defines, or None when it is not a mapping (then nothing can be checked)."""
-    return [str(k) for k in section] if isinstance(section, dict) else None
+    return _Names(str(k) for k in section) if isinstance(section, dict) else None
 
 
 def _mapping(v: Any) -> dict:
@@ -840,28 +872,66 @@ class _Checker:
                                              f"{r.hardware} leaves room for {blocks} after the weights")
 
     def _check_reachability(self) -> None:
-        graph = nx.Graph()
-        graph.add_nodes_from(self.s.sites)
-        graph.add_edges_from(link.between for link in self.s.links)
+        """Every demand site is in the same connected part of the network as a replica of its service.
+
+        Links are undirected, so a path exists exactly when both sites are in one connected
+        component: the components are found once (union-find over the links), not one search per
+        demand and pool.
+        """
         assert self.s.deployment is not None
+        component = _components(self.s.sites, (link.between for link in self.s.links))
+        pools: dict[str, set[str]] = {}
+        for r in self.s.deployment.replicas:
+            pools.setdefault(r.service, set()).add(r.site)
         for name, svc in self.s.services.items():
-            pools = sorted({r.site for r in self.s.deployment.replicas if r.service == name})
-            if not pools:
+            sites = pools.get(name)
+            if not sites:
                 self.fail(f"services.{name}", "the deployment has no replicas of this service")
                 continue
+            reached = {component[p] for p in sites}
+            listed: str | None = None
             for i, d in enumerate(svc.demand):
-                if not any(nx.has_path(graph, d.site, p) for p in pools):
-                    self.fail(f"services.{name}.demand[{i}].site", f"site {d.site!r} has no network path to any replica of {name} (replicas at: {', '.join(pools)})")
+                if component[d.site] not in reached:
+                    listed = listed if listed is not None else ", ".join(sorted(sites))
+                    self.fail(f"services.{name}.demand[{i}].site", f"site {d.site!r} has no network path to any replica of {name} (replicas at: {listed})")
 
     def _check_weights(self) -> None:
+        """Each demand site's weights over its service's pools add up to 1.
+
+        Each service's totals per site are summed once over its lines, in line order (the order of
+        the additions, and so the float total, is the same as summing line by line per demand).
+        """
         assert self.s.deployment is not None
+        totals: dict[str, dict[str, float]] = {}
+        for r in self.s.deployment.replicas:
+            per_site = totals.setdefault(r.service, {})
+            for site, w in (r.weights or {}).items():
+                per_site[site] = per_site.get(site, 0) + w
         for name, svc in self.s.services.items():
+            per_site = totals.get(name, {})
             for i, d in enumerate(svc.demand):
-                total = sum(
-                    (r.weights or {}).get(d.site, 0.0) for r in self.s.deployment.replicas if r.service == name
-                )
+                total = per_site.get(d.site, 0)
                 if abs(total - 1.0) > 1e-6:
                     self.fail(f"services.{name}.demand[{i}]", f"weighted routing: the weights for site {d.site!r} over the pools of {name} add up to {total:.6g}, expected 1")
+
+
+def _components(nodes: typing.Iterable[str], edges: typing.Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Node -> a representative of its connected component (union-find with path halving)."""
+    parent = {n: n for n in nodes}
+
+    def root(n: str) -> str:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for a, b in edges:
+        parent.setdefault(a, a)
+        parent.setdefault(b, b)
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[ra] = rb
+    return {n: root(n) for n in parent}
 
 
 class _TraceProblem(ValueError):
