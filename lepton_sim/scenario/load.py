@@ -721,10 +721,10 @@ class _Checker:
         for name, svc in self.s.services.items():
             path = f"services.{name}"
             model = self.s.models.get(svc.model)
+            if svc.tokens is not None and svc.tokens.trace is not None:  # first: the budget check reads its rows
+                svc.tokens.trace._pairs = self._read_token_trace(svc.tokens.trace, f"{path}.tokens.trace.file")
             if model is not None:
                 self._check_kind(name, svc, model)
-            if svc.tokens is not None and svc.tokens.trace is not None:
-                svc.tokens.trace._pairs = self._read_token_trace(svc.tokens.trace, f"{path}.tokens.trace.file")
             if svc.payload is not None:
                 svc.payload._codec = self._codec(svc.payload, f"{path}.payload")
             for i, d in enumerate(svc.demand):
@@ -769,6 +769,8 @@ class _Checker:
         if svc.tokens is None or sched.chunked_prefill:
             return
         longest, _ = svc.tokens.max_tokens()
+        if longest is None and svc.tokens.trace is not None:
+            return  # an unreadable trace: said where it is read
         if longest is None or longest > sched.max_batched_tokens:
             said = "unbounded (give the distribution a max)" if longest is None else f"up to {longest}"
             self.fail(f"services.{name}.scheduler.max_batched_tokens",
