@@ -10,10 +10,11 @@ the forward pass as served over as profiled at batch 1: where the forecast misse
 says whether the kernel profile is why.
 
 An LLM scenario (`kind: llm`, e.g. llm-chat) prints its own rows: measured TTFT and TPOT p50 and
-p99, and their errors for the forecast (the decoder GEMMs timed in the server just before the run,
-the rest of the iteration as `lepton_sim.servicetime.llm` models it on this machine) and as served
-(an iteration-time model fitted to the iterations the server ran). Goal (issue 11): within 10% at
-p50 and 15% at p99.
+p99, and their errors for the forecast (an iteration-time model fitted to the engine's iterations
+timed on a designed grid in the server just before the run), as served (the same model fitted to
+the iterations the server ran) and for `lepton_sim.servicetime.llm`'s iteration model on this
+machine (the decoder GEMMs timed just before the run, the rest rooflined). Goal: within 10% at p50
+and 15% at p99.
 
 With --out DIR, the last repeat of each scenario is kept as DIR/<scenario>/ (validation.json,
 both metrics, the profile used, report.html and report.md).
@@ -51,15 +52,15 @@ def pct(x: float | None) -> str:
     return "     -" if x is None else f"{x:+6.1%}"
 
 
-LLM_HEAD = ("measured TTFT p50/p99 ms, TPOT p50/p99 ms; errors forecast (GEMM profile) then as served, "
-            "TTFT p50 p99 TPOT p50 p99")
-LLM_KEYS = ("ttft_p50", "ttft_p99", "tpot_p50", "tpot_p99", "served_ttft_p50", "served_ttft_p99", "served_tpot_p50",
-            "served_tpot_p99")
+LLM_HEAD = ("measured TTFT p50/p99 ms, TPOT p50/p99 ms; errors of the forecast (iterations timed before the run), "
+            "as served, and the LLM model with the GEMM timings: TTFT p50 p99 TPOT p50 p99 each")
+GROUPS = (("", ""), ("served_", "_as_served"), ("model_", "_llm_model"))
+LLM_KEYS = tuple(f"{pre}{fig}_{q}" for pre, _ in GROUPS for fig in ("ttft", "tpot") for q in ("p50", "p99"))
 
 
 def _llm_errors(s: dict) -> dict[str, float]:
     out = {}
-    for pre, sfx in (("", ""), ("served_", "_as_served")):
+    for pre, sfx in GROUPS:
         for fig in ("ttft", "tpot"):
             for q in ("p50", "p99"):
                 out[f"{pre}{fig}_{q}"] = s[f"error_{fig}{sfx}"][q]
@@ -72,7 +73,8 @@ def _llm_row(stem: str, rep: int, s: dict, wall: float) -> str:
     (pid, u), = s["utilization"].items()
     return (f"{stem:<20}{rep + 1:>4}  TTFT {m['ttft_ms']['p50']:8.1f} {m['ttft_ms']['p99']:8.1f}  TPOT "
             f"{m['tpot_ms']['p50']:6.1f} {m['tpot_ms']['p99']:6.1f}  forecast " +
-            " ".join(pct(e[k]) for k in LLM_KEYS[:4]) + "  as served " + " ".join(pct(e[k]) for k in LLM_KEYS[4:]) +
+            " ".join(pct(e[k]) for k in LLM_KEYS[:4]) + "  as served " + " ".join(pct(e[k]) for k in LLM_KEYS[4:8]) +
+            "  LLM model " + " ".join(pct(e[k]) for k in LLM_KEYS[8:]) +
             f"  n {m['completed']:>4}  util {u['measured']:.2f}/{u['simulated']:.2f}  wall {wall:4.0f}")
 
 
@@ -124,11 +126,11 @@ def main() -> None:
         print(f"\nLLM scenarios ({LLM_HEAD}):")
         for row in llm_rows:
             print(row)
-        print("median |error| over repeats (TTFT p50, p99; TPOT p50, p99), forecast / as served:")
+        print("median |error| over repeats (TTFT p50, p99; TPOT p50, p99), forecast / as served / LLM model:")
         for name, rows in llm.items():
             cols = [statistics.median(abs(r[k]) for r in rows) for k in LLM_KEYS]
             print(f"  {name:<20}" + "".join(f"{c:>8.1%}" for c in cols[:4]) + "   /" +
-                  "".join(f"{c:>8.1%}" for c in cols[4:]))
+                  "".join(f"{c:>8.1%}" for c in cols[4:8]) + "   /" + "".join(f"{c:>8.1%}" for c in cols[8:]))
     if args.out:
         print(f"\nkept the last run of each under {args.out}/")
 

@@ -84,13 +84,20 @@ def test_no_first_token_beats_the_prefill_gemms(run: Path) -> None:
 
 def test_the_files_have_the_shape(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("validation.json", "metrics.measured.json", "metrics.simulated.json",
-                 "metrics.simulated-as-served.json", "profile.json", "report.html", "report.md"):
+                 "metrics.simulated-as-served.json", "metrics.simulated-llm-model.json", "profile.json",
+                 "report.html", "report.md"):
         assert (run / name).is_file(), name
     profile = json.loads((run / "profile.json").read_text())
     shapes = {(g["k"], g["n"]) for g in profile["gemm"]}
     assert shapes == {(512, 768), (512, 512), (512, 2816), (1408, 512)}  # the transformer's decoder GEMMs
+    # the forecast: iterations timed before the run; the LLM model: every GEMM from the profile just timed
     sim = json.loads((run / "metrics.simulated.json").read_text())["pools"]["chat@here/cpu/fp32"]
-    assert sim["compute"]["source"] == "measured"  # every GEMM from the profile just timed
+    assert sim["compute"]["source"] == "measured before the run"
+    llm_model = json.loads((run / "metrics.simulated-llm-model.json").read_text())["pools"]["chat@here/cpu/fp32"]
+    assert llm_model["compute"]["source"] == "measured"
+    v = json.loads((run / "validation.json").read_text())["services"]["chat"]
+    assert {"error_ttft", "error_ttft_as_served", "error_ttft_llm_model"} <= set(v)
+    assert v["iteration_fit"]["chat@here/cpu/fp32"]["before_run"]["n"] >= 12
     served = json.loads((run / "metrics.simulated-as-served.json").read_text())["pools"]["chat@here/cpu/fp32"]
     assert served["compute"]["source"] == "fitted to the real run"
     assert "lepton-sim validation: llm-chat" in (run / "report.md").read_text()

@@ -60,7 +60,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     outcome = validate(scenario, raw, args.scenario, path.parent, spec, horizon, progress)
     if is_llm_spec(spec):
         services = {name: compare_service(name, outcome.measured, outcome.simulated, outcome.simulated_as_served,
-                                          outcome.fits, outcome.latencies_ms.get(name)) for name in outcome.measured["services"]}
+                                          outcome.fits, outcome.latencies_ms.get(name), outcome.simulated_other)
+                    for name in outcome.measured["services"]}
     else:
         services = compare(outcome.measured, outcome.simulated, outcome.profile, outcome.simulated_as_served)
     result = {"scenario": scenario.name, "seed": spec.seed, "duration_s": spec.duration_s,
@@ -78,6 +79,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         write_json_atomic(out_dir / "metrics.measured.json", outcome.measured)
         write_json_atomic(out_dir / "metrics.simulated.json", outcome.simulated)
         write_json_atomic(out_dir / "metrics.simulated-as-served.json", outcome.simulated_as_served)
+        for other, doc in outcome.simulated_other.items():
+            write_json_atomic(out_dir / f"metrics.simulated-{other.replace('_', '-')}.json", doc)
         write_json_atomic(out_dir / "profile.json", outcome.profile)
         cdf = {name: {"measured_ms": _thin(outcome.latencies_ms.get(name)),
                       "simulated": {"latency_ms": c[0], "probability": c[1]},
@@ -95,9 +98,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 LLM_BASIS = ("measured: a real run on this machine (an LLM server process per pool running continuous batching "
              "of the numpy transformer of kernels/transformer.py, the simulator's arrivals and token counts over "
              "loopback TCP); TTFT from creation to the first token back, TPOT (last back - first back) / "
-             "(output - 1); simulated: the same scenario and seed on this-machine, the decoder GEMMs timed from "
-             "profile.json (timed in the server process just before the run, one BLAS thread), attention, norms "
-             "and the LM head as lepton_sim.servicetime.llm models them; simulated as served: the same with each "
+             "(output - 1); simulated (the forecast): the same scenario and seed, each iteration's time from a "
+             "model fitted (non-negative least squares, as below) to the engine's iterations timed in the server "
+             "process on a designed grid of batches just before the run, one BLAS thread; simulated, LLM model: "
+             "this-machine with lepton_sim.servicetime.llm's iteration model, the decoder GEMMs timed from "
+             "profile.json (timed in the server process just before the run), attention, norms and the LM head "
+             "as that model rooflines them; simulated as served: the same with each "
              "iteration's time from a model fitted (non-negative least squares of seconds on 1, tokens, samples, "
              "attention pairs and KV tokens read) to the iterations the server ran, which separates the "
              "scheduler model's error from the kernel profile's")
@@ -166,9 +172,11 @@ def _print_llm(console: Any, name: str, result: dict[str, Any], s: dict[str, Any
                         f"({result['duration_s']:g} s, seed {result['seed']})")
         for col in ("", "completed", "mean", "p50", "p90", "p99"):
             t.add_column(col, justify="right" if col else "left")
-        rows = [("measured", s["measured"], None), ("simulated (GEMM profile)", s["simulated"], s[err])]
+        rows = [("measured", s["measured"], None), ("simulated (iterations timed before)", s["simulated"], s[err])]
         if "simulated_as_served" in s:
             rows.append(("simulated, iterations as served", s["simulated_as_served"], s[err + "_as_served"]))
+        if "simulated_llm_model" in s:
+            rows.append(("simulated, LLM model + GEMM timings", s["simulated_llm_model"], s[err + "_llm_model"]))
         for label_, e, er in rows:
             t.add_row(label_, str(e["completed"]), *(_fmt(e[fig][k]) for k in ("mean", "p50", "p90", "p99")))
             if er is not None:
@@ -180,4 +188,6 @@ def _print_llm(console: Any, name: str, result: dict[str, Any], s: dict[str, Any
                       f"{it['measured']} / {it['simulated']}, mean sequences {_fmt(it['mean_batch_measured'])} / "
                       f"{_fmt(it['mean_batch_simulated'])}")
     for pid, f in s.get("iteration_fit", {}).items():
+        if "before_run" in f:
+            console.print(f"  {pid}: forecast, {f['before_run']['detail']}")
         console.print(f"  {pid}: as served, {f['detail']}")

@@ -7,7 +7,10 @@
    the same seed streams), sends each request's prompt token ids, and records when its first
    token and its last come back. TTFT = first back - creation; TPOT = (last back - first back) /
    (output - 1); end-to-end latency = last back - creation.
-3. The forecast: the scenario simulated with the kernel profile whose GEMM table is those timings
+3. The forecast: the scenario simulated with an iteration-time model fitted to the engine's own
+   iterations, timed in the server on a designed grid of batches just before the load starts
+   (`llm_server.profile_iterations`); then with lepton_sim.servicetime.llm's model and the kernel
+   profile whose GEMM table is those timings
    (`profile_doc`), everything else (attention, norms, the LM head) as `lepton_sim.servicetime.llm`
    models it on `this-machine`.
 4. As served: the scenario simulated with an iteration-time model fitted to the iterations the
@@ -16,6 +19,8 @@
    the harness) alone to blame.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import copy
 import math
@@ -43,7 +48,8 @@ def server_config(pool: LLMPoolSpec, seed: int) -> dict[str, Any]:
     return {"model": pool.model, "seed": seed, "count": pool.count, "max_num_seqs": pool.max_num_seqs,
             "max_batched_tokens": pool.max_batched_tokens, "chunked_prefill": pool.chunked_prefill,
             "block_tokens": pool.block_tokens, "replica_routing": pool.replica_routing,
-            "kv_tokens": pool.kv_tokens, "gemm_rows": gemm_rows(pool)}
+            "kv_tokens": pool.kv_tokens, "gemm_rows": gemm_rows(pool),
+            "longest_prompt": pool.longest_prompt or pool.max_batched_tokens}
 
 
 def hardware_overrides(ready: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -295,6 +301,7 @@ class FittedIterationModel:
     n: int
     source: str = "fitted to the real run"
     basis: str = "the iterations the real server ran on this machine (least squares)"
+    fitted_to: str = "served iterations"
 
     def seconds(self, tokens: int, samples: int, attn_pairs: float, kv_tokens: float) -> float:
         c = self.coef
@@ -307,7 +314,7 @@ class FittedIterationModel:
                            (f"{c * 1e6:.4g} us" if t == "1" else f"{c * 1e6:.4g} us x {t}")
                            for c, t in zip(self.coef, FIT_TERMS))
         return (f"iteration seconds = {terms}, G = the decoder GEMMs as timed before the run (non-negative least "
-                f"squares over {self.n} served iterations, rms relative residual {self.rms_rel:.1%})")
+                f"squares over {self.n} {self.fitted_to}, rms relative residual {self.rms_rel:.1%})")
 
     def as_dict(self) -> dict[str, Any]:
         return {"terms": list(FIT_TERMS), "coef": list(self.coef), "n": self.n, "rms_relative_residual": self.rms_rel,
@@ -324,6 +331,15 @@ def gemm_curve(gemm: list[dict[str, Any]], layers: int, top: int) -> np.ndarray:
     t = np.arange(0, top + 1, dtype=float)
     out = np.exp(np.interp(np.log(np.maximum(t, 1.0)), np.log(ms), np.log(ts))) * layers
     return np.asarray(np.maximum.accumulate(out))
+
+
+def profiled_model(ready: dict[str, Any], pool: LLMPoolSpec) -> FittedIterationModel:
+    """The forecast's iteration-time model: fitted to the iterations the server timed before serving
+    (`llm_server.profile_iterations`), nothing of the run itself."""
+    m = fit_iterations({"iterations": ready["iteration_profile"]}, ready["gemm"], pool)
+    return dataclasses.replace(m, source="measured before the run",
+                               basis="the engine's iterations timed on this machine just before the run (least squares)",
+                               fitted_to="iterations timed before the run (a designed grid)")
 
 
 def fit_iterations(stats: dict[str, Any], gemm: list[dict[str, Any]], pool: LLMPoolSpec) -> FittedIterationModel:
@@ -395,10 +411,12 @@ def side(e: dict[str, Any]) -> dict[str, Any]:
 
 
 def compare_service(name: str, measured: dict[str, Any], simulated: dict[str, Any],
-                    served: dict[str, Any] | None, fits: dict[str, Any], ttft_ms: Any = None) -> dict[str, Any]:
+                    served: dict[str, Any] | None, fits: dict[str, Any], ttft_ms: Any = None,
+                    others: dict[str, Any] | None = None) -> dict[str, Any]:
     """validation.json's entry of an LLM service: `error` is the end-to-end latency's (as for every
-    service), `error_ttft` / `error_tpot` the token figures'; the same with `_as_served`. `ttft_ms`:
-    the measured TTFTs (for their minimum)."""
+    service), `error_ttft` / `error_tpot` the token figures'; the same with `_as_served`, and with
+    `_NAME` for each of `others` (``llm_model``: lepton_sim.servicetime.llm's iteration model with
+    the GEMM timings). `ttft_ms`: the measured TTFTs (for their minimum)."""
     m, s = measured["services"][name], simulated["services"][name]
     pools_m = {pid: p for pid, p in measured["pools"].items() if p["service"] == name}
     out: dict[str, Any] = {
@@ -414,12 +432,14 @@ def compare_service(name: str, measured: dict[str, Any], simulated: dict[str, An
         "iteration_fit": {pid: fits[pid] for pid in pools_m if pid in fits},
         "measured_ttft_min_ms": float(np.min(ttft_ms)) if ttft_ms is not None and len(ttft_ms) else None,
     }
-    if served is not None:
-        e = served["services"][name]
-        out["simulated_as_served"] = side(e)
-        out["error_as_served"] = errors(m, e, "latency_ms")
-        out["error_ttft_as_served"] = errors(m, e, "ttft_ms")
-        out["error_tpot_as_served"] = errors(m, e, "tpot_ms")
+    for sfx, doc in (("as_served", served), *((k, v) for k, v in (others or {}).items())):
+        if doc is None:
+            continue
+        e = doc["services"][name]
+        out[f"simulated_{sfx}"] = side(e)
+        out[f"error_{sfx}"] = errors(m, e, "latency_ms")
+        out[f"error_ttft_{sfx}"] = errors(m, e, "ttft_ms")
+        out[f"error_tpot_{sfx}"] = errors(m, e, "tpot_ms")
     return out
 
 
@@ -513,13 +533,16 @@ def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Any, spec:
     base = json.loads(reference_profile_path().read_text(encoding="utf-8"))
     profile = profile_doc(base, spec, ready)
     hw = hardware_overrides(ready)
-    progress("simulating the same scenario with the GEMM timings just measured")
-    simulated, _ = simulate(raw, file, base_dir, spec, profile, horizon, hardware=hw)
-    fitted = {p.index: fit_iterations(stats[p.index], ready[p.index]["gemm"], p) for p in spec.pools
-              if isinstance(p, LLMPoolSpec)}
+    llm_pools = [p for p in spec.pools if isinstance(p, LLMPoolSpec)]
+    profiled = {p.index: profiled_model(ready[p.index], p) for p in llm_pools}
+    progress("simulating the same scenario with the iterations timed before the run")
+    simulated, _ = simulate(raw, file, base_dir, spec, profile, horizon, models=profiled, hardware=hw)
+    progress("simulating it with the LLM iteration model of lepton_sim.servicetime.llm and the GEMM timings")
+    gemm_model, _ = simulate(raw, file, base_dir, spec, profile, horizon, hardware=hw)
+    fitted = {p.index: fit_iterations(stats[p.index], ready[p.index]["gemm"], p) for p in llm_pools}
     progress("simulating it again with an iteration-time model fitted to the iterations as served")
     served, _ = simulate(raw, file, base_dir, spec, profile, horizon, models=fitted, hardware=hw)
-    fits = {p.id: fitted[p.index].as_dict() for p in spec.pools}
+    fits = {p.id: {**fitted[p.index].as_dict(), "before_run": profiled[p.index].as_dict()} for p in spec.pools}
     from lepton_sim.validation.llm_server import ITERATION_FIELDS
 
     files = {"iterations.json": {
@@ -532,4 +555,4 @@ def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Any, spec:
                              *(round(x - t0, 7) for x in r[1:4]), r[4]] for r in stats[p.index]["requests"]]
                      for p in spec.pools}}}
     return Outcome(spec, measured, simulated, profile, served, overhead, ttft, {}, time.perf_counter() - t_start,
-                   fits=fits, files=files)
+                   fits=fits, files=files, simulated_other={"llm_model": gemm_model})

@@ -343,6 +343,52 @@ def time_gemms(model: Any, rows: list[int], budget_s: float = 0.12) -> list[dict
     return out
 
 
+def profile_iterations(model: Any, max_num_seqs: int, max_batched_tokens: int, longest: int,
+                       budget_s: float = 4.0) -> list[list[float]]:
+    """The engine's own iterations timed before serving: a designed grid of batches like those the
+    load will form (decode steps of 1 to 8 sequences at short and long contexts, prefills of one
+    prompt from 16 tokens to the budget, prefills beside decodes), each the median of 3 runs, one
+    BLAS thread. Rows in ITERATION_FIELDS order (times from 0), as the served iterations are: the
+    forecast fits its iteration-time model to these, the as-served simulation to those."""
+    from kernels.transformer import iteration, new_sequence
+
+    cfg = model.cfg
+    top = max(2, min(longest, max_batched_tokens))
+    contexts = sorted({min(c, max(1, longest)) for c in (32, 128, max(1, longest))})
+    batches = sorted({b for b in (1, 2, 3, 4, 6, 8) if b <= max_num_seqs})
+    prefills = sorted({n for n in (16, 64, 128, 256, top) if n <= top})
+    plans: list[tuple[list[int], int]] = []  # (decode contexts, prefill tokens)
+    plans += [([c] * b, 0) for c in contexts for b in batches]
+    plans += [([], n) for n in prefills]
+    plans += [([contexts[len(contexts) // 2]] * b, n) for b in batches[:3] for n in prefills[1:3]
+              if b + 1 <= max_num_seqs and n + b <= max_batched_tokens]
+    rows: list[list[float]] = []
+    t_begin = time.perf_counter()
+    for ctx, prefill in plans:
+        seqs = []
+        for c in ctx:  # a decoding sequence with c tokens cached: one new token
+            st = new_sequence(cfg, [1] * (c + 1), 1)
+            st.kv = c
+            seqs.append((st, 1))
+        if prefill:
+            seqs.append((new_sequence(cfg, [1] * prefill, 1), prefill))
+        times = []
+        for _ in range(3):
+            for st, n in seqs:
+                st.kv = len(st.tokens) - n
+            t = time.perf_counter()
+            iteration(model, seqs)
+            times.append(time.perf_counter() - t)
+        dt = float(np.median(times))
+        tokens = sum(n for _, n in seqs)
+        pairs = sum(n * ((len(st.tokens) - n) + (n + 1) / 2) for st, n in seqs)
+        kv = sum(len(st.tokens) for st, _ in seqs)
+        rows.append([0.0, 0.0, dt, dt, tokens, len(seqs), pairs, kv, len(seqs), len(seqs), 0, 0])
+        if time.perf_counter() - t_begin > budget_s and len(rows) >= 12:
+            break
+    return rows
+
+
 def ceilings() -> dict[str, float]:
     """One BLAS thread's best fp32 GEMM rate, copy bandwidth (bytes read + written) and a tiny numpy call."""
     rng = np.random.default_rng(0)
@@ -380,10 +426,12 @@ def main() -> None:
     model = build(Config(**cfg["model"]), int(cfg["seed"]))
     gemms = time_gemms(model, [int(m) for m in cfg["gemm_rows"]])
     ceil = ceilings()
+    profiled = profile_iterations(model, int(cfg["max_num_seqs"]), int(cfg["max_batched_tokens"]),
+                                  int(cfg.get("longest_prompt", cfg["max_batched_tokens"])))
     server = LLMServer(cfg, model)
     sock = wire.listen()
     print(json.dumps({"port": sock.getsockname()[1], "gemm": gemms, "weight_bytes": model.weight_bytes,
-                      "kv_blocks": server.total_blocks, "ceilings": ceil}), flush=True)
+                      "kv_blocks": server.total_blocks, "ceilings": ceil, "iteration_profile": profiled}), flush=True)
     server.serve(sock)
     print(json.dumps({"iterations": server.iterations, "requests": server.requests, "dropped": server.dropped,
                       "preempted": server.preempted}), flush=True)

@@ -258,6 +258,7 @@ class Outcome:
     wall_s: float
     fits: dict[str, Any] = field(default_factory=dict)  # LLM pools: the iteration-time model fitted as served
     files: dict[str, Any] = field(default_factory=dict)  # further JSON files for --out (name -> document)
+    simulated_other: dict[str, Any] = field(default_factory=dict)  # LLM: further simulations, by name
 
 
 def profile_doc(base: dict[str, Any], spec: RunSpec, timings: dict[int, dict[str, Any]],

@@ -67,6 +67,7 @@ class LLMPoolSpec:
     replica_routing: str
     kv_tokens: int  # per replica, as the simulator sizes it (llm_replica_model.kv_capacity_tokens)
     token_bytes: int
+    longest_prompt: int = 0  # the service's longest prompt (its distribution's max or its trace's), 0: unbounded
 
     @property
     def id(self) -> str:
@@ -119,7 +120,8 @@ def _llm_pool(i: int, line: Any, svc: Any, model: Any, hw: Any, fail: Any) -> LL
         count=line.count, model=dims, max_num_seqs=sched.max_num_seqs, max_batched_tokens=sched.max_batched_tokens,
         chunked_prefill=sched.chunked_prefill, block_tokens=sched.block_tokens,
         replica_routing=sched.replica_routing,
-        kv_tokens=m.kv_capacity_tokens(hw.memory_gb, sched.gpu_memory_utilization), token_bytes=model.token_bytes)
+        kv_tokens=m.kv_capacity_tokens(hw.memory_gb, sched.gpu_memory_utilization), token_bytes=model.token_bytes,
+        longest_prompt=int(svc.tokens.max_tokens()[0] or 0) if svc.tokens is not None else 0)
 
 
 @dataclass(frozen=True)
