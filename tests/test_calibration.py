@@ -12,7 +12,7 @@ import pytest
 
 from lepton_sim.calibration import fit, parse_points
 from lepton_sim.calibration.hardware import datasheet_hardware as base_hardware
-from lepton_sim.calibration.fit import PRIOR_SIGMA
+from lepton_sim.calibration.fitting import PRIOR_SIGMA
 from lepton_sim.catalogue import hardware_entry
 from lepton_sim.cli import main
 from lepton_sim.errors import ScenarioError

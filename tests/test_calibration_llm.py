@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lepton_sim.calibration import fit, parse_points
-from lepton_sim.calibration.fit import llm_figure
+from lepton_sim.calibration.fitting import llm_figure
 from lepton_sim.calibration.hardware import datasheet_hardware
 from lepton_sim.cli import main
 from lepton_sim.scenario.load import parse_scenario

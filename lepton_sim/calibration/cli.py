@@ -4,16 +4,16 @@ from __future__ import annotations
 import argparse
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lepton_sim.calibration.file import calibration_document, dumps
-from lepton_sim.calibration.fit import FIGURES, Fit, fit, precision_of
-from lepton_sim.calibration.points import read_points
-from lepton_sim.calibration.hardware import datasheet_hardware
+from lepton_sim.calibration.figures import FIGURES
 from lepton_sim.catalogue import THIS_MACHINE, hardware_names
 from lepton_sim.errors import InputError
 from lepton_sim.fileio import atomic_write, output_file
 from lepton_sim.termtable import Col, console, print_table
+
+if TYPE_CHECKING:
+    from lepton_sim.calibration.fitting import Fit
 
 EPILOG = """\
 MEASUREMENTS.csv has one row per measurement: model,variant,batch and one of throughput_per_s
@@ -66,6 +66,11 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    from lepton_sim.calibration.file import calibration_document, dumps
+    from lepton_sim.calibration.fitting import fit, precision_of
+    from lepton_sim.calibration.hardware import datasheet_hardware
+    from lepton_sim.calibration.points import read_points
+
     out = output_file(args.out) if args.out else None
     free = _free(args.fit)
     hw = datasheet_hardware(args.hardware)
@@ -94,7 +99,7 @@ def _num(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:.4g}"
 
 
-def show(result: Fit, basis: str) -> None:
+def show(result: "Fit", basis: str) -> None:
     c = console()
     rows = []
     for p in result.points:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lepton_sim.calibration.fit import Fit
+from lepton_sim.calibration.fitting import Fit
 
 FORMAT = "lepton-sim-calibration"
 VERSION = 1

@@ -21,7 +21,7 @@ An LLM row gives ``prompt_tokens`` and exactly one of ``ttft_ms`` (first-token l
 decoding together) and ``output_tokens_per_s`` (of a batch of ``batch`` requests run together from
 prefill to last token); the last two need ``output_tokens``. ``tensor_parallel`` (default 1) is
 the devices of the replica. How the model predicts each: the module docstring of
-`lepton_sim.calibration.fit`.
+`lepton_sim.calibration.fitting`.
 
 Every problem in the file is reported at once, each with its row number and column.
 """

@@ -40,14 +40,15 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.optimize import least_squares
 
+from lepton_sim.calibration.figures import COMPUTE, FIGURES, MEMORY, OVERHEAD
 from lepton_sim.calibration.points import Point
 from lepton_sim.servicetime.llm import llm_replica_model
 from lepton_sim.servicetime.roofline import KIND_DEFAULTS, Efficiency, Kernels, kernels
 
-COMPUTE, MEMORY, OVERHEAD = "compute", "memory", "overhead"
-FIGURES = (COMPUTE, MEMORY, OVERHEAD)
+__all__ = ["COMPUTE", "FIGURES", "MEMORY", "OVERHEAD", "Fit", "Figure", "PointFit", "auto_free", "fit",
+           "llm_figure", "precision_of"]
+
 EFF_BOUNDS = (0.005, 1.0)
 OVERHEAD_BOUNDS_US = (0.01, 5000.0)
 STARTS = (0.0, -0.5, 0.5)  # starts: the prior, and half a prior width below and above it (log space)
@@ -209,6 +210,8 @@ def _solve(prob: _Problem, free: tuple[str, ...], indices: Sequence[int]) -> np.
     best: tuple[float, np.ndarray] | None = None
     for shift in STARTS:
         z0 = np.clip(prior + shift * PRIOR_SIGMA, lo + 1e-9, hi - 1e-9)
+        from scipy.optimize import least_squares
+
         res = least_squares(residuals, z0, bounds=(lo, hi), method="trf", xtol=1e-12, ftol=1e-12,
                             gtol=1e-12, max_nfev=500)
         cost = float(res.cost)
