@@ -19,4 +19,4 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     missing = [name for name in REQUIRED if importlib.util.find_spec(name) is None]
     if missing:
         raise pytest.UsageError(f"this Python lacks {', '.join(missing)}: install the project and its development "
-                                "extras first (README): pip install -e \".[dev]\" && python -m pytest -q")
+                                "extras first (README): pip install -e \".[dev]\" && python -m pytest -q -n 2")
