@@ -362,32 +362,11 @@ class LLMPool:
         waiting = r.waiting
         n_running = len(r.coh) + len(running)
         if not preempted:
-            while waiting and n_running < self.max_seqs and budget > 0:
-                s = waiting[0]
-                need = s.prompt + s.gen - s.kv
-                if need <= budget:
-                    n = need
-                elif self.chunked or s.gen:
-                    n = budget
-                else:
-                    break
-                # A recomputed sequence comes back only when its whole cache fits (else it would be
-                # preempted again at once); every admission leaves vLLM's watermark of blocks free.
-                want = -(-n // bt)
-                if (-(-need // bt) if s.gen else want) > r.free - self.watermark:
-                    break
-                waiting.popleft()
-                running.append(s)
-                n_running += 1
-                r.free -= want
-                s.blocks = want
-                sched.append((s, n))
-                budget -= n
-                tokens += n
-                samples += n == need
-                a, k = attention_terms(0, n, self.window)
-                pairs += a
-                kv_read += k
+            n_running, n, k, a_pairs, a_kv = self._admit(r, sched, budget, n_running, whole=False)
+            tokens += n
+            samples += k
+            pairs += a_pairs
+            kv_read += a_kv
         if not sched and not r.stepped:
             if preempted and (n_running or waiting):
                 self._step(r)  # everything running was preempted: start again from the queue
@@ -547,34 +526,50 @@ class LLMPool:
         ev = self.env.timeout(ends[j] - self.env.now, (r, r.gen, r.plan_id))
         ev.callbacks.append(self._on_iteration)
 
-    def _prefills(self, r: Replica) -> bool:
-        """Without chunked prefill, as vLLM's default scheduler: when waiting prompts can be admitted
-        whole, the iteration is theirs alone (the running sequences' decode steps wait for the next);
-        False, and nothing changed, when the head of the queue cannot be."""
+    def _admit(self, r: Replica, sched: list[tuple[Seq, int]], budget: int, n_running: int,
+               whole: bool) -> tuple[int, int, int, float, float]:
+        """Admit waiting requests in FIFO order (step 2 of the module docstring) into `sched` and the
+        tail; ``whole``: no prompt in chunks. Returns the running sequences after, and the tokens,
+        samples, attention pairs and KV tokens read of those admitted."""
         bt = self.block_tokens
-        budget = self.max_tokens
-        n_running = len(r.coh) + len(r.tail)
         waiting = r.waiting
-        sched: list[tuple[Seq, int]] = []
+        tokens = samples = 0
         pairs = kv_read = 0.0
-        tokens = 0
-        while waiting and n_running < self.max_seqs:
+        while waiting and n_running < self.max_seqs and budget > 0:
             s = waiting[0]
             need = s.prompt + s.gen - s.kv
-            blocks = -(-need // bt)
-            if need > budget or blocks > r.free - self.watermark:
+            if need <= budget:
+                n = need
+            elif not whole and (self.chunked or s.gen):
+                n = budget
+            else:
+                break
+            # A recomputed sequence comes back only when its whole cache fits (else it would be
+            # preempted again at once); every admission leaves vLLM's watermark of blocks free.
+            want = -(-n // bt)
+            if (-(-need // bt) if s.gen else want) > r.free - self.watermark:
                 break
             waiting.popleft()
             r.tail.append(s)
             n_running += 1
-            r.free -= blocks
-            s.blocks = blocks
-            sched.append((s, need))
-            budget -= need
-            tokens += need
-            a, k = attention_terms(0, need, self.window)
+            r.free -= want
+            s.blocks = want
+            sched.append((s, n))
+            budget -= n
+            tokens += n
+            samples += n == need
+            a, k = attention_terms(0, n, self.window)
             pairs += a
             kv_read += k
+        return n_running, tokens, samples, pairs, kv_read
+
+    def _prefills(self, r: Replica) -> bool:
+        """Without chunked prefill, as vLLM's default scheduler: when waiting prompts can be admitted
+        whole, the iteration is theirs alone (the running sequences' decode steps wait for the next);
+        False, and nothing changed, when the head of the queue cannot be."""
+        sched: list[tuple[Seq, int]] = []
+        n_running, tokens, _, pairs, kv_read = self._admit(r, sched, self.max_tokens, len(r.coh) + len(r.tail),
+                                                           whole=True)
         if not sched:
             return False
         r.busy = True

@@ -20,9 +20,8 @@
 """
 from __future__ import annotations
 
-import dataclasses
-
 import copy
+import dataclasses
 import math
 import threading
 import time
@@ -453,7 +452,7 @@ def is_llm_spec(spec: RunSpec) -> bool:
 def serve(spec: RunSpec, scenario: Any, progress: Any) -> tuple[dict[str, Any], dict[int, dict[str, Any]],
                                                                 dict[int, dict[str, Any]], dict[str, Any]]:
     """The real half: the LLM servers, the load, stop; measured metrics, ready lines, final stats, overheads."""
-    from lepton_sim.validation.run import Child, _stats_ms, loopback_rtt_ms
+    from lepton_sim.validation.run import Child, _stats_ms, drive, loopback_rtt_ms
 
     children: list[Any] = []
     runs: list[LLMStreamRun] = []
@@ -475,18 +474,7 @@ def serve(spec: RunSpec, scenario: Any, progress: Any) -> tuple[dict[str, Any], 
             assert isinstance(p, LLMPoolSpec)
             runs.append(LLMStreamRun(s, wire.connect(ports[s.pool]), p.model["vocab"], spec.seed * 1000 + n,
                                      base=(n + 1) << wire.STREAM_SHIFT))
-        t0 = time.perf_counter() + 0.5
-        senders = [threading.Thread(target=r.send, args=(t0,), daemon=True) for r in runs]
-        threads = senders + [threading.Thread(target=r.receive, daemon=True) for r in runs]
-        for th in threads:
-            th.start()
-        total = sum(len(s.times) for s in spec.streams)
-        progress(f"serving {total} LLM requests over {spec.duration_s:g} s in real time")
-        end = t0 + spec.duration_s + spec.drain_s
-        while time.perf_counter() < end and not all(r.done.is_set() for r in runs):
-            time.sleep(0.05)
-        for r in runs:
-            r.sock.close()
+        t0 = drive(runs, spec, progress, "LLM requests")
         stats = {i: c.finish() for i, c in servers.items()}
     finally:
         for r in runs:

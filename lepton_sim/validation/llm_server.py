@@ -123,15 +123,7 @@ class LLMServer:
     def reader(self, conn: Any) -> None:
         send_lock = threading.Lock()
         peer = (conn, send_lock)
-        while True:
-            frame = wire.recv_frame(conn)
-            if frame is None:
-                return
-            rid, payload = frame
-            if rid & wire.PING:
-                with send_lock:
-                    conn.sendall(wire.pack(rid, b""))
-                continue
+        for rid, payload in wire.requests(conn, send_lock):
             ids, output = unpack_request(payload)
             seq = Seq(rid, ids, output, peer, self.model.cfg)
             if -(-(seq.prompt + seq.output) // self.bt) > self.total_blocks:  # never fits, even alone

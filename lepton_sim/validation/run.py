@@ -322,6 +322,24 @@ def _stats_ms(xs: Any) -> dict[str, float] | None:
             "max": float(a.max()), "n": int(len(a))}
 
 
+def drive(runs: list[Any], spec: RunSpec, progress: Progress, what: str) -> float:
+    """Start every stream's sender and receiver half a second from now, serve the run's duration and
+    its drain (or until every response is back), close the streams; the start time (t0)."""
+    t0 = time.perf_counter() + 0.5
+    threads = [threading.Thread(target=r.send, args=(t0,), daemon=True) for r in runs]
+    threads += [threading.Thread(target=r.receive, daemon=True) for r in runs]
+    for th in threads:
+        th.start()
+    total = sum(len(s.times) for s in spec.streams)
+    progress(f"serving {total} {what} over {spec.duration_s:g} s in real time")
+    end = t0 + spec.duration_s + spec.drain_s
+    while time.perf_counter() < end and not all(r.done.is_set() for r in runs):
+        time.sleep(0.05)
+    for r in runs:
+        r.sock.close()
+    return t0
+
+
 def measured_metrics(spec: RunSpec, scenario: Any, runs: list[StreamRun], t0: float,
                      batches: dict[int, list[list[float]]]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The real run as a metrics object shaped like the simulator's (services and pools)."""
@@ -418,18 +436,7 @@ def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet) -> tuple[
             p = pools[s.pool]
             runs.append(StreamRun(s, _open(s, ports, shaper.ready["port"] if shaper else None), bodies[p.index],
                                   p.codec, p.level, base=(n + 1) << wire.STREAM_SHIFT))
-        t0 = time.perf_counter() + 0.5
-        threads = [threading.Thread(target=r.send, args=(t0,), daemon=True) for r in runs]
-        threads += [threading.Thread(target=r.receive, daemon=True) for r in runs]
-        for th in threads:
-            th.start()
-        total = sum(len(s.times) for s in spec.streams)
-        progress(f"serving {total} requests over {spec.duration_s:g} s in real time")
-        end = t0 + spec.duration_s + spec.drain_s
-        while time.perf_counter() < end and not all(r.done.is_set() for r in runs):
-            time.sleep(0.05)
-        for r in runs:
-            r.sock.close()
+        t0 = drive(runs, spec, progress, "requests")
         stats = {i: c.finish() for i, c in servers.items()}
         shaped = shaper.finish() if shaper is not None else None
     finally:

@@ -115,15 +115,7 @@ class Server:
     def reader(self, conn: Any) -> None:
         send_lock = threading.Lock()
         peer = (conn, send_lock)
-        while True:
-            frame = wire.recv_frame(conn)
-            if frame is None:
-                return
-            rid, payload = frame
-            if rid & wire.PING:
-                with send_lock:
-                    conn.sendall(wire.pack(rid, b""))
-                continue
+        for rid, payload in wire.requests(conn, send_lock):
             self.decode(payload)
             with self.cond:
                 self.queue.append((time.perf_counter(), rid, peer))

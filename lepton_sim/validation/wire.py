@@ -4,7 +4,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 HEADER = struct.Struct("!QI")  # request id, payload length
 PING = 1 << 63  # ids with this bit set are echoed at once by the server, without queueing
@@ -39,6 +39,20 @@ def recv_frame(sock: socket.socket) -> tuple[int, bytes] | None:
     if payload is None:
         return None
     return rid, payload
+
+
+def requests(conn: socket.socket, send_lock: Any) -> Iterator[tuple[int, bytes]]:
+    """A server connection's request frames until the peer closes; pings are echoed at once."""
+    while True:
+        frame = recv_frame(conn)
+        if frame is None:
+            return
+        rid, payload = frame
+        if rid & PING:
+            with send_lock:
+                conn.sendall(pack(rid, b""))
+            continue
+        yield rid, payload
 
 
 def connect(port: int) -> socket.socket:
