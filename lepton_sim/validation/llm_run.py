@@ -130,20 +130,14 @@ class LLMStreamRun:
 
     def send(self, t0: float) -> None:
         from lepton_sim.validation.llm_server import pack_request
+        from lepton_sim.validation.run import paced
 
         rng = np.random.default_rng(self.seed)
         frames = [pack_request(self.base | k, rng.integers(0, self.vocab, p), o)
                   for k, (p, o) in enumerate(self.spec.tokens)]  # built before the clock starts
         sock = self.sock
         try:
-            for k, t in enumerate(self.spec.times):
-                due = t0 + t
-                left = due - time.perf_counter()
-                if left > 0:
-                    time.sleep(left)
-                now = time.perf_counter()
-                self.lag[k] = now - due
-                self.created[k] = now
+            for k in paced(self.spec.times, t0, self.lag, self.created):
                 sock.sendall(frames[k])
         except OSError:
             return

@@ -187,14 +187,7 @@ class StreamRun:
 
         sock, bodies, n = self.sock, self.bodies, len(self.bodies)
         try:
-            for k, t in enumerate(self.spec.times):
-                due = t0 + t
-                left = due - time.perf_counter()
-                if left > 0:
-                    time.sleep(left)
-                now = time.perf_counter()
-                self.lag[k] = now - due
-                self.created[k] = now  # the request exists from here: its latency counts from now
+            for k in paced(self.spec.times, t0, self.lag, self.created):
                 body = bodies[k % n]
                 if self.codec is not None:
                     body = compress(self.codec, self.level, body)
@@ -320,6 +313,20 @@ def _stats_ms(xs: Any) -> dict[str, float] | None:
         return None
     return {"mean": float(a.mean()), "p50": float(np.quantile(a, 0.5)), "p99": float(np.quantile(a, 0.99)),
             "max": float(a.max()), "n": int(len(a))}
+
+
+def paced(times: Any, t0: float, lag: np.ndarray, created: np.ndarray) -> Any:
+    """Each arrival's index at its time (t0 + its offset, slept until), its lateness against that
+    time and its creation (the request exists from then: its latency counts from it) noted."""
+    for k, t in enumerate(times):
+        due = t0 + t
+        left = due - time.perf_counter()
+        if left > 0:
+            time.sleep(left)
+        now = time.perf_counter()
+        lag[k] = now - due
+        created[k] = now
+        yield k
 
 
 def drive(runs: list[Any], spec: RunSpec, progress: Progress, what: str) -> float:
