@@ -286,3 +286,18 @@ def test_measured_profile_times_the_gemms() -> None:
     r = llm_replica_model(big, big.variants["fp32"], hw, 1, 16)
     assert r.source in ("roofline", "measured+roofline") and "roofline" in r.detail
 
+
+
+def test_decode_seconds_are_the_iterations_seconds_one_by_one() -> None:
+    # the simulator times planned runs of decode-only iterations with decode_seconds: each must be
+    # exactly seconds(n, n, kv, kv) of its step
+    from lepton_sim.calibration import datasheet_hardware
+    from lepton_sim.catalogue import zoo_model
+    from lepton_sim.scenario.schema import LLMModelSpec
+    from lepton_sim.servicetime.llm import llm_replica_model
+
+    spec = LLMModelSpec.model_validate(zoo_model("llama-3-8b"))
+    m = llm_replica_model(spec, spec.variants["fp16"], datasheet_hardware("nvidia-h100-sxm"), 1, 512, max_seqs=64)
+    for n, first in ((1, 130), (7, 7 * 900), (64, 64 * 3000)):  # memory- and compute-bound attention alike
+        got = m.decode_seconds(n, first, 40)
+        assert got == [m.seconds(n, n, float(first + n * j), float(first + n * j)) for j in range(40)]

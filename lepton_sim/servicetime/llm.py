@@ -299,13 +299,15 @@ class LLMReplicaModel:
         attention = overhead + max(c_math * attn_pairs, c_kv * kv_tokens + c_act * tokens)
         return self._dense[tokens] + self._head[samples] + self.layers * attention
 
-    def decode_seconds(self, n: int, kv_tokens: list[float]) -> list[float]:
-        """`seconds` of successive iterations of ``n`` decoding sequences only (n tokens, n samples),
-        whose cached tokens read sum to each of ``kv_tokens`` (attention pairs are the same sums)."""
+    def decode_seconds(self, n: int, kv_first: int, steps: int) -> list[float]:
+        """`seconds` of ``steps`` successive iterations of ``n`` decoding sequences only (n tokens, n
+        samples), whose cached tokens read sum to ``kv_first`` in the first and grow by n an
+        iteration (attention pairs are the same sums)."""
         c_math, c_kv, c_act, overhead = self._attn
         fixed = self._dense[n] + self._head[n]
         layers, act = self.layers, c_act * n
-        return [fixed + layers * (overhead + max(c_math * kv, c_kv * kv + act)) for kv in kv_tokens]
+        return [fixed + layers * (overhead + max(c_math * kv, c_kv * kv + act))
+                for kv in map(float, range(kv_first, kv_first + n * steps, n))]
 
     def breakdown(self, tokens: int, samples: int, attn_pairs: float, kv_tokens: float) -> dict[str, float]:
         """Seconds per kernel group of one iteration (they sum to `seconds`), for reports."""

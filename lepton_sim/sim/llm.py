@@ -448,8 +448,7 @@ class LLMPool:
         k = len(wants)
         if k < 2:
             return end
-        s0 = r.s0
-        times = self.decode_seconds(nd, [float(s0 + nd * (t + m + 1)) for m in range(1, k)])
+        times = self.decode_seconds(nd, r.s0 + nd * (t + 2), k - 1)
         ends = list(itertools.accumulate(times, initial=end))  # each iteration starts as the last ends
         r.plan, r.wants, r.applied = ends, wants, 0
         return ends[-1]
@@ -471,6 +470,7 @@ class LLMPool:
         peak = self.kv_peak
         busy, running_s, kv_block_s = self.busy[r.index], self.running_s, self.kv_block_s
         tok_bins, add_bins = self.tok_bins, self._bins
+        bins, run_bins, kv_bins = self.bins, self.run_bins, self.kv_bins
         counted = batches = 0
         used = total - free
         end = ends[first - 1]
@@ -494,7 +494,14 @@ class LLMPool:
                 busy += w
                 running_s += nd * w
                 kv_block_s += used * w
-                add_bins(bw, now, end, nd, used)
+                i = int(now / bw)
+                if end <= (i + 1) * bw and i < TIME_BINS:  # inside one bin: `_bins`' one segment
+                    seg = end - now
+                    bins[i] += seg
+                    run_bins[i] += nd * seg
+                    kv_bins[i] += used * seg
+                else:
+                    add_bins(bw, now, end, nd, used)
                 if now >= w_start:
                     batches += 1
         n = upto - first + 1
