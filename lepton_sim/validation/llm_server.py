@@ -286,16 +286,14 @@ class LLMServer:
 
     def serve(self, sock: Any) -> None:
         workers = [threading.Thread(target=self.worker, args=(r,), daemon=True) for r in self.replicas]
+        wire.serve_until_stdin_closes(sock, self.reader, workers, self.stop)
         for w in workers:
-            w.start()
-        wire.accept_in_background(sock, self.reader)
-        sys.stdin.read()  # serve until the orchestrator closes stdin
+            w.join(timeout=10)
+
+    def stop(self) -> None:
         with self.cond:
             self.closing = True
             self.cond.notify_all()
-        sock.close()
-        for w in workers:
-            w.join(timeout=10)
 
 
 def time_gemms(model: Any, rows: list[int], budget_s: float = 0.12) -> list[dict[str, Any]]:

@@ -168,15 +168,12 @@ class Server:
 
     def serve(self, sock: Any) -> None:
         workers = [threading.Thread(target=self.worker, daemon=True) for _ in range(int(self.cfg["count"]))]
-        for w in workers:
-            w.start()
+        wire.serve_until_stdin_closes(sock, self.reader, workers, self.stop)
 
-        wire.accept_in_background(sock, self.reader)
-        sys.stdin.read()  # serve until the orchestrator closes stdin
+    def stop(self) -> None:
         with self.cond:
             self.closing = True
             self.cond.notify_all()
-        sock.close()
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 import threading
 from typing import Any, Callable, Iterator
 
@@ -67,6 +68,18 @@ def listen() -> socket.socket:
     s.bind(("127.0.0.1", 0))
     s.listen(64)
     return s
+
+
+def serve_until_stdin_closes(sock: socket.socket, reader: Callable[[socket.socket], Any],
+                             workers: list[threading.Thread], stop: Callable[[], None]) -> None:
+    """A server process's life: start its workers, read every connection with `reader` in the
+    background until the orchestrator closes stdin, then `stop()` the workers and close the socket."""
+    for w in workers:
+        w.start()
+    accept_in_background(sock, reader)
+    sys.stdin.read()
+    stop()
+    sock.close()
 
 
 def accept_in_background(sock: socket.socket, handle: Callable[[socket.socket], Any]) -> None:
