@@ -3,7 +3,8 @@
 Top-level keys: `scenario`, `status` (optimal | feasible | infeasible), `usd_per_hour`, `cost`,
 `deployment` (the scenario's shape; routing `weighted`, `weights` per line), `routing` (service ->
 demand site -> pool id -> fraction), `predicted` (service -> `latency_ms` at the SLO percentile, a
-bound, with `by_site`), `pools`, `demand`, `solver`, `solve_s`, `build_s`, `gap`, `bound_usd_per_hour`,
+bound, with `by_site`; an LLM service's is its TTFT, `metric` "ttft", with its TPOT under `tpot`),
+`pools` (an LLM pool's with `tensor_parallel`, `devices` and `predicted_tpot_ms`), `demand`, `solver`, `solve_s`, `build_s`, `gap`, `bound_usd_per_hour`,
 `plan_source`, `model` (size and pruning), `baselines` (a list of `name`, `usd_per_hour`, `status`,
 `note`, `pools`), `verify` (null without --verify; with it, the section
 `lepton_sim.verification.document` builds from the rounds, handed in as plain data so that the
@@ -55,6 +56,9 @@ def assumptions(options: PlanOptions) -> dict[str, Any]:
                            if options.latency_model == "tight" else
                            "per pool: Kingman bound on the queue (lepton_sim/planner/capacity.py); predicted "
                            "latencies are upper bounds at the planned (peak) rates"),
+        "llm_capacity": ("an LLM replica's capacity is measured: the largest Poisson rate at which one replica, "
+                         "simulated alone, keeps TTFT within the route's budget and TPOT within the target "
+                         "(lepton_sim/planner/llm.py; bisection to 2 %), times the replica count"),
         "burst": "mmpp, diurnal and trace demand planned at their peak rate (lepton_sim/planner/demand.py)",
         "time_limit_s": options.time_limit_s,
         "gap_tolerance": options.gap,
@@ -72,14 +76,14 @@ def plan_document(result: PlanResult, options: PlanOptions, verify: dict[str, An
                     "energy_usd_per_hour": result.costs.energy}),
         "deployment": result.deployment(),
         "routing": result.routing,
-        "predicted": {name: {"percentile": p.percentile, "slo_ms": p.slo_ms, "latency_ms": _r(p.latency_ms),
-                             "by_site": {site: {"latency_ms": _r(ms)} for site, ms in p.by_site.items()}}
-                      for name, p in result.predicted.items()},
+        "predicted": {name: _prediction(p) for name, p in result.predicted.items()},
         "pools": {p.id: _r({"service": p.key[0], "site": p.key[1], "hardware": p.key[2], "variant": p.key[3],
                             "replicas": p.count, "planned_rps": p.planned_rps, "capacity_rps": p.capacity_rps,
                             "planned_utilization": p.planned_rps / p.capacity_rps if p.capacity_rps else None,
                             "budget_ms": p.budget_s * 1e3, "predicted_ms": p.sojourn_s * 1e3,
-                            "batch_ms": p.batch_s * 1e3, "capacity_factor": p.factor})
+                            "batch_ms": p.batch_s * 1e3, "capacity_factor": p.factor,
+                            **({"tensor_parallel": p.tensor_parallel, "devices": p.count * p.tensor_parallel,
+                                "predicted_tpot_ms": p.tpot_s * 1e3} if p.tpot_s is not None else {})})
                   for p in result.pools},
         "demand": _r(result.demand),
         "solver": s.solver,
@@ -97,6 +101,17 @@ def plan_document(result: PlanResult, options: PlanOptions, verify: dict[str, An
         "assumptions": assumptions(options),
     }
     return doc
+
+
+def _prediction(p: Any) -> dict[str, Any]:
+    """One service's prediction; an LLM service's is its TTFT (`metric` "ttft") with its TPOT under `tpot`."""
+    out = {"percentile": p.percentile, "slo_ms": p.slo_ms, "latency_ms": _r(p.latency_ms),
+           "by_site": {site: {"latency_ms": _r(ms)} for site, ms in p.by_site.items()}}
+    if p.tpot is not None:
+        out["metric"] = p.metric
+        out["tpot"] = _prediction(p.tpot)
+        out["tpot"]["metric"] = "tpot"
+    return out
 
 
 def _baselines(result: PlanResult) -> list[dict[str, Any]]:

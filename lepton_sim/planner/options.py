@@ -43,6 +43,8 @@ class PlanOptions:
     tables: Any = None  # where measured capacity tables are kept (planner.measured.TableStore); None: in memory
     progress: Any = field(default=None, compare=False)  # Callable[[str], None]: told how a long plan is going
     prep_workers: int | None = None  # processes preparing the problem; None: 2 from 100 services on (Linux)
+    tensor_parallel: tuple[int, ...] = (1, 2, 4, 8)  # degrees an LLM replica may have (each where it can run)
+    llm_meter: Any = field(default=None, compare=False)  # planner.llm.LLMMeter: measures LLM replicas (the simulator)
 
     def factor(self, key: PoolKey) -> float:
         """The scale on the modelled capacity of one line: its own factor times its service's."""

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lepton_sim.network import Route, Topology
-from lepton_sim.scenario.schema import Scenario
+from lepton_sim.scenario.schema import Scenario, is_llm
 
 NETWORK_SHARE = 0.1  # fraction of a route's miss probability given to link queueing
 
@@ -124,9 +124,16 @@ class Paths:
 
 
 def message_bits(scenario: Scenario) -> dict[str, tuple[float, float]]:
-    """Service -> (request bits, response bits)."""
-    return {name: (8.0 * scenario.models[s.model].input_bytes, 8.0 * scenario.models[s.model].output_bytes)
-            for name, s in scenario.services.items()}
+    """Service -> (request bits, response bits); an LLM request's at its mean prompt and output tokens."""
+    out = {}
+    for name, s in scenario.services.items():
+        model = scenario.models[s.model]
+        if is_llm(model) and s.tokens is not None:
+            prompt, output = s.tokens.means()
+            out[name] = (8.0 * prompt * model.token_bytes, 8.0 * output * model.token_bytes)
+        else:
+            out[name] = (8.0 * model.input_bytes, 8.0 * model.output_bytes)
+    return out
 
 
 def network_floor_s(scenario: Scenario, route: Route, in_bits: float, out_bits: float) -> float:

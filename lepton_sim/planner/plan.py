@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from lepton_sim.errors import ScenarioError
-from lepton_sim.scenario.schema import is_llm
-from lepton_sim.planner.baselines import Baseline, greedy_baseline, single_type_baselines
+from lepton_sim.planner.baselines import Baseline, greedy_baseline, llm_baselines, single_type_baselines
 from lepton_sim.planner.errors import Infeasible
 from lepton_sim.planner.measured import STATS, Stats
 from lepton_sim.planner.options import PlanOptions
@@ -23,11 +21,6 @@ def plan(scenario: Scenario, options: PlanOptions = PlanOptions()) -> PlanResult
     baseline that beats a time-limited MILP incumbent (all are feasible under the same model) is
     returned instead, marked as such, with the gap against the MILP's bound.
     """
-    llm = [name for name, svc in scenario.services.items() if is_llm(scenario.models[svc.model])]
-    if llm:
-        raise ScenarioError(f"the planner does not plan LLM services yet ({', '.join(llm)}: kind: llm models); "
-                            f"simulate a deployment of them with `lepton-sim simulate`",
-                            path=f"services.{llm[0]}.model")
     before = replace(STATS)
     tell = Ticker(options.progress)
     problem = build_problem(scenario, options)
@@ -45,6 +38,7 @@ def plan(scenario: Scenario, options: PlanOptions = PlanOptions()) -> PlanResult
         return result
     baselines = [greedy_baseline(build_problem(scenario, options, variants="uncompressed"))]
     baselines += single_type_baselines(problem)
+    baselines += llm_baselines(problem)
     best = min((b for b in baselines if b.plan is not None), key=lambda b: b.usd_per_hour or 0.0, default=None)
     result = replace(result, baselines=tuple(baselines))
     if best is not None and best.plan is not None and best.plan.usd_per_hour < result.usd_per_hour - 1e-9:
@@ -56,7 +50,9 @@ def _table_stats(problem: Problem, before: Stats) -> dict:
     """What the measured capacity tables of this plan cost and how precise they are (plan.json `tables`)."""
     errors = [c.table.rel_se for c in problem.candidates if c.table.rel_se is not None]
     measured = problem.options.latency_model == "tight"
-    return {"measured_candidates": sum(1 for c in problem.candidates if measured and c.profile.max_batch > 1),
+    return {"measured_candidates": sum(1 for c in problem.candidates
+                                                   if c.llm is not None or (measured and c.profile is not None
+                                                                           and c.profile.max_batch > 1)),
             "entries": STATS.entries - before.entries, "simulations": STATS.trials - before.trials,
             "cache_hits": STATS.cached - before.cached, "simulation_s": round(STATS.seconds - before.seconds, 3),
             "worst_rel_se": max(errors) if errors else None,

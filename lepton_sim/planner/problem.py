@@ -54,7 +54,7 @@ from lepton_sim.planner.measured import MEMORY, STATS
 from lepton_sim.planner.options import PlanOptions, PoolKey
 from lepton_sim.planner.paths import NETWORK_SHARE, LinkDir, Path, Paths, message_bits, network_floor_s
 from lepton_sim.planner.variants import ProfileCache, allowed_variants, compression_order, profile
-from lepton_sim.scenario.schema import Scenario, Service
+from lepton_sim.scenario.schema import Scenario, Service, is_llm
 
 VariantPolicy = Literal["best", "uncompressed"]  # every non-dominated variant, or the least compressed per hardware
 PROGRESS_S = 2.0  # a plan that takes longer says how it is going this often (`PlanOptions.progress`)
@@ -70,13 +70,15 @@ class Candidate:
     tier: int  # 0 admits only the nearest demand sites (largest budget)
     budget_s: float  # what the pool may add to the latency at the pool's miss probability
     miss: float  # the pool's miss probability: the strictest of the routes it admits
-    profile: BatchProfile
+    profile: BatchProfile | None  # None for an LLM service's candidate (its replicas are measured: `llm`)
     table: CapacityTable  # counts 1..max_count
     factor: float
     max_count: int
-    usd_per_hour: float  # replica price plus energy
+    usd_per_hour: float  # replica price plus energy (every device of a tensor-parallel replica)
     power_w: float
     admits: tuple[str, ...]  # demand sites
+    tensor_parallel: int = 1  # devices per replica (LLM services)
+    llm: Any = None  # an LLM candidate's `planner.llm.LLMInfo`: its replica's measured curve and targets
 
     def capacity_rps(self, count: int) -> float:
         """The planner's capacity for `count` replicas of this candidate (0 beyond `max_count`)."""
@@ -151,18 +153,30 @@ def build_problem(scenario: Scenario, options: PlanOptions, variants: VariantPol
     runnable: dict[str, dict[str, dict[str, BatchProfile]]] = {}
     reasons: list[Reason] = []
     cache = ProfileCache()
+    llm = [name for name, svc in scenario.services.items() if is_llm(scenario.models[svc.model])]
+    replicas: dict[str, list[Any]] = {}
+    if llm:
+        from lepton_sim.planner import llm_lines  # noqa: PLC0415 - only LLM scenarios need it
+
+        replicas = llm_lines.replica_options(scenario, llm, hosts, options, variants, reasons)
     for name, svc in scenario.services.items():
-        runnable[name] = _runnable(scenario, name, svc, hosts, variants, reasons, cache)
-    paths = Paths(scenario, options.link_utilization, topology, _possible_routes(scenario, options, topology, hosts, runnable))
+        if name not in replicas:
+            runnable[name] = _runnable(scenario, name, svc, hosts, variants, reasons, cache)
+    routes = _possible_routes(scenario, options, topology, hosts, runnable)
+    if llm:
+        routes += llm_lines.possible_routes(scenario, topology, hosts, replicas)
+    paths = Paths(scenario, options.link_utilization, topology, routes)
     p = Problem(scenario, options, paths, demands, reasons=reasons)
     for key in demands:
         p.demand_keys_of_service[key[0]].append(key)
-    names = [name for name in scenario.services if runnable[name]]
+    names = [name for name in scenario.services if runnable.get(name)]
     workers = _workers(options, len(names))
     if workers > 1:
         _add_services_in_parallel(p, names, hosts, runnable, workers)
     else:
         _add_services(p, names, hosts, runnable, Ticker(options.progress))
+    if llm:
+        llm_lines.add_llm_services(p, replicas, hosts, Ticker(options.progress))
     _add_resources(p)
     return p
 
@@ -438,7 +452,7 @@ def _add_service(p: Problem, name: str, svc: Service, hosts: dict[str, list[tupl
             served |= _add_line(p, name, site, hw, cap, runnable.get(hw, {}), demands, slo_s)
     for d in demands:
         if d.site in served:
-            _capacity_precheck(p, d)
+            capacity_precheck(p, d)
             continue
         if d.site not in best_idle:
             msg = "no site holding hardware that runs this service is reachable over the network"
@@ -549,7 +563,7 @@ def _add_candidate(p: Problem, key: PoolKey, t: _Tier, prof: BatchProfile, cap: 
     name, site = key[0], key[1]
     factor = p.options.factor(key)
     peak = {d.site: d for d in demands}
-    need = _needed(t.capacity, sum(peak[s].peak_rps for s in t.admits))
+    need = needed_count(t.capacity, sum(peak[s].peak_rps for s in t.admits))
     p.pruned["replica counts above the need"] += cap - need
     c = Candidate(len(p.candidates), key, t.index, t.budget_s, t.miss, prof, t.table.cut(need), factor, need, price,
                   power_w, t.admits)
@@ -596,13 +610,13 @@ def _useful_tiers(tiers: list[_Tier], peak: dict[str, float]) -> list[_Tier]:
     return useful
 
 
-def _needed(capacity: np.ndarray, rate: float) -> int:
+def needed_count(capacity: np.ndarray, rate: float) -> int:
     """The fewest replicas whose capacity covers `rate` (all of them if none does): more is never optimal."""
     enough = np.nonzero(capacity >= rate)[0]
     return int(enough[0]) + 1 if len(enough) else len(capacity)
 
 
-def _capacity_precheck(p: Problem, d: DemandRate) -> None:
+def capacity_precheck(p: Problem, d: DemandRate) -> None:
     """A demand whose reachable pools, all filled, cannot carry its peak rate alone is short of replicas."""
     best: dict[tuple[str, str, str], float] = {}
     per_replica = 0.0
@@ -625,7 +639,7 @@ def _add_resources(p: Problem) -> None:
     power: dict[str, dict[int, float]] = defaultdict(dict)
     for c in p.candidates:
         _, site, hw, _ = c.key
-        site_hw[(site, hw)][c.index] = 1.0
+        site_hw[(site, hw)][c.index] = float(c.tensor_parallel)  # devices per replica
         if site in p.options.power_budget_w:
             power[site][c.index] = c.power_w
     for (site, hw), coef in site_hw.items():

@@ -2,7 +2,8 @@
 
 Every figure is recomputed from the chosen counts and flows (not read back from the solver's
 objective): replica cost at each type's price, egress on the mean rate, energy at busy power, and
-the latency of each route at its pool's planned peak load (`latency.sojourn_quantile_s`).
+the latency of each route at its pool's planned peak load (`latency.sojourn_quantile_s`; an LLM pool's
+TTFT and TPOT from its replica's measured curve at its share of that load, `planner.llm.ReplicaCurve`).
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ class PoolPlan:
     batch_s: float
     factor: float
     weights: dict[str, float]  # demand site -> fraction of that site's demand
+    tensor_parallel: int = 1  # devices per replica (LLM services)
+    tpot_s: float | None = None  # an LLM pool: its replicas' TPOT at the target's percentile at the planned rate
 
     @property
     def id(self) -> str:
@@ -53,6 +56,8 @@ class Prediction:
     slo_ms: float
     latency_ms: float
     by_site: dict[str, float]
+    metric: str = "latency"  # "ttft" for an LLM service (then `tpot` holds its TPOT prediction)
+    tpot: Prediction | None = None
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,8 @@ class PlanResult:
     def deployment(self) -> dict[str, Any]:
         """The scenario `deployment` mapping: one line per pool with its weights, routing `weighted`."""
         lines = [{"service": p.key[0], "site": p.key[1], "hardware": p.key[2], "variant": p.key[3],
-                  "count": p.count, "weights": dict(p.weights)} for p in self.pools]
+                  "count": p.count, **({"tensor_parallel": p.tensor_parallel} if p.tensor_parallel > 1 else {}),
+                  "weights": dict(p.weights)} for p in self.pools]
         return {"replicas": lines, "routing": "weighted"}
 
 
@@ -133,6 +139,14 @@ def assemble(problem: Problem, counts: dict[int, int], flows: dict[int, float], 
     for ci in sorted(load, key=lambda i: problem.candidates[i].key):
         c, n = problem.candidates[ci], counts[ci]
         weights = {problem.arcs[ai].demand[1]: fractions[ai] for ai in problem.arcs_of_candidate[ci] if ai in fractions}
+        if c.llm is not None:  # the measured replica at its share of the load (the factor's correction applied)
+            per = load[ci] / n / c.factor if c.factor > 0 else load[ci] / n
+            sojourn = c.llm.curve.at(per, c.llm.ttft_level, "ttft_s")
+            tpot = c.llm.curve.at(per, c.llm.tpot_level, "tpot_s")
+            pools.append(PoolPlan(c.key, n, load[ci], c.capacity_rps(n), c.budget_s, sojourn, 0.0, c.factor, weights,
+                                  c.tensor_parallel, tpot))
+            continue
+        assert c.profile is not None
         sojourn = sojourn_quantile_s(c.profile, load[ci], n, c.miss, problem.options.latency_model)
         pools.append(PoolPlan(c.key, n, load[ci], c.capacity_rps(n), c.budget_s, sojourn, c.profile.batch_s,
                               c.factor, weights))
@@ -142,6 +156,8 @@ def assemble(problem: Problem, counts: dict[int, int], flows: dict[int, float], 
     routing: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     route_ms: dict[str, dict[str, float]] = defaultdict(dict)
     sojourn_of = {p.key: p.sojourn_s for p in pools}
+    tpot_of = {p.key: p.tpot_s for p in pools}
+    tpot_ms: dict[str, dict[str, float]] = defaultdict(dict)
     egress = 0.0
     for ai, frac in fractions.items():
         a = problem.arcs[ai]
@@ -150,15 +166,25 @@ def assemble(problem: Problem, counts: dict[int, int], flows: dict[int, float], 
         routing[svc][site][pool_id(c.key)] = frac
         ms = (a.path.latency_s + sojourn_of[c.key]) * 1e3
         route_ms[svc][site] = max(route_ms[svc].get(site, 0.0), ms)
+        if tpot_of[c.key] is not None:
+            tpot_ms[svc][site] = max(tpot_ms[svc].get(site, 0.0), tpot_of[c.key] * 1e3)
         egress += a.path.egress_usd_per_request * 3600.0 * problem.demands[a.demand].mean_rps * frac
 
     predicted = {}
     for svc, sites in route_ms.items():
         slo = sc.services[svc].slo
+        if slo.ttft is not None and slo.tpot is not None and svc in tpot_ms:  # an LLM service: TTFT, and TPOT
+            tp = tpot_ms[svc]
+            tpot = Prediction(slo.tpot.percentile, slo.tpot.latency_ms, max(tp.values()), dict(sorted(tp.items())),
+                              "tpot")
+            predicted[svc] = Prediction(slo.ttft.percentile, slo.ttft.latency_ms, max(sites.values()),
+                                        dict(sorted(sites.items())), "ttft", tpot)
+            continue
         predicted[svc] = Prediction(slo.percentile, slo.latency_ms, max(sites.values()), dict(sorted(sites.items())))
     hw = sc.hardware
-    replicas = sum(p.count * hw[p.key[2]].cost_per_hour for p in pools)
-    energy = sum(p.count * hw[p.key[2]].power_w / 1e3 * problem.options.energy_usd_per_kwh for p in pools)
+    replicas = sum(p.count * p.tensor_parallel * hw[p.key[2]].cost_per_hour for p in pools)
+    energy = sum(p.count * p.tensor_parallel * hw[p.key[2]].power_w / 1e3 * problem.options.energy_usd_per_kwh
+                 for p in pools)
     demand: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in sc.services}
     for d in problem.demands.values():
         demand[d.service][d.site] = {"mean_rps": d.mean_rps, "planned_rps": d.peak_rps, "basis": d.basis}

@@ -32,6 +32,8 @@ class Simulated(Protocol):
     @property
     def met(self) -> bool: ...
 
+    def simulated_of(self, metric: str) -> float | None: ...
+
 
 def print_plan(result: PlanResult, console: Console | None = None, *,
                simulated: Mapping[str, Simulated] | None = None,
@@ -49,13 +51,24 @@ def print_plan(result: PlanResult, console: Console | None = None, *,
             f"constraints in {s.groups} group(s), {s.rounds} lazy round(s); {result.candidates:,} candidate pools, "
             f"{result.arcs:,} routes after pruning")
 
-    print_table(c, "Pools (planned at peak rates)",
-                (Col("pool", "left"), Col("replicas", group="size"), Col("planned rps", group="size"),
-                 Col("capacity rps", group="size"), Col("pool budget ms", group="latency"),
-                 Col("pool predicted ms", group="latency"), Col("$/h", group="size")),
-                [[p.id, str(p.count), _f(p.planned_rps, ".1f"), _f(p.capacity_rps, ".1f"), _f(p.budget_s * 1e3),
-                  _f(p.sojourn_s * 1e3), _f(p.count * result.replica_usd_per_hour[p.key[2]], ".4f")]
-                 for p in result.pools])
+    llm = any(p.tpot_s is not None for p in result.pools)
+    cols = [Col("pool", "left"), Col("replicas", group="size")]
+    cols += [Col("GPUs", group="size")] if llm else []  # devices per replica
+    cols += [Col("planned rps", group="size"), Col("capacity rps", group="size"),
+             Col("pool budget ms", group="latency"), Col("pool predicted ms", group="latency")]
+    cols += [Col("TPOT ms", group="latency")] if llm else []
+    cols += [Col("$/h", group="size")]
+    rows = []
+    for p in result.pools:
+        row = [p.id, str(p.count)] + ([str(p.tensor_parallel)] if llm else [])
+        row += [_f(p.planned_rps, ".1f"), _f(p.capacity_rps, ".1f"), _f(p.budget_s * 1e3), _f(p.sojourn_s * 1e3)]
+        row += [_f(p.tpot_s * 1e3 if p.tpot_s is not None else None)] if llm else []
+        row += [_f(p.count * p.tensor_parallel * result.replica_usd_per_hour[p.key[2]], ".4f")]
+        rows.append(row)
+    print_table(c, "Pools (planned at peak rates)", tuple(cols), rows)
+    if llm:
+        c.print("LLM pools: GPUs per replica (tensor parallel); budget and predicted are the TTFT the pool may add "
+                "and its TTFT at that percentile, TPOT its TPOT at the target's percentile (measured replica curves)")
 
     print_table(c, "Routing (fraction of each demand site's requests)",
                 (Col("service / demand site", "left", wrap=True), Col("pool", "left"), Col("fraction")),
@@ -68,17 +81,21 @@ def print_plan(result: PlanResult, console: Console | None = None, *,
     cols = [Col("service / demand site", "left", wrap=True), Col("SLO"), Col("predicted")]
     cols += [Col("simulated"), Col("attained"), Col("met")] if last else []
     rows = []
-    for name, pred in result.predicted.items():
-        lines = [(f"[bold]{name}[/bold]", pred.latency_ms, simulated.get(name) if simulated is not None else None)]
-        lines += [(f"  from {site}", ms, by_site.get(name, {}).get(site))
-                  for site, ms in pred.by_site.items()] if len(pred.by_site) > 1 else []
-        for label, ms, chk in lines:
-            cells = [label, f"p{pred.percentile:g}<={pred.slo_ms:g}", _f(ms)]
-            if last:
-                ok = chk is not None and chk.met
-                cells += [_f(chk.simulated_ms) if chk else "-", _f(chk.attainment, ".2%") if chk else "-",
-                          "[green]yes[/green]" if ok else "[red]no[/red]"]
-            rows.append(cells)
+    for name, first in result.predicted.items():
+        for pred in (first,) if first.tpot is None else (first, first.tpot):
+            what = "" if pred.metric == "latency" else f" {pred.metric.upper()}"
+            lines = [(f"[bold]{name}[/bold]{what}", pred.latency_ms,
+                      simulated.get(name) if simulated is not None else None)]
+            lines += [(f"  from {site}", ms, by_site.get(name, {}).get(site))
+                      for site, ms in pred.by_site.items()] if len(pred.by_site) > 1 else []
+            for label, ms, chk in lines:
+                cells = [label, f"p{pred.percentile:g}<={pred.slo_ms:g}", _f(ms)]
+                if last:
+                    ok = chk is not None and chk.met
+                    cells += [_f(chk.simulated_of(pred.metric)) if chk else "-",
+                              _f(chk.attainment, ".2%") if chk else "-",
+                              "[green]yes[/green]" if ok else "[red]no[/red]"]
+                rows.append(cells)
     print_table(c, "Latency at the SLO percentile (ms): predicted" + (" vs simulated" if last else ""),
                 cols, rows)
 

@@ -9,7 +9,7 @@ from lepton_sim.scenario.schema import Deterministic, Exponential, HardwareSpec,
 from lepton_sim.servicetime import BatchTimes, UnsupportedPrecision, batch_times, weight_bytes
 from lepton_sim.planner.capacity import BatchProfile
 
-PRECISION_RANK = {"fp32": 0, "bf16": 1, "fp16": 1, "int8": 2, "int4": 3}  # lower = less compressed
+PRECISION_RANK = {"fp32": 0, "bf16": 1, "fp16": 1, "fp8": 2, "int8": 2, "int4": 3}  # lower = less compressed
 
 
 def allowed_variants(scenario: Scenario, service: Service) -> tuple[list[str], str]:
@@ -27,7 +27,9 @@ def allowed_variants(scenario: Scenario, service: Service) -> tuple[list[str], s
 
 def compression_order(variant: Variant, accuracy_default: float = 0.0) -> tuple[int, int, int, float]:
     """Sort key, least compressed first: precision, then no sparsity, no distillation, higher accuracy."""
-    return (PRECISION_RANK[variant.precision], variant.sparsity is not None, variant.layers is not None,
+    # an LLM variant has no sparsity or distillation; weight-only quantisation keeps the math at high precision
+    return (PRECISION_RANK[variant.precision], getattr(variant, "sparsity", None) is not None,
+            getattr(variant, "layers", None) is not None,
             -(variant.accuracy if variant.accuracy is not None else accuracy_default))
 
 

@@ -844,34 +844,11 @@ class _Checker:
 
     def _check_llm_line(self, path: str, r: Any, svc: Any, model: Any, variant: Any, hw: Any) -> None:
         """Weights and the longest request's KV cache fit the replica's devices; the precision runs there."""
-        from lepton_sim.servicetime.llm import fit_problem, llm_replica_model
+        from lepton_sim.servicetime.llm_replica import replica_problem
 
-        sched = svc.scheduler_or_default
-        max_tokens = sched.max_batched_tokens + sched.max_num_seqs
-        why = fit_problem(model, variant, hw, r.tensor_parallel, sched.gpu_memory_utilization, max_tokens=max_tokens,
-                          max_seqs=sched.max_num_seqs)
+        why = replica_problem(model, variant, hw, r.tensor_parallel, svc.scheduler_or_default, svc.tokens)
         if why is not None:
-            self.fail(f"{path}.tensor_parallel" if "interconnect" in why or "divide" in why else f"{path}.variant", why)
-            return
-        try:
-            m = llm_replica_model(model, variant, hw, r.tensor_parallel, max_tokens, max_seqs=sched.max_num_seqs)
-        except UnsupportedPrecision as exc:
-            self.fail(f"{path}.variant", str(exc))
-            return
-        except ValueError as exc:
-            self.fail(f"{path}.tensor_parallel", str(exc))
-            return
-        cap = m.kv_capacity_tokens(hw.memory_gb, sched.gpu_memory_utilization)
-        blocks = cap // sched.block_tokens
-        if svc.tokens is None:
-            return
-        p, o = svc.tokens.max_tokens()
-        if p is not None and o is not None:
-            need = -(-(p + o) // sched.block_tokens)
-            if need > blocks:
-                self.fail(f"{path}.variant", f"the longest request ({p} prompt + {o} output tokens) needs {need} KV-cache "
-                                             f"blocks of {sched.block_tokens} tokens; {r.variant} on {r.tensor_parallel} x "
-                                             f"{r.hardware} leaves room for {blocks} after the weights")
+            self.fail(f"{path}.{why[0]}", why[1])
 
     def _check_reachability(self) -> None:
         """Every demand site is in the same connected part of the network as a replica of its service.

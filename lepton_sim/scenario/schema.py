@@ -6,6 +6,7 @@ also resolves `from:` catalogue and zoo entries before these models see the data
 """
 from __future__ import annotations
 
+import math
 import typing
 from typing import Annotated, Any, Literal, Union
 
@@ -462,12 +463,38 @@ class Tokens(Strict):
             raise ValueError("give prompt and output (token distributions), or a trace")
         return self
 
+    def means(self) -> tuple[float, float]:
+        """The mean prompt and output tokens of a request: a trace's own; a distribution's as drawn (uniform
+        integers, lognormals rounded and clipped, by quadrature at 4,000 midpoint quantiles)."""
+        if self.trace is not None:
+            pairs = self.trace.pairs
+            if not pairs:
+                return 0.0, 0.0
+            return sum(p for p, _ in pairs) / len(pairs), sum(o for _, o in pairs) / len(pairs)
+        assert self.prompt is not None and self.output is not None
+        return _dist_mean(self.prompt), _dist_mean(self.output)
+
     def max_tokens(self) -> tuple[int | None, int | None]:
         """The largest prompt and output a request can have (None: unbounded)."""
         if self.trace is not None:
             pairs = self.trace.pairs
             return (max(p for p, _ in pairs), max(o for _, o in pairs)) if pairs else (None, None)
         return _dist_max(self.prompt), _dist_max(self.output)
+
+
+def _dist_mean(d: Any) -> float:
+    if isinstance(d, FixedTokens):
+        return float(d.n)
+    if isinstance(d, UniformTokens):
+        return (d.low + d.high) / 2.0
+    from statistics import NormalDist
+
+    sigma = math.sqrt(math.log1p(d.cv ** 2))
+    mu = math.log(d.mean) - sigma ** 2 / 2
+    n, z = 4000, NormalDist()
+    hi = d.max if d.max is not None else math.inf
+    return math.fsum(min(max(round(math.exp(mu + sigma * z.inv_cdf((i + 0.5) / n))), d.min), hi)
+                     for i in range(n)) / n
 
 
 def _dist_max(d: Any) -> int | None:

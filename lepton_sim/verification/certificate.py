@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from lepton_sim.scenario.schema import Scenario
-from lepton_sim.verification.checks import Simulated, check_lines
+from lepton_sim.verification.checks import Check, Simulated, check_lines, target_of
 from lepton_sim.verification.deployment import Lines, Pricing, deployment_key, shrunk
 
 Outcome = Literal["misses", "verifies", "cannot remove", "not checked"]
@@ -37,6 +37,7 @@ class Miss:
     slo_ms: float
     attainment: float | None
     site: str = ""  # the demand site `simulated_ms` is of ("" for the service's requests overall)
+    metric: str = "latency"  # or an LLM service's "ttft" / "tpot"
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,7 @@ def certificate_pass(scenario: Scenario, lines: Lines, pricing: Pricing, seed: i
             complete = False
             continue
         sim = seen[key] = seen[key] if key in seen else check_lines(scenario, smaller, seed)
-        misses = tuple(Miss(name, scenario.services[name].slo.percentile, c.judged_ms,
-                            scenario.services[name].slo.latency_ms, c.attainment, c.worst_site)
+        misses = tuple(Miss(name, *_pct_target(scenario, name, c), c.attainment, c.worst_site, c.metric)
                        for name, c in sim.services.items() if not c.met)
         entries[i] = Entry(line.id, line.count, saved, "misses" if misses else "verifies", misses)
         _tell(on_entry, entries[i])
@@ -135,3 +135,8 @@ def unchecked(lines: Lines, pricing: Pricing, note: str) -> tuple[Entry, ...]:
         else:
             out.append(Entry(line.id, line.count, cost - pricing.usd_per_hour(smaller), "not checked", note=note))
     return tuple(out)
+
+
+def _pct_target(scenario: Scenario, name: str, c: Check) -> tuple[float, float | None, float]:
+    pct, target = target_of(scenario, name, c)
+    return pct, c.judged_ms, target

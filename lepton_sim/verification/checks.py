@@ -8,16 +8,18 @@ the dice's.
 
 A service meets its SLO when its own percentile and every demand site's are within the target
 (what the planner promises: every route within it), so a mix that meets it on average while one
-site's users miss does not verify.
+site's users miss does not verify. An LLM service meets it when both its TTFT and its TPOT targets
+hold (per site too); its verdict carries the one it is furthest from (`Check.metric`), which is
+what the verify loop scales its factor by.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lepton_sim.metrics import build_metrics
-from lepton_sim.planner.result import PlanResult
+from lepton_sim.planner.result import PlanResult, Prediction
 from lepton_sim.scenario.schema import Scenario
 from lepton_sim.sim import simulate
 from lepton_sim.verification.deployment import Line, deployed_scenario, lines_of
@@ -33,11 +35,32 @@ class Check:
     met: bool  # for a service: its percentile and every demand site's own within the target
     worst_site: str = ""  # for a service: the demand site whose percentile is the highest, when above the service's
     worst_ms: float | None = None  # that site's latency at the percentile
+    target_ms: float | None = None  # an LLM service's: the target `judged_ms` is held to (else slo.latency_ms)
+    metric: str = "latency"  # "latency" (end to end), or an LLM service's binding target: "ttft" or "tpot"
+    by_metric: Mapping[str, float | None] | None = None  # an LLM service's simulated TTFT and TPOT at their percentiles
+
+    def simulated_of(self, metric: str) -> float | None:
+        """The simulated figure of one metric ("latency", "ttft", "tpot") where this check has it."""
+        if self.by_metric is not None and metric in self.by_metric:
+            return self.by_metric[metric]
+        return self.simulated_ms if metric == self.metric else None
 
     @property
     def judged_ms(self) -> float | None:
         """The latency the verdict rests on: the worst demand site's when it is above the service's."""
         return self.worst_ms if self.worst_site else self.simulated_ms
+
+
+def target_of(scenario: Scenario, service: str, c: Check) -> tuple[float, float]:
+    """(percentile, target ms) that `c.judged_ms` is held to: the service's end-to-end SLO, or for an LLM service
+    the TTFT or TPOT target it is judged on."""
+    slo = scenario.services[service].slo
+    if c.metric == "ttft" and slo.ttft is not None:
+        return slo.ttft.percentile, slo.ttft.latency_ms
+    if c.metric == "tpot" and slo.tpot is not None:
+        return slo.tpot.percentile, slo.tpot.latency_ms
+    assert slo.latency_ms is not None
+    return slo.percentile, slo.latency_ms
 
 
 @dataclass(frozen=True)
@@ -70,9 +93,8 @@ def check_lines(scenario: Scenario, lines: Sequence[Line], seed: int, result: Pl
     by_site: dict[str, dict[str, Check]] = {}
     for name, m in metrics["services"].items():
         pred = result.predicted.get(name) if result is not None and own.get(name) == mine.get(name) else None
-        by_site[name] = {site: _check(pred.by_site.get(site) if pred else None, ms)
-                         for site, ms in m["by_site"].items()}
-        services[name] = _with_sites(_check(pred.latency_ms if pred else None, m), by_site[name])
+        by_site[name] = {site: _check(pred, site, ms) for site, ms in m["by_site"].items()}
+        services[name] = _with_sites(_check(pred, None, m), by_site[name])
     return Simulated(services, by_site, metrics)
 
 
@@ -86,18 +108,40 @@ def check_plan(scenario: Scenario, result: PlanResult,
 def _by_service(lines: Sequence[Line]) -> dict[str, list[tuple[Any, ...]]]:
     out: dict[str, list[tuple[Any, ...]]] = {}
     for line in lines:
-        out.setdefault(line.service, []).append((line.key, line.count, tuple(sorted(line.weights.items()))))
+        out.setdefault(line.service, []).append((line.key, line.count, line.tensor_parallel,
+                                                 tuple(sorted(line.weights.items()))))
     return out
 
 
 def _with_sites(service: Check, sites: Mapping[str, Check]) -> Check:
     """A service's verdict over its demand sites too: each site's users are held to the target, not only the mix."""
     met = service.met and all(c.met for c in sites.values())
-    worst = max(((c.simulated_ms, site) for site, c in sites.items() if c.simulated_ms is not None), default=None)
+    worst = max(((c.simulated_ms, site) for site, c in sites.items()
+                 if c.simulated_ms is not None and c.metric == service.metric), default=None)
     if worst is None or service.simulated_ms is None or worst[0] <= service.simulated_ms:
-        return Check(service.predicted_ms, service.simulated_ms, service.attainment, met)
-    return Check(service.predicted_ms, service.simulated_ms, service.attainment, met, worst[1], worst[0])
+        return replace(service, met=met)
+    return replace(service, met=met, worst_site=worst[1], worst_ms=worst[0])
 
 
-def _check(predicted: float | None, m: Mapping[str, Any]) -> Check:
-    return Check(predicted, m["slo"]["latency_at_percentile_ms"], m["slo_attainment"], bool(m["slo"]["met"]))
+def _check(pred: Prediction | None, site: str | None, m: Mapping[str, Any]) -> Check:
+    """The verdict of one metrics entry (a service's, or one demand site's with `site`) against `pred`.
+
+    An LLM service's (its entry has `ttft_slo` and `tpot_slo`) is judged on the target it is furthest
+    from (simulated over target; TTFT on a tie), met when both are."""
+    def predicted(p: Prediction | None) -> float | None:
+        if p is None:
+            return None
+        return p.latency_ms if site is None else p.by_site.get(site)
+
+    if "ttft_slo" in m:
+        ratios = []
+        for metric in ("ttft", "tpot"):
+            t = m[f"{metric}_slo"]
+            at = t["latency_at_percentile_ms"]
+            ratios.append((at / t["latency_ms"] if at is not None else float("inf"), metric, at, t["latency_ms"]))
+        _, metric, at, target = max(ratios, key=lambda r: r[0])
+        p = pred if pred is None or metric == pred.metric else pred.tpot
+        figures = {r[1]: r[2] for r in ratios}
+        return Check(predicted(p), at, m["slo_attainment"], bool(m["slo"]["met"]), target_ms=target, metric=metric,
+                     by_metric=figures)
+    return Check(predicted(pred), m["slo"]["latency_at_percentile_ms"], m["slo_attainment"], bool(m["slo"]["met"]))

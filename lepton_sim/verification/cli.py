@@ -69,6 +69,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from lepton_sim.scenario import load_scenario
     from lepton_sim.verification.deployment import deployment_mapping
     from lepton_sim.verification.document import verified_document
+    from lepton_sim.verification.llm_meter import SimulatedReplicas
     from lepton_sim.verification.loop import verify
     from lepton_sim.verification.summary import print_verified, progress_printer
 
@@ -78,7 +79,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     options = scenario_options(scenario, PlanOptions(solver=args.solver, time_limit_s=args.time_limit, gap=args.gap,
                                                      latency_model=args.latency_model,
                                                      tables=None if args.no_table_cache else default_store(),
-                                                     progress=_stderr_line))
+                                                     progress=_stderr_line,
+                                                     llm_meter=SimulatedReplicas()))
     try:
         if args.verify:
             verified = verify(scenario, options, rounds=args.rounds, seed=args.seed, time_limit_s=args.verify_time,

@@ -7,7 +7,7 @@ service's other lines' fractions renormalised (same routing otherwise, so every 
 what it saw before, scaled up only where the removed pool's share went).
 
 Prices are the plan's: a replica costs its hardware's `cost_per_hour` plus its busy-power energy
-(`PlanResult.replica_usd_per_hour`), and egress is charged on each demand site's mean rate over the
+(`PlanResult.replica_usd_per_hour`), times its devices (an LLM replica's `tensor_parallel`), and egress is charged on each demand site's mean rate over the
 lowest-latency route, request and response bytes at each link's `cost_per_gb`, as the planner
 charges it (`lepton_sim.planner.paths`). A deployment's cost is the plan's total plus the change
 in those two against the plan's own lines, so it agrees with the planner to the last digit.
@@ -33,6 +33,7 @@ class Line:
     key: PoolKey  # (service, site, hardware, variant)
     count: int
     weights: Mapping[str, float]  # demand site -> fraction of that site's requests for the service
+    tensor_parallel: int = 1  # devices per replica (LLM services)
 
     @property
     def id(self) -> str:
@@ -44,8 +45,13 @@ class Line:
 
     def as_dict(self) -> dict[str, Any]:
         s, site, hw, variant = self.key
-        return {"service": s, "site": site, "hardware": hw, "variant": variant, "count": self.count,
+        tp = {"tensor_parallel": self.tensor_parallel} if self.tensor_parallel > 1 else {}
+        return {"service": s, "site": site, "hardware": hw, "variant": variant, "count": self.count, **tp,
                 "weights": dict(self.weights)}
+
+    @property
+    def devices(self) -> int:
+        return self.count * self.tensor_parallel
 
 
 Lines = tuple[Line, ...]
@@ -53,7 +59,7 @@ Lines = tuple[Line, ...]
 
 def lines_of(result: PlanResult) -> Lines:
     """The plan's deployment as lines, in the plan's order."""
-    return tuple(Line(p.key, p.count, dict(p.weights)) for p in result.pools)
+    return tuple(Line(p.key, p.count, dict(p.weights), p.tensor_parallel) for p in result.pools)
 
 
 def deployment_mapping(lines: Sequence[Line]) -> dict[str, Any]:
@@ -77,7 +83,7 @@ def shrunk(lines: Lines, index: int) -> Lines | str:
     demand sites, why it cannot be removed."""
     line = lines[index]
     if line.count > 1:
-        return lines[:index] + (Line(line.key, line.count - 1, line.weights),) + lines[index + 1:]
+        return lines[:index] + (Line(line.key, line.count - 1, line.weights, line.tensor_parallel),) + lines[index + 1:]
     rest = lines[:index] + lines[index + 1:]
     out = list(rest)
     for site, frac in sorted(line.weights.items()):
@@ -88,14 +94,15 @@ def shrunk(lines: Lines, index: int) -> Lines | str:
             return f"only pool serving {site}"
         total = sum(rest[i].weights[site] for i in others)
         for i in others:
-            out[i] = Line(out[i].key, out[i].count, {**out[i].weights, site: rest[i].weights[site] / total})
+            out[i] = Line(out[i].key, out[i].count, {**out[i].weights, site: rest[i].weights[site] / total},
+                          out[i].tensor_parallel)
     return tuple(out)
 
 
 def deployment_key(lines: Sequence[Line]) -> tuple[Any, ...]:
     """A hashable identity of a deployment: two with equal keys simulate alike under one seed."""
-    return tuple((line.key, line.count, tuple(sorted((k, round(v, 12)) for k, v in line.weights.items())))
-                 for line in lines)
+    return tuple((line.key, line.count, line.tensor_parallel,
+                  tuple(sorted((k, round(v, 12)) for k, v in line.weights.items()))) for line in lines)
 
 
 def routing_of(lines: Sequence[Line]) -> dict[str, dict[str, dict[str, float]]]:
@@ -135,10 +142,10 @@ class Pricing:
         return cls(dict(result.replica_usd_per_hour), energy, mean, egress, result)
 
     def replicas_usd_per_hour(self, lines: Sequence[Line]) -> float:
-        return sum(line.count * self.replica[line.key[2]] for line in lines)
+        return sum(line.devices * self.replica[line.key[2]] for line in lines)
 
     def energy_usd_per_hour(self, lines: Sequence[Line]) -> float:
-        return sum(line.count * self.energy[line.key[2]] for line in lines)
+        return sum(line.devices * self.energy[line.key[2]] for line in lines)
 
     def egress_usd_per_hour(self, lines: Sequence[Line]) -> float:
         return sum(3600.0 * self.mean_rps.get((line.service, site), 0.0) * frac
@@ -158,4 +165,4 @@ class Pricing:
         return replicas + egress
 
     def service_replicas_usd_per_hour(self, lines: Sequence[Line], service: str) -> float:
-        return sum(line.count * self.replica[line.key[2]] for line in lines if line.service == service)
+        return sum(line.devices * self.replica[line.key[2]] for line in lines if line.service == service)

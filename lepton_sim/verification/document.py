@@ -37,10 +37,14 @@ from lepton_sim.verification.certificate import Certificate, Entry
 from lepton_sim.verification.checks import Check
 from lepton_sim.verification.deployment import Pricing, deployment_mapping, lines_of, routing_of
 from lepton_sim.verification.loop import Round, Verified, verify
+from lepton_sim.verification.llm_meter import with_meter
 
 
 def _check(c: Check) -> dict[str, Any]:
     out = {"predicted_ms": c.predicted_ms, "simulated_ms": c.simulated_ms, "attainment": c.attainment, "met": c.met}
+    if c.by_metric is not None:  # an LLM service: the target it is judged on, and both figures
+        out.update(metric=c.metric, target_ms=c.target_ms,
+                   **{f"simulated_{k}_ms": v for k, v in c.by_metric.items()})
     if c.worst_site:
         out.update(worst_site=c.worst_site, worst_ms=c.worst_ms)
     return rounded(out)
@@ -120,7 +124,7 @@ def plan_outputs(scenario: Scenario, seed: int | None, with_verify: bool,
     plan.json (status infeasible, reasons) and no metrics instead of raising, so the sweep row
     records the status; `NoPlan` and bad input still raise.
     """
-    options = scenario_options(scenario, options)
+    options = with_meter(scenario_options(scenario, options))
     try:
         if with_verify:
             verified = verify(scenario, options, seed=seed)

@@ -39,8 +39,9 @@ from lepton_sim.planner.plan import plan
 from lepton_sim.planner.result import PlanResult
 from lepton_sim.scenario.schema import Scenario
 from lepton_sim.verification.certificate import Certificate, Entry, certificate_pass, unchecked
-from lepton_sim.verification.checks import Check, Simulated, check_lines
+from lepton_sim.verification.checks import Check, Simulated, check_lines, target_of
 from lepton_sim.verification.deployment import Lines, Pricing, deployment_key, lines_of
+from lepton_sim.verification.llm_meter import with_meter
 
 SHRINK_MIN, SHRINK_MAX = 0.25, 0.9
 RELAX_MARGIN = 0.03  # a service simulated more than 3 % under its target has slack worth trying
@@ -175,7 +176,7 @@ def verify(scenario: Scenario, options: PlanOptions = PlanOptions(), rounds: int
            time_limit_s: float | None = None, progress: Progress | None = None) -> Verified:
     """Plan, simulate, tighten, relax and certify within `rounds` rounds and `time_limit_s` seconds."""
     seed = scenario.seed if seed is None else seed
-    run = _Run(scenario, options, seed, rounds, time_limit_s, progress)
+    run = _Run(scenario, with_meter(options), seed, rounds, time_limit_s, progress)
     best = _tighten(run)
     if best is None:
         stopped = "time limit" if run.out_of_time() and len(run.done) < rounds else "rounds"
@@ -198,7 +199,7 @@ def _tighten(run: _Run) -> Round | None:
         if not sim.met and run.next_index() < run.rounds:
             for name in sim.missed():
                 chk = sim.services[name]
-                slo_ms = scenario.services[name].slo.latency_ms
+                slo_ms = target_of(scenario, name, chk)[1]
                 ratio = slo_ms / chk.judged_ms if chk.judged_ms else SHRINK_MIN
                 tightened[name] = factors.get(name, 1.0) * min(max(ratio, SHRINK_MIN), SHRINK_MAX)
         tight = ", ".join(f"{n} to x{f:.3g}" for n, f in tightened.items())
@@ -279,7 +280,7 @@ def _relax_trial(scenario: Scenario, best: Round, factors: Mapping[str, float], 
     """Service -> the factor to try next, for every service with slack not left alone (`alone` gains the converged)."""
     trial: dict[str, float] = {}
     for name, chk in best.services.items():
-        slo_ms = scenario.services[name].slo.latency_ms
+        slo_ms = target_of(scenario, name, chk)[1]
         if name in alone or not chk.judged_ms or chk.judged_ms >= slo_ms * (1.0 - RELAX_MARGIN):
             continue
         f = factors.get(name, 1.0)

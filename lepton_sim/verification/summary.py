@@ -27,7 +27,13 @@ def slo_words(r: Round) -> str:
     missed = r.missed()
     if not missed:
         return "every SLO met"
-    return "missed: " + ", ".join(f"{n} ({_at(r.services[n].judged_ms, r.services[n].worst_site)})" for n in missed)
+    return "missed: " + ", ".join(f"{n} ({_metric(r.services[n].metric)}{_at(r.services[n].judged_ms, r.services[n].worst_site)})"
+                                  for n in missed)
+
+
+def _metric(metric: str) -> str:
+    """"TTFT " or "TPOT " before an LLM service's figure; nothing before an end-to-end latency."""
+    return "" if metric == "latency" else f"{metric.upper()} "
 
 
 def round_line(r: Round) -> str:
@@ -38,8 +44,8 @@ def round_line(r: Round) -> str:
 
 def entry_words(e: Entry) -> str:
     if e.outcome == "misses":
-        return "; ".join(f"{m.service} p{m.percentile:g} {_at(m.simulated_ms, m.site)} > {m.slo_ms:g} ms"
-                         for m in e.missed)
+        return "; ".join(f"{m.service} {_metric(m.metric)}p{m.percentile:g} {_at(m.simulated_ms, m.site)} > "
+                         f"{m.slo_ms:g} ms" for m in e.missed)
     if e.outcome == "verifies":
         return "every SLO met"
     return e.note

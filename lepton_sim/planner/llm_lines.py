@@ -1,0 +1,174 @@
+"""An LLM service's candidates and arcs in the planner's problem (`planner.llm` measures their capacity).
+
+A deployment line of an LLM service is (service, site, hardware, variant) as for any service; its
+tensor-parallel degree is a choice within the line: each degree is its own candidate (a *tier* of
+the line, so the MILP's one-tier-per-line constraint opens at most one degree per line). Within a
+degree, each distinct TTFT budget (target less the route's network time) is a tier as for other
+services. A replica uses `tensor_parallel` of the site's slots of its hardware and costs that many
+devices.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lepton_sim.network import Topology
+from lepton_sim.planner.errors import Reason, Why
+from lepton_sim.planner.llm import (LLMInfo, Option, Search, check_service, levels_of, linear_table, options_of,
+                                    require_meter)
+from lepton_sim.planner.options import PlanOptions
+from lepton_sim.planner.paths import network_floor_s
+from lepton_sim.planner.problem import NEGLIGIBLE, Arc, Candidate, Problem, Ticker, capacity_precheck, needed_count
+from lepton_sim.planner.variants import compression_order
+from lepton_sim.errors import ScenarioError
+from lepton_sim.scenario.schema import Scenario
+
+
+def replica_options(scenario: Scenario, names: Sequence[str], hosts: dict[str, list[tuple[str, int]]],
+                    options: PlanOptions, policy: str, reasons: list[Reason]) -> dict[str, list[Option]]:
+    """Service -> the replica types it may use (`policy` "uncompressed": the least compressed variant per hardware
+    and degree only); raises ScenarioError listing what stops the planner from planning them."""
+    problems = [pm for n in names for pm in check_service(scenario, n, scenario.services[n])]
+    if problems:
+        raise ScenarioError("; ".join(f"{path}: {msg}" for path, msg in problems), path=problems[0][0])
+    require_meter(options.llm_meter, names)
+    out: dict[str, list[Option]] = {}
+    for name in names:
+        svc = scenario.services[name]
+        opts = options_of(scenario, name, svc, sorted(hosts), options.tensor_parallel, reasons)
+        if policy == "uncompressed":
+            model = scenario.models[svc.model]
+            least: dict[tuple[str, int], Option] = {}
+            for o in opts:
+                k = (o.shape.hardware, o.shape.tensor_parallel)
+                order = (compression_order(model.variants[o.shape.variant]), o.shape.variant)
+                if k not in least or order < (compression_order(model.variants[least[k].shape.variant]),
+                                              least[k].shape.variant):
+                    least[k] = o
+            opts = [o for o in opts if least[(o.shape.hardware, o.shape.tensor_parallel)] is o]
+        out[name] = opts
+    return out
+
+
+def possible_routes(scenario: Scenario, topology: Topology, hosts: dict[str, list[tuple[str, int]]],
+                    replicas: dict[str, list[Option]]) -> list[tuple[str, str, str]]:
+    """(service, demand site, pool site) of LLM services whose network floor alone fits within the TTFT target."""
+    from lepton_sim.planner.paths import message_bits
+
+    bits = message_bits(scenario)
+    out = []
+    for name, opts in replicas.items():
+        svc = scenario.services[name]
+        assert svc.slo.ttft is not None
+        sites = sorted({site for o in opts for site, cap in hosts.get(o.shape.hardware, [])
+                        if cap >= o.shape.tensor_parallel})
+        for src in sorted({d.site for d in svc.demand}):
+            for dst in sites:
+                route = topology.route(src, dst)
+                if route is not None and network_floor_s(scenario, route, *bits[name]) < svc.slo.ttft.latency_ms / 1e3:
+                    out.append((name, src, dst))
+    return out
+
+
+def add_llm_services(p: Problem, replicas: dict[str, list[Option]], hosts: dict[str, list[tuple[str, int]]],
+                     tell: Ticker) -> None:
+    """Candidates and arcs of every LLM service; a reason for each demand site none can serve."""
+    meter = require_meter(p.options.llm_meter, list(replicas))
+    for i, (name, opts) in enumerate(replicas.items()):
+        if opts:
+            _add_service(p, name, opts, hosts, meter)
+        tell(lambda: f"planner: LLM replica capacities of {i + 1}/{len(replicas)} services")
+
+
+def _add_service(p: Problem, name: str, opts: list[Option], hosts: dict[str, list[tuple[str, int]]],
+                 meter: Any) -> None:
+    sc = p.scenario
+    svc = sc.services[name]
+    assert svc.slo.ttft is not None and svc.slo.tpot is not None
+    demands = p.demands_of(name)
+    free, linked, tpot_level = levels_of(svc)
+    levels = tuple(sorted({free, linked, tpot_level}))
+    ttft_s, tpot_s = svc.slo.ttft.latency_ms / 1e3, svc.slo.tpot.latency_ms / 1e3
+    route_miss = 1.0 - svc.slo.ttft.percentile / 100.0
+    peak = {d.site: d for d in demands}
+    served: set[str] = set()
+    best: dict[str, tuple[float, str]] = {}  # demand site -> (lowest TTFT measured at any rate + network, where)
+    for opt in opts:
+        shape = opt.shape
+        search = Search(sc, shape, meter, p.options.tables, levels, opt.lone_s)
+        tp = shape.tensor_parallel
+        hw = sc.hardware[shape.hardware]
+        price = tp * (hw.cost_per_hour + hw.power_w / 1e3 * p.options.energy_usd_per_kwh)
+        for site, cap in hosts.get(shape.hardware, []):
+            max_count = cap // tp
+            if max_count < 1:
+                p.pruned["LLM replicas wider than a site's slots"] += 1
+                continue
+            key = (name, site, shape.hardware, shape.variant)
+            factor = p.options.factor(key)
+            budgets: dict[str, tuple[float, float]] = {}  # demand site -> (TTFT budget, its level)
+            for d in demands:
+                path = p.paths.path(name, d.site, site, route_miss)
+                if path is None:
+                    continue
+                budget = ttft_s - path.latency_s
+                if budget <= 0:
+                    p.pruned["arcs: network time misses the TTFT target"] += 1
+                    continue
+                budgets[d.site] = (budget, free if path.hops == 0 else linked)
+            for level_b in sorted({b for b, _ in budgets.values()}, reverse=True):
+                admits = tuple(sorted(s for s, (b, _) in budgets.items() if b >= level_b))
+                level = max(budgets[s][1] for s in admits)
+                per_replica = search.capacity(level_b, level, tpot_s, tpot_level)
+                low = min(search.curve.trials) if search.curve.trials else None
+                for s in admits:
+                    if low is not None:
+                        path = p.paths.path(name, s, site, route_miss)
+                        assert path is not None
+                        t = search.curve.trials[low]
+                        k = levels.index(budgets[s][1])
+                        seen = path.latency_s + t.ttft_s[k]
+                        if s not in best or seen < best[s][0]:
+                            best[s] = (seen, f"{site}/{shape.hardware}/{shape.variant} tp {tp} at "
+                                             f"{low:.3g} rps: network {path.latency_s * 1e3:.2f} ms + TTFT "
+                                             f"{t.ttft_s[k] * 1e3:.2f} ms, TPOT {t.tpot_s[levels.index(tpot_level)] * 1e3:.2f} ms")
+                if per_replica <= 0:
+                    p.pruned["LLM tiers: no rate meets TTFT and TPOT"] += 1
+                    continue
+                total = sum(peak[s].peak_rps for s in admits)
+                table = linear_table(per_replica, max_count)  # the candidate applies the factor
+                if factor * table.at(max_count) < NEGLIGIBLE * min(peak[s].peak_rps for s in admits):
+                    p.pruned["tiers with negligible capacity"] += 1
+                    continue
+                need = needed_count(factor * np.array(table.rps), total)
+                p.pruned["replica counts above the need"] += max_count - need
+                tier = sum(1 for c in p.candidates if c.key == key)
+                info = LLMInfo(shape, search.curve, level, tpot_level, tpot_s, per_replica)
+                c = Candidate(len(p.candidates), key, tier, level_b, 1.0 - level, None, table.cut(need), factor, need, price,
+                              tp * hw.power_w, admits, tensor_parallel=tp, llm=info)
+                p.candidates.append(c)
+                p.candidates_of_service[name].append(c.index)
+                for s in admits:
+                    path = p.paths.path(name, s, site, route_miss)
+                    assert path is not None
+                    d = peak[s]
+                    egress = path.egress_usd_per_request * 3600.0 * d.mean_rps / d.peak_rps
+                    arc = Arc(len(p.arcs), d.key, c.index, path, egress)
+                    p.arcs.append(arc)
+                    p.arcs_of_demand[d.key].append(arc.index)
+                    p.arcs_of_candidate[c.index].append(arc.index)
+                served |= set(admits)
+    for d in demands:
+        if d.site in served:
+            capacity_precheck(p, d)
+            continue
+        if d.site not in best:
+            msg = "no site holding hardware that can serve this service is reachable within the TTFT target"
+        else:
+            seen, where = best[d.site]
+            msg = (f"no replica meets TTFT p{svc.slo.ttft.percentile:g} <= {svc.slo.ttft.latency_ms:g} ms and "
+                   f"TPOT p{svc.slo.tpot.percentile:g} <= {svc.slo.tpot.latency_ms:g} ms at any rate; the best at "
+                   f"the lowest rate measured: {seen * 1e3:.2f} ms to the first token ({where})")
+        p.reasons.append(Reason(name, d.site, Why.LATENCY, msg))

@@ -1,0 +1,249 @@
+"""Planning LLM services: replica capacity by search on the simulator, tensor-parallel choices, baselines, and the
+verified plan against brute force over deployments simulated one by one."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lepton_sim.errors import ScenarioError
+from lepton_sim.planner import PlanOptions, plan
+from lepton_sim.planner.llm import REL_TOL, LLMShape, Search, requests_for
+from lepton_sim.planner.measured import MemoryStore
+from lepton_sim.planner.problem import build_problem
+from lepton_sim.scenario import load_scenario, parse_scenario
+from lepton_sim.scenario.schema import Scenario
+from lepton_sim.verification.checks import check_lines
+from lepton_sim.verification.cli import main
+from lepton_sim.verification.deployment import Line
+from lepton_sim.verification.llm_meter import SimulatedReplicas, replica_scenario
+from lepton_sim.verification.loop import verify
+
+GPU = {"kind": "gpu", "memory_gb": 16}
+TINY: dict[str, Any] = {
+    "name": "llm-plan-small", "seed": 3, "horizon": {"duration_s": 40, "warmup_s": 4},
+    "hardware": {
+        "big": {**GPU, "peak_tflops": {"fp16": 200, "int8": 400}, "memory_bandwidth_gbps": 2000, "cost_per_hour": 4.0,
+                "power_w": 500, "idle_power_w": 100, "interconnect_gbps": 300},
+        "small": {**GPU, "peak_tflops": {"fp16": 60, "int8": 120}, "memory_bandwidth_gbps": 300, "cost_per_hour": 0.8,
+                  "power_w": 70, "idle_power_w": 20},
+    },
+    "sites": {"dc": {"capacity": {"big": 4, "small": 6}}},
+    "models": {"lm": {"kind": "llm", "layers": 16, "hidden": 2048, "heads": 16, "kv_heads": 4, "ffn": 8192,
+                      "vocab": 32000, "variants": {"fp16": {"precision": "fp16", "accuracy": 0.60},
+                                                   "int8": {"precision": "int8", "accuracy": 0.59}}}},
+    "services": {"chat": {
+        "model": "lm",
+        "slo": {"ttft": {"percentile": 90, "latency_ms": 150}, "tpot": {"percentile": 90, "latency_ms": 2}},
+        "tokens": {"prompt": {"dist": "lognormal", "mean": 300, "cv": 0.8, "max": 2048},
+                   "output": {"dist": "lognormal", "mean": 80, "cv": 1.0, "max": 512}},
+        "scheduler": {"max_num_seqs": 64, "max_batched_tokens": 2048},
+        "demand": [{"site": "dc", "rate_rps": 150}]}},
+}
+
+
+def tiny(**services: Any) -> Scenario:
+    raw = copy.deepcopy(TINY)
+    raw["services"]["chat"].update(services)
+    return parse_scenario(raw, file="<test>")
+
+
+class FakeMeter:
+    """Quantiles that rise with the rate, crossing known rates: TTFT 0.1 s at `ttft_at`, TPOT 2 ms at `tpot_at`."""
+
+    def __init__(self, ttft_at: float, tpot_at: float) -> None:
+        self.ttft_at, self.tpot_at = ttft_at, tpot_at
+        self.calls: list[tuple[float, int]] = []
+
+    def measure(self, scenario: Scenario, service: str, hardware: str, variant: str, tensor_parallel: int,
+                rate_rps: float, requests: int, seed: int, levels: Sequence[float]) -> dict[str, list[float]]:
+        self.calls.append((rate_rps, requests))
+        ttft = 0.1 * rate_rps / self.ttft_at if rate_rps < 2 * self.ttft_at else math.inf  # 0.1 s at ttft_at
+        tpot = 0.002 * rate_rps / self.tpot_at  # 2 ms (the TPOT target) at tpot_at
+        return {"ttft_s": [ttft] * len(levels), "tpot_s": [tpot] * len(levels)}
+
+
+@pytest.mark.parametrize("ttft_at, tpot_at", [(37.0, 500.0), (900.0, 61.0), (3.3, 3.1)])
+def test_the_capacity_search_lands_within_its_tolerance_below_the_crossing(ttft_at: float, tpot_at: float) -> None:
+    meter = FakeMeter(ttft_at, tpot_at)
+    s = tiny()
+    levels = (0.9, 0.91)
+    search = Search(s, LLMShape("chat", "small", "fp16", 1), meter, MemoryStore(), levels, lone_s=0.05)
+    cap = search.capacity(0.1, 0.9, 0.002, 0.9)
+    truth = min(ttft_at, tpot_at)
+    assert truth / (1 + REL_TOL) <= cap <= truth * (1 + 1e-9)
+    full = [r for r, n in meter.calls if n == requests_for(levels)]
+    assert full and max(r for r in full if r <= truth * (1 + 1e-9)) == pytest.approx(cap)  # a rate measured to meet
+    assert len(meter.calls) <= 24
+    # a second search with the same store measures nothing again
+    again = FakeMeter(ttft_at, tpot_at)
+    store = search.store
+    s2 = Search(s, LLMShape("chat", "small", "fp16", 1), again, store, levels, lone_s=0.05)
+    assert s2.capacity(0.1, 0.9, 0.002, 0.9) == cap and again.calls == []
+
+
+def test_a_budget_missed_at_every_rate_gives_no_capacity() -> None:
+    class Slow(FakeMeter):
+        def measure(self, *a: Any, **k: Any) -> dict[str, list[float]]:
+            out = super().measure(*a, **k)
+            return {"ttft_s": [1.0] * len(out["ttft_s"]), "tpot_s": out["tpot_s"]}
+
+    search = Search(tiny(), LLMShape("chat", "small", "fp16", 1), Slow(10, 10), MemoryStore(), (0.9,), lone_s=0.05)
+    assert search.capacity(0.5, 0.9, 0.002, 0.9) == 0.0
+
+
+def test_the_meter_measures_one_replica_alone_and_counts_unfinished_requests_as_misses() -> None:
+    s = tiny()
+    one = replica_scenario(s, "chat", "big", "int8", 2, 50.0, 1000)
+    assert one.links == [] and list(one.sites) == ["replica"] and one.sites["replica"].capacity == {"big": 2}
+    assert [(r.hardware, r.variant, r.tensor_parallel, r.count) for r in one.deployment.replicas] == [("big", "int8", 2, 1)]
+    assert one.horizon.duration_s == pytest.approx(1100 / 50.0) and one.horizon.warmup_s == pytest.approx(100 / 50.0)
+    m = SimulatedReplicas()
+    light = m.measure(s, "chat", "small", "int8", 1, 20.0, 1000, 1, (0.5, 0.9))
+    heavy = m.measure(s, "chat", "small", "int8", 1, 5000.0, 1000, 1, (0.5, 0.9))
+    assert 0 < light["ttft_s"][0] <= light["ttft_s"][1] < 1.0 and 0 < light["tpot_s"][1] < 0.05
+    assert heavy["ttft_s"][1] == math.inf or heavy["ttft_s"][1] > 100 * light["ttft_s"][1]
+
+
+def test_tensor_parallel_replicas_use_their_devices_and_cost_them() -> None:
+    meter = FakeMeter(100.0, 100.0)
+    s = tiny()
+    p = build_problem(s, PlanOptions(llm_meter=meter, baselines=False))
+    tps = {(c.key[2], c.tensor_parallel) for c in p.candidates}
+    assert tps == {("big", 1), ("big", 2), ("big", 4), ("small", 1)}  # small has no interconnect
+    for c in p.candidates:
+        hw = s.hardware[c.key[2]]
+        assert c.usd_per_hour == pytest.approx(c.tensor_parallel * hw.cost_per_hour)
+        assert c.max_count <= s.sites["dc"].capacity[c.key[2]] // c.tensor_parallel
+    res = [r for r in p.resources if r.id == "site:dc:big"]
+    for r in res:
+        for ci, coef in r.candidate_coef.items():
+            assert coef == p.candidates[ci].tensor_parallel
+
+
+def test_the_plan_is_the_cheapest_under_its_own_capacities() -> None:
+    """With a meter whose capacities are known, the MILP's choice is the cheapest combination (enumerated)."""
+    class PerShape(FakeMeter):
+        caps = {("big", "fp16", 1): 60.0, ("big", "int8", 1): 90.0, ("big", "int8", 2): 200.0,
+                ("big", "fp16", 2): 150.0, ("big", "fp16", 4): 300.0, ("big", "int8", 4): 380.0,
+                ("small", "fp16", 1): 14.0, ("small", "int8", 1): 22.0}
+
+        def measure(self, scenario: Scenario, service: str, hardware: str, variant: str, tensor_parallel: int,
+                    rate_rps: float, *rest: Any) -> dict[str, list[float]]:
+            self.ttft_at = self.tpot_at = self.caps[(hardware, variant, tensor_parallel)]
+            return super().measure(scenario, service, hardware, variant, tensor_parallel, rate_rps, *rest)
+
+    s = tiny()
+    r = plan(s, PlanOptions(llm_meter=PerShape(1, 1)))
+    demand = 150.0
+    caps = PerShape.caps
+    best = math.inf
+    # every deployment: per (hardware, variant) line one degree and a count, within the slots (4 big, 6 small)
+    lines = {}
+    for (hw, v, tp), cap in caps.items():
+        lines.setdefault((hw, v), []).append((tp, cap))
+    keys = sorted(lines)
+
+    def walk(i: int, used: dict[str, int], cap: float, cost: float) -> None:
+        nonlocal best
+        if i == len(keys):
+            if cap >= demand * (1 - 1e-9):
+                best = min(best, cost)
+            return
+        walk(i + 1, used, cap, cost)
+        hw, v = keys[i]
+        price = s.hardware[hw].cost_per_hour
+        for tp, c in lines[keys[i]]:
+            n = 1
+            while used.get(hw, 0) + n * tp <= s.sites["dc"].capacity[hw]:
+                # capacities were measured within 2 %: the plan may use slightly less than `c` per replica
+                walk(i + 1, {**used, hw: used.get(hw, 0) + n * tp}, cap + n * c * (1 - REL_TOL), cost + n * tp * price)
+                n += 1
+
+    walk(0, {}, 0.0, 0.0)
+    assert r.usd_per_hour == pytest.approx(best)
+    names = {b.name for b in r.baselines}
+    assert {"greedy", "single:big", "single:small", "no-quantisation", "tp1-only"} <= names
+    for b in r.baselines:
+        assert b.usd_per_hour is None or b.usd_per_hour >= r.usd_per_hour - 1e-9
+
+
+def _brute_force(s: Scenario, limit: int) -> tuple[float, tuple[str, str, int, int]]:
+    """The cheapest one-line deployment (hardware, variant, degree, count) that meets both targets when simulated,
+    trying deployments in order of cost (at most `limit` simulations)."""
+    tries = []
+    for hw in ("big", "small"):
+        for v in ("fp16", "int8"):
+            for tp in (1, 2, 4):
+                if tp > 1 and hw == "small":
+                    continue
+                for n in range(1, s.sites["dc"].capacity[hw] // tp + 1):
+                    tries.append((n * tp * s.hardware[hw].cost_per_hour, (hw, v, tp, n)))
+    tries.sort()
+    for cost, (hw, v, tp, n) in tries[:limit]:
+        sim = check_lines(s, (Line(("chat", "dc", hw, v), n, {"dc": 1.0}, tp),), s.seed)
+        if sim.met:
+            return cost, (hw, v, tp, n)
+    raise AssertionError("no deployment within the limit verifies")
+
+
+def test_the_verified_plan_costs_at_most_2_percent_more_than_the_cheapest_deployment_that_verifies() -> None:
+    s = tiny()
+    v = verify(s, PlanOptions(tables=MemoryStore()), rounds=5)
+    assert v.met and v.certificate.holds
+    cost, what = _brute_force(s, limit=40)
+    assert v.final.usd_per_hour <= 1.02 * cost + 1e-9, (v.final.lines, what)
+    # the simulation agrees with the plan's own verdict on the final deployment
+    assert all(c.met for c in v.final.services.values())
+
+
+def test_plan_on_the_command_line_writes_tensor_parallel_and_a_scenario_that_simulates(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEPTON_SIM_CACHE", str(tmp_path / "cache"))
+    raw = copy.deepcopy(TINY)  # at TPOT 2 ms, 150 rps need tensor parallelism under the planner's model
+    f = tmp_path / "chat.yaml"
+    f.write_text(yaml.safe_dump(raw))
+    assert main(["plan", str(f), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "GPUs" in out and "chat TPOT" in out and "tp1-only" in out
+    doc = json.loads((tmp_path / "out" / "plan.json").read_text())
+    assert doc["predicted"]["chat"]["metric"] == "ttft" and doc["predicted"]["chat"]["tpot"]["slo_ms"] == 2.0
+    tps = [line.get("tensor_parallel", 1) for line in doc["deployment"]["replicas"]]
+    assert max(tps) > 1
+    for pid, pool in doc["pools"].items():
+        assert pool["devices"] == pool["replicas"] * pool["tensor_parallel"]
+    planned = load_scenario(tmp_path / "out" / "scenario.planned.yaml")
+    assert [r.tensor_parallel for r in planned.deployment.replicas] == tps
+    tp1 = next(b for b in doc["baselines"] if b["name"] == "tp1-only")
+    assert tp1["usd_per_hour"] is None or tp1["usd_per_hour"] >= doc["usd_per_hour"]
+
+
+def test_llm_services_the_planner_cannot_plan_are_refused_by_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = copy.deepcopy(TINY)
+    raw["services"]["chat"]["slo"]["latency_ms"] = 5000
+    f = tmp_path / "e2e.yaml"
+    f.write_text(yaml.safe_dump(raw))
+    assert main(["plan", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "services.chat.slo.latency_ms" in err and "Traceback" not in err
+    with pytest.raises(ScenarioError, match="llm_meter"):
+        plan(parse_scenario(TINY, file="<test>"), PlanOptions())
+
+
+def test_a_ttft_target_below_any_prefill_is_infeasible_with_the_reason(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEPTON_SIM_CACHE", str(tmp_path / "cache"))
+    raw = copy.deepcopy(TINY)
+    raw["services"]["chat"]["slo"]["ttft"]["latency_ms"] = 0.5
+    f = tmp_path / "fast.yaml"
+    f.write_text(yaml.safe_dump(raw))
+    assert main(["plan", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert "TTFT" in err and "first token" in err and "Traceback" not in err
