@@ -296,7 +296,8 @@ class LLMReplicaModel:
     def unchecked_seconds(self, tokens: int, samples: int, attn_pairs: float, kv_tokens: float) -> float:
         """`seconds` without its argument checks, for the simulator's scheduler (which keeps them)."""
         c_math, c_kv, c_act, overhead = self._attn
-        attention = overhead + max(c_math * attn_pairs, c_kv * kv_tokens + c_act * tokens)
+        a, b = c_math * attn_pairs, c_kv * kv_tokens + c_act * tokens
+        attention = overhead + (a if a >= b else b)  # max(a, b), the first of equals, without a call
         return self._dense[tokens] + self._head[samples] + self.layers * attention
 
     def decode_seconds(self, n: int, kv_first: int, steps: int) -> list[float]:
@@ -305,9 +306,28 @@ class LLMReplicaModel:
         iteration (attention pairs are the same sums)."""
         c_math, c_kv, c_act, overhead = self._attn
         fixed = self._dense[n] + self._head[n]
-        layers, act = self.layers, c_act * n
-        return [fixed + layers * (overhead + max(c_math * kv, c_kv * kv + act))
-                for kv in map(float, range(kv_first, kv_first + n * steps, n))]
+        layers, act = float(self.layers), c_act * n  # a float layer count multiplies as the int does
+        kvs = range(kv_first, kv_first + n * steps, n)
+        if c_math <= c_kv:
+            # math never above memory: c_math kv <= c_kv kv <= c_kv kv + act after rounding too
+            # (rounding is monotone and act >= 0), so `max` is the memory term at every kv
+            return [fixed + layers * (overhead + (c_kv * kv + act)) for kv in map(float, kvs)]
+        if steps > 0:
+            # Attention's math (c_math kv) and memory (c_kv kv + act) terms are linear in kv, so which
+            # one is the larger changes at most once over the run; where it does not, and the two
+            # are apart by far more than their rounding at both ends, that term is `max` throughout.
+            lo, hi = float(kvs[0]), float(kvs[-1])
+            d_lo, d_hi = c_math * lo - (c_kv * lo + act), c_math * hi - (c_kv * hi + act)
+            margin = 1e-9 * (c_math * hi + c_kv * hi + act)
+            if d_lo > margin and d_hi > margin:
+                return [fixed + layers * (overhead + c_math * kv) for kv in map(float, kvs)]
+            if d_lo < -margin and d_hi < -margin:
+                return [fixed + layers * (overhead + (c_kv * kv + act)) for kv in map(float, kvs)]
+        out = []
+        for kv in map(float, kvs):
+            a, b = c_math * kv, c_kv * kv + act
+            out.append(fixed + layers * (overhead + (a if a >= b else b)))  # max(a, b): the first of equals
+        return out
 
     def breakdown(self, tokens: int, samples: int, attn_pairs: float, kv_tokens: float) -> dict[str, float]:
         """Seconds per kernel group of one iteration (they sum to `seconds`), for reports."""

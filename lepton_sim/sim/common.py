@@ -1,13 +1,24 @@
-"""What the engine's parts share: the request record, the measured window and its time bins."""
+"""What the engine's parts share: the request record, the measured window and its time bins, and
+callbacks scheduled on SimPy's event queue without a `simpy.Timeout` each (`Call`, `after`)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from heapq import heappop, heappush
+from typing import TYPE_CHECKING, Any
+
+import simpy
+from simpy.events import NORMAL, URGENT
+
+__all__ = ["BIN_SURE", "EPS_S", "NORMAL", "TIME_BINS", "Call", "Request", "Window", "after", "run_until"]
 
 if TYPE_CHECKING:
     from lepton_sim.sim.engine import DemandState
 
 TIME_BINS = 120  # utilisation-over-time resolution: the horizon is cut into this many bins
 EPS_S = 1e-9  # float slack when comparing event times (1 ns)
+# Below this fraction of a time bin's right edge a time is inside the bin for certain (t / bin_w
+# rounds far more finely): the engine then places it without the division.
+BIN_SURE = 1.0 - 1e-12
 
 
 class Request:
@@ -19,6 +30,51 @@ class Request:
         self.created = created
         self.svc = svc
         self.counted = counted
+
+
+class Call:
+    """A callback due at a time, put straight on SimPy's event queue (`after`).
+
+    It carries what `simpy.Environment.step` reads of an event (``callbacks``, ``_ok``) and the
+    value its callback reads (``_value``), and no more: an event per hop and per iteration is the
+    engine's commonest allocation, and a `simpy.Timeout` costs several times as much to make.
+    """
+
+    __slots__ = ("callbacks", "_value")
+    _ok = True
+
+    def __init__(self, callback: Callable[[Any], None], value: Any) -> None:
+        self.callbacks = [callback]
+        self._value = value
+
+
+def after(env: simpy.Environment, delay: float, callback: Callable[[Any], None], value: Any = None) -> None:
+    """Call ``callback(event)`` `delay` seconds from now (``event._value`` is `value`): the time,
+    priority and place in the queue of ``env.timeout(delay, value)`` made now (SimPy 4.1's queue of
+    (time, priority, event id, event)), so the order of events is SimPy's own."""
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), Call(callback, value)))
+
+
+def run_until(env: simpy.Environment, until: float) -> None:
+    """`env.run(until=until)` stepping the queue in line: the same stop event (urgent, at `until`),
+    the same order, and a failed event raises as SimPy's `step` would."""
+    if until <= env._now:
+        raise ValueError(f"until ({until}) must be greater than the current simulation time")
+    queue = env._queue
+    stop = Call(None, None)  # type: ignore[arg-type]
+    heappush(queue, (env._now + (until - env._now), URGENT, next(env._eid), stop))
+    pop = heappop
+    while True:
+        env._now, _, _, ev = pop(queue)
+        if ev is stop:
+            return
+        callbacks, ev.callbacks = ev.callbacks, None
+        for callback in callbacks:
+            callback(ev)
+        if not ev._ok and not hasattr(ev, "_defused"):
+            exc = type(ev._value)(*ev._value.args)
+            exc.__cause__ = ev._value
+            raise exc
 
 
 class Window:

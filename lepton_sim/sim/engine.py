@@ -31,15 +31,18 @@ runs it iteration by iteration (`LLMPool._step` schedules one, its time from
 
 Failures (`failures.py`) take replicas and links down and up; see `replica_down` and `link_down`.
 
-Everything is callbacks on SimPy timeouts (no process per request), which keeps the event count
-to about one per hop and one per batch. The engine only tallies; `lepton_sim.metrics` turns the
-immutable `SimRecord` into the metrics object.
+Everything is callbacks on SimPy's event queue (no process per request), which keeps the event
+count to about one per hop and one per batch: each is a `common.Call` put on the queue where a
+`simpy.Timeout` of the same delay would go (`common.after`, the same order of events), and
+`common.run_until` steps the queue as `Environment.run` does. The engine only tallies;
+`lepton_sim.metrics` turns the immutable `SimRecord` into the metrics object.
 """
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable, Iterator
+from heapq import heappush
 from functools import partial
 from typing import Any
 
@@ -50,7 +53,7 @@ from lepton_sim.network import Route, Topology, link_id
 from lepton_sim.scenario.schema import Deterministic, Exponential, Lognormal, Replicas, Scenario, Service, is_llm
 from lepton_sim.servicetime import BatchTimes, BatchTimesCache, batch_times
 from lepton_sim.sim.arrivals import arrival_times
-from lepton_sim.sim.common import Request, Window
+from lepton_sim.sim.common import NORMAL, Call, Request, Window, after, run_until
 from lepton_sim.sim.failures import start_failures
 from lepton_sim.sim.llm import LLMPool, Seq
 from lepton_sim.sim.links import FairLinkDir, LinkDir
@@ -228,18 +231,19 @@ class Simulation:
     # --- the request's life ---------------------------------------------------------------
 
     def _schedule_next(self, src: list[Any]) -> None:
-        times = src[0]
-        t = next(times, None)
+        t = next(src[0], None)
         if t is None or t >= self.duration:
             return
-        ev = self.env.timeout(t - self.env.now if t > self.env.now else 0.0, src)
-        ev.callbacks.append(self._arrive)
+        env = self.env
+        now = env._now
+        # `after(env, t - now if t > now else 0.0, self._arrive, src)` in line
+        heappush(env._queue, (now + (t - now if t > now else 0.0), NORMAL, next(env._eid), Call(self._arrive, src)))
         self.events += 1
 
     def _arrive(self, ev: simpy.Event) -> None:
         src = ev._value
         _, state, router, in_bits = src
-        now = self.env.now
+        now = self.env._now
         req = Request(now, state, now >= self.warmup)
         self.created += 1
         if req.counted:
@@ -258,8 +262,7 @@ class Simulation:
                 self._send(req, c.there, prompt * state.token_bits, c.pool.enqueue)
             elif state.codec is not None and c.there:
                 req.path = c.there  # compress first, then send the smaller payload
-                ev = self.env.timeout(state.compress_s, req)
-                ev.callbacks.append(self._compressed)
+                after(self.env, state.compress_s, self._compressed, req)
                 self.events += 1
             else:
                 self._send(req, c.there, in_bits, c.pool.enqueue)
@@ -270,8 +273,7 @@ class Simulation:
         self._send(req, req.path, req.svc.wire_bits, self._decompress)
 
     def _decompress(self, req: Request) -> None:
-        ev = self.env.timeout(req.svc.decompress_s, req)
-        ev.callbacks.append(self._decompressed)
+        after(self.env, req.svc.decompress_s, self._decompressed, req)
         self.events += 1
 
     def _decompressed(self, ev: simpy.Event) -> None:
@@ -287,12 +289,14 @@ class Simulation:
 
     def _hop_done(self, ev: simpy.Event) -> None:
         req = ev._value
-        if req.path[req.hop].epoch != req.epoch:
+        path, hop = req.path, req.hop
+        if path[hop].epoch != req.epoch:
             self._lose(req)  # the link failed while the transfer was on it
             return
-        req.hop += 1
-        if req.hop < len(req.path):
-            req.path[req.hop].transmit(req)
+        hop += 1
+        req.hop = hop
+        if hop < len(path):
+            path[hop].transmit(req)
         else:
             req.then(req)
 
@@ -304,7 +308,7 @@ class Simulation:
             state = req.svc
             state.completed += 1
             state.live -= 1
-            state.buf.append(self.env.now - req.created)  # the request's end-to-end latency
+            state.buf.append(self.env._now - req.created)  # the request's end-to-end latency
             if state.tokens is not None:
                 self._tokens_done(state, req.llm)
             if len(state.buf) >= FLUSH:
@@ -312,7 +316,7 @@ class Simulation:
 
     def _tokens_done(self, state: DemandState, seq: Seq) -> None:
         """An LLM request is back whole: its time per output token, and whether it met both targets."""
-        now = self.env.now
+        now = self.env._now
         ttft = seq.t_first_back - seq.req.created
         tpot = 0.0
         if seq.output > 1:
@@ -333,9 +337,9 @@ class Simulation:
 
     def _first_back(self, msg: Request) -> None:
         seq: Seq = msg.llm
-        seq.t_first_back = self.env.now
+        now = seq.t_first_back = self.env._now
         if msg.counted:
-            msg.svc.ttft_buf.append(self.env.now - msg.created)  # the request's time to first token
+            msg.svc.ttft_buf.append(now - msg.created)  # the request's time to first token
         if seq.output == 1:
             self._complete(seq.req)  # its only token
 
@@ -429,7 +433,7 @@ class Simulation:
         if progress:
             self._run_with_progress(until)
         else:
-            self.env.run(until=until)
+            run_until(self.env, until)
         for state in self.demands.values():
             state.flush()
         return self._record(time.perf_counter() - t0)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import heapq
+from heapq import heappush
 from typing import TYPE_CHECKING
 
 import simpy
 
 from lepton_sim.scenario.schema import Link
-from lepton_sim.sim.common import TIME_BINS, Request
+from lepton_sim.sim.common import BIN_SURE, NORMAL, TIME_BINS, Call, Request, after
 
 if TYPE_CHECKING:
     from lepton_sim.sim.engine import Simulation
@@ -34,34 +35,67 @@ class LinkDir:
         self.bins = [0.0] * TIME_BINS
         self.up = True
         self.epoch = 0
+        win = sim.window  # fixed for the run: read once
+        self.w_start, self.w_end, self.bin_w = win.start, win.end, win.bin_w
+        self.queue, self.eid = sim.env._queue, sim.env._eid  # for `after` in line
+        self.hop_done = sim._hop_done
+        self.cur = 0  # the time bin the last transfer started in, and below `sure` a transfer
+        self.sure = -1.0  # lies inside both it and the window for certain (`_tally`)
 
     def transmit(self, req: Request) -> None:
         """Start (or queue) `req`'s transfer; the far end receives it after serialisation + propagation."""
         if not self.up:
             self.sim._lose(req)
             return
-        env = self.env
-        now = env.now
-        ser = req.bits / self.bps
-        start = self.free_at if self.free_at > now else now
-        end = start + ser
+        now = self.env._now
+        bits = req.bits
+        start = self.free_at
+        if start < now:
+            start = now
+        end = start + bits / self.bps
         self.free_at = end
-        win = self.sim.window
-        if win.start <= start < win.end:
-            self.bytes += req.bits / 8
+        if end < self.sure:
+            # inside the window and inside the time bin the last transfer started in (starts only
+            # grow), for certain: `Window.overlap` is the whole transfer, `Window.add_bins` one segment
+            self.bytes += bits / 8
             self.transfers += 1
-        self.busy += win.overlap(start, end)
-        win.add_bins(self.bins, start, end)
+            self.busy += end - start
+            self.bins[self.cur] += end - start
+        else:
+            self._tally(start, end, bits)
         req.epoch = self.epoch
-        ev = env.timeout(end + self.prop - now, req)
-        ev.callbacks.append(self.sim._hop_done)
+        # `after(env, end + self.prop - now, self.sim._hop_done, req)` in line
+        heappush(self.queue, (now + (end + self.prop - now), NORMAL, next(self.eid), Call(self.hop_done, req)))
         self.sim.events += 1
+
+    def _tally(self, start: float, end: float, bits: float) -> None:
+        """A transfer's bytes, busy seconds and time bins, from `start` to `end` (`transmit`)."""
+        w_start, w_end = self.w_start, self.w_end
+        if w_start <= start < w_end:
+            self.bytes += bits / 8
+            self.transfers += 1
+        lo = start if start > w_start else w_start  # `Window.overlap(start, end)`
+        hi = end if end < w_end else w_end
+        self.busy += hi - lo if hi > lo else 0.0
+        self.sim.window.add_bins(self.bins, start, end)
+        # Where the next transfers may take the short way: ending below the end of this start's
+        # bin and of the window, when this one started inside the window (starts only grow, and a
+        # failure resets this).
+        bw = self.bin_w
+        i = int(start / bw)
+        if w_start <= start and i < TIME_BINS:
+            self.cur = i
+            edge = (i + 1) * bw
+            self.sure = (edge if edge < w_end else w_end) * BIN_SURE
+        else:
+            self.sure = -1.0
 
     def fail(self) -> None:
         """Go down: transfers queued or on the wire are lost; their unserved time is not busy time."""
         now = self.env.now
         self.up = False
         self.epoch += 1
+        self.sure = -1.0  # the next transfer may start before the last one did
         if self.free_at > now:
             win = self.sim.window
             self.busy -= win.overlap(now, self.free_at)
@@ -129,8 +163,7 @@ class FairLinkDir(LinkDir):
         self.gen += 1
         if self.heap:
             dt = (self.heap[0][0] - self.v) * len(self.heap) / self.bps
-            ev = self.env.timeout(max(dt, 0.0), self.gen)
-            ev.callbacks.append(self._departure)
+            after(self.env, max(dt, 0.0), self._departure, self.gen)
             self.sim.events += 1
 
     def _departure(self, ev: simpy.Event) -> None:
@@ -143,8 +176,7 @@ class FairLinkDir(LinkDir):
         due = max(self.v, self.heap[0][0])
         while self.heap and self.heap[0][0] <= due:
             _, _, req = heapq.heappop(self.heap)
-            done = self.env.timeout(self.prop, req)
-            done.callbacks.append(self.sim._hop_done)
+            after(self.env, self.prop, self.sim._hop_done, req)
             self.sim.events += 1
         if not self.heap:
             self._end_busy(now)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+from heapq import heappush
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,7 @@ import simpy
 
 from lepton_sim.scenario.schema import LognormalTokens, Replicas, Tokens, UniformTokens
 from lepton_sim.servicetime.llm import attention_terms
-from lepton_sim.sim.common import TIME_BINS, Request
+from lepton_sim.sim.common import BIN_SURE, NORMAL, TIME_BINS, Call, Request
 
 if TYPE_CHECKING:
     from lepton_sim.sim.engine import Simulation
@@ -94,12 +95,14 @@ class Replica:
     """
 
     __slots__ = ("index", "coh", "tail", "waiting", "free", "busy", "sched", "tokens_out", "live", "gen", "end",
-                 "levels", "t", "s0", "res", "heap", "stepped", "plan", "wants", "applied", "plan_id", "run_len")
+                 "levels", "t", "s0", "res", "heap", "stepped", "plan", "wants", "applied", "pending", "run_len")
 
     def __init__(self, index: int, blocks: int, block_tokens: int) -> None:
         self.index = index
         self.live = True
-        self.gen = 0  # bumped when the replica fails, so its pending iteration is ignored
+        # The event of the running iteration's end (or its plan's): one that is not is ignored (a
+        # plan cut short, or the replica failed: then None).
+        self.pending: Call | None = None
         self.end = 0.0  # when the running iteration ends
         self.levels = (0, 0)  # the running iteration's sequences running and KV blocks in use
         self.coh: list[Seq] = []
@@ -115,11 +118,10 @@ class Replica:
         self.res = [0] * block_tokens
         self.heap: list[tuple[int, int, Seq]] = []  # (step after which it finishes, join serial, member)
         # A planned run of cohort-only iterations (`LLMPool._plan`): their end times, the blocks each
-        # takes at its start, how many have started, and an id that outdates the run's pending event.
+        # takes at its start, and how many have started.
         self.plan: list[float] | None = None
         self.wants: list[int] = []
         self.applied = 0
-        self.plan_id = 0
         self.run_len = 8.0  # iterations a plan ran before its end or a cut, smoothed: how far to plan
 
 
@@ -149,6 +151,10 @@ class LLMPool:
                  window: int | None = None) -> None:
         self.sim, self.env, self.index, self.line = sim, sim.env, index, line
         self.id = f"{line.service}@{line.site}/{line.hardware}/{line.variant}"
+        win = sim.window  # fixed for the run: read once
+        self.w_start, self.w_end, self.bin_w = win.start, win.end, win.bin_w
+        self.cur = 0  # the time bin the last iteration tallied by `_tally` started in, and below
+        self.sure = -1.0  # `sure` an iteration lies inside both it and the window for certain
         sched = svc.scheduler_or_default
         self.model = model  # the replica's `LLMReplicaModel`
         self.seconds = getattr(model, "unchecked_seconds", model.seconds)
@@ -233,11 +239,17 @@ class LLMPool:
         its waiting prompts will take); ties go round robin, from the replica after the last one picked."""
         reps = self.replicas
         n = len(reps)
-        order = [r for r in (reps[(self.rr + k) % n] for k in range(n)) if r.live]
+        rr = self.rr
         if self.by_kv:
+            order = [r for r in (reps[(rr + k) % n] for k in range(n)) if r.live]
             best = max(order, key=lambda r: r.free * self.block_tokens - sum(s.prompt for s in r.waiting))
         else:
-            best = min(order, key=lambda r: r.tokens_out)
+            best = None  # the first live replica with the fewest, in round-robin order (as `min` picks)
+            for k in range(n):
+                r = reps[(rr + k) % n]
+                if r.live and (best is None or r.tokens_out < best.tokens_out):
+                    best = r
+            assert best is not None
         self.rr = best.index + 1
         return best
 
@@ -296,22 +308,33 @@ class LLMPool:
         victim.kv = 0
         victim.preemptions += 1
         r.waiting.appendleft(victim)
-        if self.sim.window.in_window(self.env.now):
+        if self.w_start <= self.env._now < self.w_end:
             self.preempted += 1
         self.sim._preempted(victim.req)
         return victim
 
     def _step(self, r: Replica) -> None:
         """Schedule and start one iteration on the idle replica `r`, or leave it idle."""
+        r.stepped = 0
+        if not r.tail and not r.waiting and r.coh:
+            # Only the cohort, and nothing waits (the commonest step): when its blocks and budget
+            # suffice, it steps, as the general case below would have it.
+            nd = len(r.coh)
+            want = r.res[r.t % self.block_tokens]
+            if want <= r.free and nd <= self.max_tokens:
+                r.free -= want
+                r.stepped = nd
+                r.sched = []
+                kv = float(r.s0 + nd * (r.t + 1))
+                self._begin(r, nd, nd, kv, kv, nd, nd, self.plans and bool(r.heap))
+                return
+        if not self.chunked and r.waiting and self._prefills(r):
+            return
         bt = self.block_tokens
         budget = self.max_tokens
-        sched: list[tuple[Seq, int]] = []
         tokens = samples = 0
         pairs = kv_read = 0.0
         nd = len(r.coh)
-        r.stepped = 0
-        if not self.chunked and r.waiting and self._prefills(r):
-            return
         if nd:
             want = r.res[r.t % bt]
             if want <= r.free and nd <= budget:
@@ -325,6 +348,7 @@ class LLMPool:
             else:
                 self._dissolve(r)
         running = r.tail
+        sched: list[tuple[Seq, int]] = []
         preempted = False
         i = 0
         while i < len(running):
@@ -361,7 +385,7 @@ class LLMPool:
             i += 1
         waiting = r.waiting
         n_running = len(r.coh) + len(running)
-        if not preempted:
+        if waiting and not preempted:  # (with nothing waiting `_admit` admits nothing)
             n_running, n, k, a_pairs, a_kv = self._admit(r, sched, budget, n_running, whole=False)
             tokens += n
             samples += k
@@ -373,38 +397,80 @@ class LLMPool:
                 return
             r.busy = False
             return
-        r.busy = True
         r.sched = sched
-        dt = self.seconds(tokens, samples, pairs, kv_read)
-        now = self.env.now
-        end = now + dt
-        self._account(r, now, end, n_running, len(sched) + r.stepped, tokens)
         # Only the cohort runs, and what waits cannot be admitted before a member finishes (fewer
         # free blocks, the same sequences and budget): plan the iterations that follow.
-        if self.plans and not sched and not preempted and r.heap:
-            end = self._plan(r, end)
-        ev = self.env.timeout(end - now, (r, r.gen, r.plan_id))
-        ev.callbacks.append(self._on_iteration)
+        self._begin(r, tokens, samples, pairs, kv_read, n_running, len(sched) + r.stepped,
+                    self.plans and not sched and not preempted and bool(r.heap))
 
-    def _account(self, r: Replica, now: float, end: float, n_running: int, n_sched: int, tokens: int) -> None:
-        """Tally one iteration, from `now` to `end`, as it starts."""
+    def _begin(self, r: Replica, tokens: int, samples: int, pairs: float, kv_read: float, n_running: int,
+               n_sched: int, plan: bool) -> None:
+        """Start the iteration scheduled on `r` (its sequences in `r.stepped` and `r.sched`): time it,
+        tally it from now to its end (`_bins`), plan the iterations after it if `plan`, and schedule
+        its end (`_on_iteration`)."""
+        r.busy = True
+        env = self.env
+        now = env._now
+        end = now + self.seconds(tokens, samples, pairs, kv_read)
         r.end = end
         used = self.total_blocks - r.free
         r.levels = (n_running, used)
         self.sim.events += 1
         if used > self.kv_peak:
             self.kv_peak = used
-        win = self.sim.window
-        if now < win.end:
-            w = win.overlap(now, end)
-            self.busy[r.index] += w
-            self.running_s += n_running * w
-            self.kv_block_s += used * w
-            self._bins(win.bin_w, now, end, n_running, used)
-            if win.start <= now:
-                self.batches += 1
-                self.batched += n_sched
-                self.batch_tokens += tokens
+        if end < self.sure:
+            # inside the window and the time bin `cur` for certain (`_tally`): the whole iteration
+            # is tallied, in one segment of that bin
+            seg = end - now
+            p = n_running * seg
+            q = used * seg
+            self.busy[r.index] += seg
+            self.running_s += p
+            self.kv_block_s += q
+            i = self.cur
+            self.bins[i] += seg
+            self.run_bins[i] += p
+            self.kv_bins[i] += q
+            self.batches += 1
+            self.batched += n_sched
+            self.batch_tokens += tokens
+        elif now < self.w_end:
+            self._tally(r, now, end, n_running, used, n_sched, tokens)
+        if plan:
+            end = self._plan(r, end)
+        # `after(env, end - now, self._on_iteration, r)` in line, the event kept as `r.pending`
+        r.pending = call = Call(self._on_iteration, r)
+        heappush(env._queue, (now + (end - now), NORMAL, next(env._eid), call))
+
+    def _tally(self, r: Replica, now: float, end: float, n_running: int, used: int, n_sched: int,
+               tokens: int) -> None:
+        """Tally an iteration starting inside the window's end (`_begin`), and where the next ones
+        may be tallied the short way: ending below the end of this start's bin and of the window,
+        when this one started inside the window (starts only grow)."""
+        w_start, w_end = self.w_start, self.w_end
+        lo = now if now > w_start else w_start  # `Window.overlap(now, end)`
+        hi = end if end < w_end else w_end
+        w = hi - lo if hi > lo else 0.0
+        self.busy[r.index] += w
+        self.running_s += n_running * w
+        self.kv_block_s += used * w
+        bw = self.bin_w
+        i = int(now / bw)
+        if end <= (i + 1) * bw and i < TIME_BINS:  # inside one bin: `_bins`' one segment
+            seg = end - now
+            self.bins[i] += seg
+            self.run_bins[i] += n_running * seg
+            self.kv_bins[i] += used * seg
+        else:
+            self._bins(bw, now, end, n_running, used)
+        if w_start <= now:
+            self.batches += 1
+            self.batched += n_sched
+            self.batch_tokens += tokens
+            if i < TIME_BINS:
+                self.cur = i
+                edge = (i + 1) * bw
+                self.sure = (edge if edge < w_end else w_end) * BIN_SURE
 
     def _bins(self, bw: float, now: float, end: float, n_running: int, used: int) -> None:
         """Busy seconds, running sequences x seconds and blocks x seconds of [now, end) per time bin
@@ -433,18 +499,32 @@ class LLMPool:
         t = r.t
         # the first member finishes in iteration `last`; past about twice what recent plans ran
         # before an arrival cut them, timing iterations is mostly wasted
-        last = min(r.heap[0][0] - t, self.PLAN_MAX, 4 + int(2 * r.run_len))
+        last = r.heap[0][0] - t  # min(that, PLAN_MAX, 4 + int(2 run_len))
+        if last > self.PLAN_MAX:
+            last = self.PLAN_MAX
+        cap = 4 + int(2 * r.run_len)
+        if last > cap:
+            last = cap
         if last < 2:
             return end
         bt = self.block_tokens
         res, free = r.res, r.free
-        wants = [0]
-        for m in range(1, last):
-            want = res[(t + m) % bt]
-            if want > free:
-                break  # the members need more blocks than are free: scheduled one by one then
-            free -= want
-            wants.append(want)
+        steps = last - 1
+        laps = steps // bt + 1
+        if nd * laps <= free:
+            # Every bt steps each member takes one block (res sums to the cohort's size): even so
+            # many fit, so none of the steps runs short and the wants are res read round from t + 1.
+            k0 = (t + 1) % bt
+            ring = res[k0:] + res[:k0]
+            wants = [0] + (ring * laps if laps > 1 else ring)[:steps]
+        else:
+            wants = [0]
+            for m in range(1, last):
+                want = res[(t + m) % bt]
+                if want > free:
+                    break  # the members need more blocks than are free: scheduled one by one then
+                free -= want
+                wants.append(want)
         k = len(wants)
         if k < 2:
             return end
@@ -455,7 +535,7 @@ class LLMPool:
 
     def _apply(self, r: Replica, upto: int) -> None:
         """Carry out the planned iterations up to index `upto`: each one's end (its samples) and the
-        next one's start (its blocks and tallies), as `_on_iteration` and `_step` (`_account`) would,
+        next one's start (its blocks and tallies), as `_on_iteration` and `_step` (`_begin`) would,
         with the same arithmetic in the same order."""
         ends, wants = r.plan, r.wants
         assert ends is not None
@@ -463,48 +543,106 @@ class LLMPool:
         if upto < first:
             return
         nd = r.stepped
-        win = self.sim.window
-        w_start, w_end, bw = win.start, win.end, win.bin_w
+        w_start, w_end, bw = self.w_start, self.w_end, self.bin_w
         total = self.total_blocks
         free = r.free
         peak = self.kv_peak
         busy, running_s, kv_block_s = self.busy[r.index], self.running_s, self.kv_block_s
-        tok_bins, add_bins = self.tok_bins, self._bins
+        tok_bins = self.tok_bins
         bins, run_bins, kv_bins = self.bins, self.run_bins, self.kv_bins
-        counted = batches = 0
+        n = upto - first + 1
         used = total - free
         end = ends[first - 1]
-        for m in range(first, upto + 1):
-            now = end  # the previous iteration ends: its samples
-            end = ends[m]
-            if now < w_end:
-                tok_bins[int(now / bw)] += nd
-                if now >= w_start:
-                    counted += 1
-            want = wants[m]  # this one starts: its blocks and tallies
-            if want:
-                free -= want
-                used = total - free
-                if used > peak:
-                    peak = used
-            if now < w_end:
-                lo = now if now > w_start else w_start
-                hi = end if end < w_end else w_end
-                w = hi - lo if hi > lo else 0.0
-                busy += w
-                running_s += nd * w
-                kv_block_s += used * w
-                i = int(now / bw)
-                if end <= (i + 1) * bw and i < TIME_BINS:  # inside one bin: `_bins`' one segment
-                    seg = end - now
-                    bins[i] += seg
-                    run_bins[i] += nd * seg
-                    kv_bins[i] += used * seg
+        if w_start <= end and ends[upto] < w_end:
+            # Every iteration lies inside the window (the common case): each is counted and tallied
+            # whole. The current time bin's three tallies are kept in locals and written back when
+            # the bin changes (the same additions in the same order), its output tokens (whole
+            # numbers) added at once; an iteration's seconds x running sequences (x blocks) is one
+            # product, added to the window's tally and the bin's alike.
+            ndf = float(nd)  # int x float in Python converts the int exactly: the same products
+            usedf = float(used)
+            now = end
+            i = int(now / bw)  # the bin the next iteration starts in
+            edge = (i + 1) * bw
+            sure = edge * BIN_SURE  # an iteration ending below it ends in bin i, and so starts the next there
+            b, rb, kb = bins[i], run_bins[i], kv_bins[i]
+            one_bin = True
+            for end, want in zip(ends[first:upto + 1], wants[first:upto + 1]):
+                if want:  # this one starts: its blocks
+                    free -= want
+                    used = total - free
+                    usedf = float(used)
+                    if used > peak:
+                        peak = used
+                seg = end - now
+                p = ndf * seg
+                q = usedf * seg
+                busy += seg
+                running_s += p
+                kv_block_s += q
+                if end < sure:
+                    b += seg
+                    rb += p
+                    kb += q
                 else:
-                    add_bins(bw, now, end, nd, used)
-                if now >= w_start:
-                    batches += 1
-        n = upto - first + 1
+                    if end <= edge:  # inside one bin: `_bins`' one segment
+                        b += seg
+                        rb += p
+                        kb += q
+                    else:
+                        bins[i], run_bins[i], kv_bins[i] = b, rb, kb
+                        self._bins(bw, now, end, nd, used)
+                        b, rb, kb = bins[i], run_bins[i], kv_bins[i]
+                    j = int(end / bw)
+                    if j != i:  # the next iteration starts in a later bin
+                        one_bin = False
+                        bins[i], run_bins[i], kv_bins[i] = b, rb, kb
+                        i = j
+                        edge = (i + 1) * bw
+                        sure = edge * BIN_SURE
+                        if i < TIME_BINS:
+                            b, rb, kb = bins[i], run_bins[i], kv_bins[i]
+                now = end
+            if i < TIME_BINS:
+                bins[i], run_bins[i], kv_bins[i] = b, rb, kb
+            if one_bin:
+                tok_bins[i] += nd * n
+            else:  # each iteration's samples in the bin it starts in
+                for now in ends[first - 1:upto]:
+                    tok_bins[int(now / bw)] += nd
+            counted = batches = n
+        else:
+            counted = batches = 0
+            for m in range(first, upto + 1):
+                now = end  # the previous iteration ends: its samples
+                end = ends[m]
+                if now < w_end:
+                    tok_bins[int(now / bw)] += nd
+                    if now >= w_start:
+                        counted += 1
+                want = wants[m]  # this one starts: its blocks and tallies
+                if want:
+                    free -= want
+                    used = total - free
+                    if used > peak:
+                        peak = used
+                if now < w_end:
+                    lo = now if now > w_start else w_start
+                    hi = end if end < w_end else w_end
+                    w = hi - lo if hi > lo else 0.0
+                    busy += w
+                    running_s += nd * w
+                    kv_block_s += used * w
+                    i = int(now / bw)
+                    if end <= (i + 1) * bw and i < TIME_BINS:  # inside one bin: `_bins`' one segment
+                        seg = end - now
+                        bins[i] += seg
+                        run_bins[i] += nd * seg
+                        kv_bins[i] += used * seg
+                    else:
+                        self._bins(bw, now, end, nd, used)
+                    if now >= w_start:
+                        batches += 1
         r.t += n
         r.free = free
         r.end = end
@@ -523,15 +661,15 @@ class LLMPool:
         now, then schedules afresh."""
         ends = r.plan
         assert ends is not None
-        j = bisect.bisect_right(ends, self.env.now)
+        now = self.env._now
+        j = bisect.bisect_right(ends, now)
         if j >= len(ends) - 1:
             return  # the plan's last iteration is running: its end schedules afresh anyway
         self._apply(r, j)
         r.run_len += 0.25 * (j + 1 - r.run_len)
         r.plan = ends[:j + 1]
-        r.plan_id += 1
-        ev = self.env.timeout(ends[j] - self.env.now, (r, r.gen, r.plan_id))
-        ev.callbacks.append(self._on_iteration)
+        r.pending = call = Call(self._on_iteration, r)  # the plan's own event is outdated
+        heappush(self.env._queue, (now + (ends[j] - now), NORMAL, next(self.env._eid), call))
 
     def _admit(self, r: Replica, sched: list[tuple[Seq, int]], budget: int, n_running: int,
                whole: bool) -> tuple[int, int, int, float, float]:
@@ -565,9 +703,13 @@ class LLMPool:
             budget -= n
             tokens += n
             samples += n == need
-            a, k = attention_terms(0, n, self.window)
-            pairs += a
-            kv_read += k
+            if self.window is None:  # `attention_terms(0, n)` in line
+                pairs += n * ((n + 1) / 2.0)
+                kv_read += n
+            else:
+                a, k = attention_terms(0, n, self.window)
+                pairs += a
+                kv_read += k
         return n_running, tokens, samples, pairs, kv_read
 
     def _prefills(self, r: Replica) -> bool:
@@ -579,13 +721,8 @@ class LLMPool:
                                                            whole=True)
         if not sched:
             return False
-        r.busy = True
         r.sched = sched
-        now = self.env.now
-        end = now + self.seconds(tokens, len(sched), pairs, kv_read)
-        self._account(r, now, end, n_running, len(sched), tokens)
-        ev = self.env.timeout(end - now, (r, r.gen, r.plan_id))
-        ev.callbacks.append(self._on_iteration)
+        self._begin(r, tokens, len(sched), pairs, kv_read, n_running, len(sched), False)
         return True
 
     def _finish(self, r: Replica, s: Seq, counted: bool) -> None:
@@ -599,16 +736,18 @@ class LLMPool:
         self.sim._llm_done(s.req)
 
     def _on_iteration(self, ev: simpy.Event) -> None:
-        r, gen, plan_id = ev._value
-        if gen != r.gen or plan_id != r.plan_id:
+        r = ev._value
+        if ev is not r.pending:
             return  # the replica failed during this iteration, or its plan was cut short
-        if r.plan is not None:
-            self._apply(r, len(r.plan) - 1)
-            r.run_len += 0.25 * (len(r.plan) - r.run_len)
+        plan = r.plan
+        if plan is not None:
+            if r.applied < len(plan) - 1:  # (a plan cut short was carried out by `_cut`)
+                self._apply(r, len(plan) - 1)
+            r.run_len += 0.25 * (len(plan) - r.run_len)
             r.plan = None
-        now = self.env.now
-        win = self.sim.window
-        counted = win.in_window(now)
+        now = self.env._now
+        w_end = self.w_end
+        counted = self.w_start <= now < w_end
         finished = False
         nd = r.stepped
         if nd:
@@ -616,8 +755,10 @@ class LLMPool:
             r.t += 1
             if counted:
                 self.output_tokens += nd
-            if now < win.end:
-                self.tok_bins[int(now / win.bin_w)] += nd
+            if now < self.sure:
+                self.tok_bins[self.cur] += nd
+            elif now < w_end:
+                self.tok_bins[int(now / self.bin_w)] += nd
             heap = r.heap
             if heap and heap[0][0] == r.t:
                 while heap and heap[0][0] == r.t:
@@ -627,20 +768,21 @@ class LLMPool:
                     self._read(r, s)
                     self._finish(r, s, counted)
                 r.coh = [s for s in r.coh if not s.done]
-        for s, n in r.sched:
-            s.kv += n
-            if s.kv == s.prompt + s.gen:
-                s.gen += 1
-                if counted:
-                    self.output_tokens += 1
-                if now < win.end:
-                    self.tok_bins[int(now / win.bin_w)] += 1
-                if s.gen == 1:
-                    self.sim._first_token(s.req)
-                if s.gen >= s.output:
-                    finished = True
-                    self._finish(r, s, counted)
-        r.sched = []
+        if r.sched:
+            for s, n in r.sched:
+                s.kv += n
+                if s.kv == s.prompt + s.gen:
+                    s.gen += 1
+                    if counted:
+                        self.output_tokens += 1
+                    if now < w_end:
+                        self.tok_bins[int(now / self.bin_w)] += 1
+                    if s.gen == 1:
+                        self.sim._first_token(s.req)
+                    if s.gen >= s.output:
+                        finished = True
+                        self._finish(r, s, counted)
+            r.sched = []
         if finished:
             r.tail = [s for s in r.tail if not s.done]
         if self.cohort and r.tail:
@@ -661,7 +803,7 @@ class LLMPool:
         self.down_since[replica] = now
         if win.in_window(now):
             self.failures += 1
-        r.gen += 1
+        r.pending = None  # the running iteration's end is ignored
         if r.plan is not None:
             self._apply(r, min(bisect.bisect_right(r.plan, now), len(r.plan) - 1))
             r.plan = None

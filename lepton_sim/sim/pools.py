@@ -10,7 +10,7 @@ import simpy
 
 from lepton_sim.scenario.schema import Replicas
 from lepton_sim.servicetime import BatchTimes
-from lepton_sim.sim.common import EPS_S, TIME_BINS, Request
+from lepton_sim.sim.common import EPS_S, TIME_BINS, Request, after
 
 if TYPE_CHECKING:
     from lepton_sim.sim.engine import Simulation
@@ -83,8 +83,7 @@ class Pool:
                 if env.now < due - EPS_S:
                     if self.timer_due != due:  # wait for the batch to fill, at most until `due`
                         self.timer_due = due
-                        t = env.timeout(due - env.now)
-                        t.callbacks.append(self._on_timer)
+                        after(env, due - env.now, self._on_timer)
                         self.sim.events += 1
                     return
             b = n if n < self.max_batch else self.max_batch
@@ -102,8 +101,7 @@ class Pool:
                 self.batches += 1
                 self.batched += b
             self.running[replica] = (now, now + dt, batch, counted)
-            ev = env.timeout(dt, (replica, self.gen[replica]))
-            ev.callbacks.append(self._on_done)
+            after(env, dt, self._on_done, (replica, self.gen[replica]))
             self.sim.events += 1
 
     def _on_timer(self, ev: simpy.Event) -> None:

@@ -203,6 +203,7 @@ class Router:
         self._fallback = _least_latency if early_stop else _least_latency_full
         self.fast: Callable[[], Candidate | None]
         if single:
+            self.only = self.cands[0]  # made once: `_single` is every request's route
             self.fast = self._single
         elif policy == "weighted":
             self.fast = self._weighted_fast
@@ -219,7 +220,7 @@ class Router:
         self.choose = self.choose_degraded if on else self.fast
 
     def _single(self) -> Candidate:
-        return self.cands[0]
+        return self.only
 
     def _fast(self) -> Candidate:
         return self._pick(self.cands)
