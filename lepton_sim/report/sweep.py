@@ -1,6 +1,7 @@
 """The report of a sweep directory: the grid, each metric against the parameters, the frontier, the table."""
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -139,10 +140,15 @@ def metric_sections(rows: Sequence[Mapping[str, Any]], params: Sequence[str], me
     return out
 
 
+# a grid parameter that is an SLO's latency target: services.NAME.slo[.ttft|.tpot].latency_ms
+SLO_TARGET = re.compile(r"(^|\.)slo(\.(ttft|tpot))?\.latency_ms$")
+
+
 def frontier_section(rows: Sequence[Mapping[str, Any]], params: Sequence[str],
                      metrics: Sequence[str]) -> Section | None:
-    """Present when the sweep varies an SLO's latency target and collects a cost in US$ per hour."""
-    target = next((p for p in params if p.endswith("slo.latency_ms")), None)
+    """Present when the sweep varies an SLO's latency target (end-to-end, or an LLM service's TTFT or
+    TPOT target) and collects a cost in US$ per hour."""
+    target = next((p for p in params if SLO_TARGET.search(p)), None)
     cost = next((m for m in metrics if m.endswith("usd_per_hour")), None)
     if target is None or cost is None:
         return None

@@ -111,6 +111,17 @@ def test_sweep_report_over_an_slo_draws_the_frontier(sweep_dirs: dict[str, Path]
     assert "Cost-latency frontier" in paths.html.read_text()
 
 
+def test_the_frontier_is_drawn_over_an_llm_service_s_ttft_or_tpot_target() -> None:
+    from lepton_sim.report.sweep import SLO_TARGET
+
+    assert SLO_TARGET.search("services.chat.slo.tpot.latency_ms")
+    assert SLO_TARGET.search("services.chat.slo.ttft.latency_ms")
+    assert SLO_TARGET.search("services.q.slo.latency_ms")
+    assert not SLO_TARGET.search("services.q.slo.percentile")
+    assert not SLO_TARGET.search("services.chat.slo.tpot.percentile")
+    assert not SLO_TARGET.search("links[0].latency_ms")
+
+
 def test_frontier_takes_the_cheapest_point_whose_every_seed_meets_the_slo() -> None:
     def row(point: int, target: float, count: int, cost: float, met: bool, load: int = 1) -> dict:
         return {"point": point, "slo": target, "count": count, "load": load, "cost": cost, "q.slo.met": met,
