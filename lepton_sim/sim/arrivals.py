@@ -18,6 +18,16 @@ from lepton_sim.scenario.schema import MMPP, Constant, Demand, Diurnal, Poisson,
 __all__ = ["arrival_times", "mean_rate"]
 
 BLOCK = 4096
+# A block's times are handed out as Python floats CHUNK at a time: a whole block as a list would
+# hold about 130 kB per demand line (10,000-site fleets have tens of thousands of lines), and the
+# values are the block's own either way.
+CHUNK = 256
+
+
+def _floats(times: np.ndarray) -> Iterator[float]:
+    """The array's values as Python floats, in order, converting CHUNK at a time."""
+    for i in range(0, len(times), CHUNK):
+        yield from times[i:i + CHUNK].tolist()
 
 
 def arrival_times(demand: Demand, rng: np.random.Generator) -> Iterator[float]:
@@ -41,7 +51,7 @@ def _poisson(rate: float, rng: np.random.Generator) -> Iterator[float]:
     scale = 1.0 / rate
     while True:
         times = t + np.cumsum(rng.exponential(scale, BLOCK))
-        yield from times.tolist()
+        yield from _floats(times)
         t = float(times[-1])
 
 
@@ -69,7 +79,7 @@ def _mmpp(a: MMPP, rate_rps: float | None, rng: np.random.Generator) -> Iterator
             while True:
                 times = t + np.cumsum(rng.exponential(1.0 / r, BLOCK))
                 inside = times[times < end]
-                yield from inside.tolist()
+                yield from _floats(inside)
                 if len(inside) < BLOCK:
                     break  # memoryless: the overshoot is discarded, the next state starts at `end`
                 t = float(times[-1])
@@ -86,7 +96,7 @@ def _diurnal(a: Diurnal, rate: float, rng: np.random.Generator) -> Iterator[floa
         cand = t + np.cumsum(rng.exponential(1.0 / peak, BLOCK))
         lam = rate * (1.0 + a.amplitude * np.sin(w * (cand - a.phase_s)))
         keep = rng.random(BLOCK) * peak < lam
-        yield from cand[keep].tolist()
+        yield from _floats(cand[keep])
         t = float(cand[-1])
 
 
@@ -106,7 +116,7 @@ def _trace(a: Trace, rate_rps: float | None) -> Iterator[float]:
     period = span + span / max(n - 1, 1)
     offset = 0.0
     while True:
-        yield from (times + offset).tolist()
+        yield from _floats(times + offset)
         if not a.loop:
             return
         offset += period

@@ -9,7 +9,8 @@ import zlib
 
 import numpy as np
 
-BLOCK = 8192
+BLOCK = 8192  # values drawn per numpy call
+CHUNK = 256  # of which converted to Python floats at a time: a block as a list holds 260 kB
 
 
 def stream(seed: int, name: str) -> np.random.Generator:
@@ -21,17 +22,18 @@ def stream(seed: int, name: str) -> np.random.Generator:
 class Uniforms:
     """Uniform(0, 1) draws served one at a time from pre-drawn blocks (one numpy call per block)."""
 
-    __slots__ = ("_rng", "_buf", "_i")
+    __slots__ = ("_draw", "_block", "_j", "_buf", "_i")
 
     def __init__(self, rng: np.random.Generator) -> None:
-        self._rng = rng
+        self._draw = rng.random
+        self._block: np.ndarray | None = None
+        self._j = 0
         self._buf: list[float] = []
         self._i = 0
 
     def __call__(self) -> float:
         if self._i >= len(self._buf):
-            self._buf = self._rng.random(BLOCK).tolist()
-            self._i = 0
+            _refill(self)
         v = self._buf[self._i]
         self._i += 1
         return v
@@ -40,17 +42,30 @@ class Uniforms:
 class Sampler:
     """Draws from a service-time distribution in blocks; calling it returns one value in seconds."""
 
-    __slots__ = ("_draw", "_buf", "_i")
+    __slots__ = ("_draw", "_block", "_j", "_buf", "_i")
 
     def __init__(self, draw: "callable[[int], np.ndarray]") -> None:  # type: ignore[valid-type]
         self._draw = draw
+        self._block: np.ndarray | None = None
+        self._j = 0
         self._buf: list[float] = []
         self._i = 0
 
     def __call__(self) -> float:
         if self._i >= len(self._buf):
-            self._buf = self._draw(BLOCK).tolist()
-            self._i = 0
+            _refill(self)
         v = self._buf[self._i]
         self._i += 1
         return v
+
+
+def _refill(s: Uniforms | Sampler) -> None:
+    """The next CHUNK values of the stream's block as Python floats, drawing a new block (BLOCK values
+    in one numpy call) when the last is used up."""
+    block = s._block
+    if block is None or s._j >= len(block):
+        block = s._block = s._draw(BLOCK)
+        s._j = 0
+    s._buf = block[s._j:s._j + CHUNK].tolist()
+    s._j += CHUNK
+    s._i = 0
