@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from lepton_sim.network import Topology
-from lepton_sim.planner.errors import Reason, Why
+from lepton_sim.planner.errors import Reason
 from lepton_sim.planner.llm import (LLMInfo, Option, Search, check_service, levels_of, linear_table, options_of,
                                     require_meter)
 from lepton_sim.planner.options import PlanOptions
 from lepton_sim.planner.paths import network_floor_s
-from lepton_sim.planner.problem import NEGLIGIBLE, Arc, Candidate, Problem, Ticker, capacity_precheck, needed_count
+from lepton_sim.planner.problem import NEGLIGIBLE, Arc, Candidate, Problem, Ticker, explain_unserved, needed_count
 from lepton_sim.planner.variants import compression_order
 from lepton_sim.errors import ScenarioError
 from lepton_sim.scenario.schema import Scenario
@@ -160,15 +160,9 @@ def _add_service(p: Problem, name: str, opts: list[Option], hosts: dict[str, lis
                     p.arcs_of_demand[d.key].append(arc.index)
                     p.arcs_of_candidate[c.index].append(arc.index)
                 served |= set(admits)
-    for d in demands:
-        if d.site in served:
-            capacity_precheck(p, d)
-            continue
-        if d.site not in best:
-            msg = "no site holding hardware that can serve this service is reachable within the TTFT target"
-        else:
-            seen, where = best[d.site]
-            msg = (f"no replica meets TTFT p{svc.slo.ttft.percentile:g} <= {svc.slo.ttft.latency_ms:g} ms and "
-                   f"TPOT p{svc.slo.tpot.percentile:g} <= {svc.slo.tpot.latency_ms:g} ms at any rate; the best at "
-                   f"the lowest rate measured: {seen * 1e3:.2f} ms to the first token ({where})")
-        p.reasons.append(Reason(name, d.site, Why.LATENCY, msg))
+    ttft, tpot = svc.slo.ttft, svc.slo.tpot
+    explain_unserved(p, name, demands, served, best,
+                     "no site holding hardware that can serve this service is reachable within the TTFT target",
+                     lambda seen, where: f"no replica meets TTFT p{ttft.percentile:g} <= {ttft.latency_ms:g} ms and "
+                                         f"TPOT p{tpot.percentile:g} <= {tpot.latency_ms:g} ms at any rate; the best "
+                                         f"at the lowest rate measured: {seen * 1e3:.2f} ms to the first token ({where})")

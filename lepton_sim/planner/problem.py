@@ -39,7 +39,7 @@ import pickle
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -450,17 +450,10 @@ def _add_service(p: Problem, name: str, svc: Service, hosts: dict[str, list[tupl
                             best_idle[d.site] = (idle, f"{site}/{hw}/{v}: network {path.latency_s * 1e3:.2f} ms "
                                                        f"+ idle pool {floor * 1e3:.2f} ms")
             served |= _add_line(p, name, site, hw, cap, runnable.get(hw, {}), demands, slo_s)
-    for d in demands:
-        if d.site in served:
-            capacity_precheck(p, d)
-            continue
-        if d.site not in best_idle:
-            msg = "no site holding hardware that runs this service is reachable over the network"
-        else:
-            idle, where = best_idle[d.site]
-            msg = (f"no site within the latency target: p{svc.slo.percentile:g} <= {svc.slo.latency_ms:g} ms, "
-                   f"best achievable {idle * 1e3:.2f} ms ({where})")
-        p.reasons.append(Reason(name, d.site, Why.LATENCY, msg))
+    explain_unserved(p, name, demands, served, best_idle,
+                     "no site holding hardware that runs this service is reachable over the network",
+                     lambda idle, where: f"no site within the latency target: p{svc.slo.percentile:g} <= "
+                                         f"{svc.slo.latency_ms:g} ms, best achievable {idle * 1e3:.2f} ms ({where})")
 
 
 @dataclass(frozen=True)
@@ -614,6 +607,19 @@ def needed_count(capacity: np.ndarray, rate: float) -> int:
     """The fewest replicas whose capacity covers `rate` (all of them if none does): more is never optimal."""
     enough = np.nonzero(capacity >= rate)[0]
     return int(enough[0]) + 1 if len(enough) else len(capacity)
+
+
+def explain_unserved(p: Problem, name: str, demands: Sequence[DemandRate], served: set[str],
+                     best: dict[str, tuple[float, str]], unreachable: str, why: Callable[[float, str], str]) -> None:
+    """Per demand site of service `name`: precheck the capacity of one that some candidate serves, or
+    give the reason none does (`unreachable` when no candidate is reachable at all, else `why` of the
+    best figure seen and where)."""
+    for d in demands:
+        if d.site in served:
+            capacity_precheck(p, d)
+            continue
+        msg = unreachable if d.site not in best else why(*best[d.site])
+        p.reasons.append(Reason(name, d.site, Why.LATENCY, msg))
 
 
 def capacity_precheck(p: Problem, d: DemandRate) -> None:
