@@ -164,7 +164,7 @@ def _stack_rows(profile: Profile, hardware: HardwareSpec, whole: set[tuple[str, 
 def retimed(profile: Profile, reads: set[tuple[Any, ...]], threads: int) -> Profile:
     """A copy of `profile` whose records in `reads` (keys of `records_read`) are timed again now.
 
-    GEMM timings hot and cold, memory-bound kernels and the chain step cost are timed as `kernels
+    GEMM timings hot, warm and cold, memory-bound kernels and the chain step cost are timed as `kernels
     measure` timed them, with the profile's own timing policy and `threads` BLAS threads; a record
     of another kind (convolution, attention) is refused.
     """
@@ -173,8 +173,10 @@ def retimed(profile: Profile, reads: set[tuple[Any, ...]], threads: int) -> Prof
     llc = max(profile.machine.caches.values(), default=None) or max(caches().values(), default=micro.DEFAULT_LLC_BYTES)
     hot = {(k[1], int(k[2]), int(k[3]), int(k[4])) for k in reads if k[0] == "gemm"}
     cold = {(k[1], int(k[2]), int(k[3]), int(k[4])) for k in reads if k[0] == "gemm_cold"}
+    warm = {(k[1], int(k[2]), int(k[3]), int(k[4])) for k in reads if k[0] == "gemm_warm"}
+    private = profile.machine.caches.get("L2") or caches().get("L2")
     elem = {(k[1], k[2], int(k[4])) for k in reads if k[0] == "elementwise"}
-    other = sorted({k[0] for k in reads} - {"gemm", "gemm_cold", "elementwise", "chain"})
+    other = sorted({k[0] for k in reads} - {"gemm", "gemm_cold", "gemm_warm", "elementwise", "chain"})
     if other or any(k[3] for k in reads if k[0] == "elementwise"):
         raise ValueError(f"cannot time these records again: {', '.join(other) or 'pooling'}")
     with threadpool_limits(limits=threads):
@@ -184,6 +186,12 @@ def retimed(profile: Profile, reads: set[tuple[Any, ...]], threads: int) -> Prof
             ms = tuple(sorted(m for q, m, kk, nn in cold if (q, kk, nn) == (p, k, n)))
             for row in micro.cold_gemm_job(p, k, n, ms, llc, policy).run()["rows"]:
                 cold_t[(p, row["m"], k, n)] = row["timing"]
+        warm_t = {}
+        for p, k, n in sorted({(p, k, n) for p, _, k, n in warm}):
+            assert private is not None, "a warm timing was read, so the profile has a private cache size"
+            ms = tuple(sorted(m for q, m, kk, nn in warm if (q, kk, nn) == (p, k, n)))
+            for row in micro.warm_gemm_job(p, k, n, ms, private, policy).run()["rows"]:
+                warm_t[(p, row["m"], k, n)] = row["timing"]
         elem_t = {key: micro.elementwise_job(*key, policy).run()["timing"] for key in sorted(elem)}
         step = micro.chain_job(policy).run()["step_s"] if ("chain",) in reads else None
     gemm = []
@@ -194,6 +202,8 @@ def retimed(profile: Profile, reads: set[tuple[Any, ...]], threads: int) -> Prof
             update["timing"] = Timing.model_validate(hot_t[key])
         if key in cold_t:
             update["cold"] = Timing.model_validate(cold_t[key])
+        if key in warm_t:
+            update["warm"] = Timing.model_validate(warm_t[key])
         gemm.append(g.model_copy(update=update) if update else g)
     elementwise = [e.model_copy(update={"timing": Timing.model_validate(elem_t[(e.op, e.precision, e.elems)])})
                    if (e.op, e.precision, e.elems) in elem_t else e for e in profile.elementwise]

@@ -161,9 +161,19 @@ def rotation_bytes(llc_bytes: int) -> int:
     return max(2 * llc_bytes, 64 * 2 ** 20)
 
 
-def rotated_steps(layer: PreparedDense, llc_bytes: int) -> list[Callable[[np.ndarray], np.ndarray]]:
-    """Steps of `layer` and of enough copies of it to fill `rotation_bytes(llc_bytes)`."""
-    copies = max(2, math.ceil(rotation_bytes(llc_bytes) / max(layer.nbytes, 1)))
+def warm_rotation_bytes(private_bytes: int) -> int:
+    """Bytes of weight copies cycled through for a warm timing: four times a core's private cache.
+
+    Each copy is reused only after the others were read, so it has left the private cache (L2) but
+    is still in the shared last level: the weights of a chain whose layers fit the L2 one at a time
+    but not together.
+    """
+    return 4 * private_bytes
+
+
+def rotated_steps(layer: PreparedDense, total_bytes: int) -> list[Callable[[np.ndarray], np.ndarray]]:
+    """Steps of `layer` and of enough copies of it to fill `total_bytes`."""
+    copies = max(2, math.ceil(total_bytes / max(layer.nbytes, 1)))
     return [layer.step()] + [layer.copy().step() for _ in range(copies - 1)]
 
 
@@ -182,13 +192,35 @@ def cold_gemm_job(precision: str, k: int, n: int, ms: tuple[int, ...], llc_bytes
     weights evicted by the others': then its time is this cold one. One job per (k, n): the
     weight copies are made once and serve every M.
     """
+    return _rotated_job("gemm_cold", "cold", precision, k, n, ms, rotation_bytes(llc_bytes), policy)
+
+
+def warm_gemm_job(precision: str, k: int, n: int, ms: tuple[int, ...], private_bytes: int,
+                  policy: TimingPolicy) -> Job:
+    """The dense step at rows `ms` with its weights fetched from the shared last-level cache ("warm").
+
+    A shape whose weights fit a core's private cache (L2) is timed hot from it; in a chain whose
+    layers fit the L2 one at a time but not together, each layer finds its weights evicted from the
+    L2 by the others' and reads them from the last level: then its time is this warm one.
+    """
+    return _rotated_job("gemm_warm", "warm", precision, k, n, ms, warm_rotation_bytes(private_bytes), policy)
+
+
+def _rotated_job(section: str, what: str, precision: str, k: int, n: int, ms: tuple[int, ...], total_bytes: int,
+                 policy: TimingPolicy) -> Job:
     def run() -> Record:
-        steps = rotated_steps(_layer(precision, k, n), llc_bytes)
+        steps = rotated_steps(_layer(precision, k, n), total_bytes)
         rows = []
         for m in ms:
             rows.append({"m": m, "timing": _rec(time_call(cold_kernel(_input(precision, m, k), steps), policy))})
         return {"precision": precision, "k": k, "n": n, "rows": rows}
-    return Job("gemm_cold", f"gemm {precision} cold {k}x{n}", run)
+    return Job(section, f"gemm {precision} {what} {k}x{n}", run)
+
+
+def warm_applies(private_bytes: int | None, llc_bytes: int) -> bool:
+    """Is there a shared last level to time warm weights from: a private cache size known, and the
+    last level at least eight times it (room for the warm rotation with half of it to spare)?"""
+    return private_bytes is not None and 8 * private_bytes <= llc_bytes
 
 
 def weight_bytes(precision: str, k: int, n: int) -> int:
@@ -198,7 +230,8 @@ def weight_bytes(precision: str, k: int, n: int) -> int:
     return int(k * n * per + extra)
 
 
-def gemm_jobs(grid: Grid, policy: TimingPolicy, llc_bytes: int | None = None) -> list[Job]:
+def gemm_jobs(grid: Grid, policy: TimingPolicy, llc_bytes: int | None = None,
+              private_bytes: int | None = None) -> list[Job]:
     """The GEMM grid: rows M x inner K x outputs N per precision, within each precision's FLOP cap.
 
     Every shape is measured at rows up to `grid.gemm_min_m` at least, so that the measured model
@@ -209,6 +242,8 @@ def gemm_jobs(grid: Grid, policy: TimingPolicy, llc_bytes: int | None = None) ->
     Where `grid.gemm_cold_m` names a precision, the shapes whose weights are between
     `COLD_MIN_BYTES` and the last-level cache are timed cold as well (`cold_gemm_job`): larger
     weights are cold in the grid's own timing already, smaller ones cost a few microseconds to fetch.
+    Where a core's private cache size is known and well below the last level, the shapes whose
+    weights are between `COLD_MIN_BYTES` and it are timed warm too (`warm_gemm_job`).
     """
     llc = llc_bytes or DEFAULT_LLC_BYTES
     jobs = []
@@ -224,6 +259,8 @@ def gemm_jobs(grid: Grid, policy: TimingPolicy, llc_bytes: int | None = None) ->
                 cold_here = tuple(m for m in cold_ms if m in here)
                 if cold_here and COLD_MIN_BYTES <= weight_bytes(precision, k, n) <= llc:
                     jobs.append(cold_gemm_job(precision, k, n, cold_here, llc, policy))
+                    if warm_applies(private_bytes, llc) and weight_bytes(precision, k, n) <= private_bytes:
+                        jobs.append(warm_gemm_job(precision, k, n, cold_here, private_bytes, policy))  # type: ignore[arg-type]
     for n in grid.ceiling_n:
         for precision in ("fp32", "fp64"):
             jobs.append(gemm_job(precision, n, n, n, policy))

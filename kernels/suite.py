@@ -39,9 +39,10 @@ def plan(quick: bool) -> list[Job]:
         acts = np.maximum(images.reshape(len(images), -1).astype(np.float32) / 16.0 @ fp32.w + fp32.b, 0)
         return {k.name: k for k in codecs.data_kinds(images, acts, TEXT_BYTES[quick])}
 
-    llc = max(caches().values(), default=None)
+    sizes = caches()
+    llc = max(sizes.values(), default=None)
     jobs = [micro.overhead_job(policy), micro.copy_job(grid, policy), micro.chain_job(policy)]
-    jobs += micro.gemm_jobs(grid, policy, llc) + micro.elementwise_jobs(grid, policy) + micro.structure_jobs(grid, policy)
+    jobs += micro.gemm_jobs(grid, policy, llc, sizes.get("L2")) + micro.elementwise_jobs(grid, policy) + micro.structure_jobs(grid, policy)
     jobs += bench.jobs()
     levels = codecs.QUICK_LEVELS if quick else codecs.FULL_LEVELS
 
@@ -79,9 +80,10 @@ def assemble(raw: dict[str, list[Record]], quick: bool, fingerprint: Record, loa
     """The profile object from the grouped records: ceilings, fractions of them, findings."""
     gemm = raw.get("gemm", [])
     by_shape = {(g["precision"], g["m"], g["k"], g["n"]): g for g in gemm}
-    for c in raw.get("gemm_cold", []):
-        for row in c["rows"]:
-            by_shape[(c["precision"], row["m"], c["k"], c["n"])]["cold"] = row["timing"]
+    for section, field in (("gemm_cold", "cold"), ("gemm_warm", "warm")):
+        for c in raw.get(section, []):
+            for row in c["rows"]:
+                by_shape[(c["precision"], row["m"], c["k"], c["n"])][field] = row["timing"]
     best: dict[str, Record] = {}
     for g in gemm:
         if g["precision"] not in best or g["gflops"] > best[g["precision"]]["gflops"]:

@@ -102,7 +102,9 @@ class Gemm(_Rec):
 
     `timing` calls the same layer again and again, so weights that fit a cache are served from it;
     `cold` (where measured) reads another copy of the weights on every call, so they come from
-    memory, as in a chain whose weights together outgrow the last-level cache.
+    memory, as in a chain whose weights together outgrow the last-level cache; `warm` (where
+    measured) cycles through copies that outgrow a core's private cache (L2) but fit the last
+    level, as in a chain whose layers fit the L2 one at a time but not together.
     """
 
     precision: KernelPrecision
@@ -113,6 +115,7 @@ class Gemm(_Rec):
     gflops: Pos
     fraction_of_peak: Pos  # of the fp32 GEMM ceiling
     cold: Timing | None = None
+    warm: Timing | None = None
 
 
 class Elementwise(_Rec):

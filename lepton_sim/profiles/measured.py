@@ -23,7 +23,10 @@ profile's `machine.caches`), each layer finds its own evicted. Where the profile
 with cold weights (`gemm[].cold`), the dense layer's time moves from the hot to the cold timing
 as the chain's footprint grows from half the last-level cache to twice it
 (`lepton_sim.servicetime.roofline.evicted_fraction`, which the roofline uses for on-chip memory).
-Profiles without cache sizes or cold timings are read as hot, as before.
+In the same way, where it timed the shape warm (`gemm[].warm`: weights read from the shared last
+level, out of a core's private L2), the time first moves from hot towards warm as the footprint
+grows from half the L2 to twice it: a chain whose layers fit the L2 one at a time but not
+together. Profiles without cache sizes or cold (warm) timings are read as hot, as before.
 
 A whole-model run may also have been timed right after idle gaps (`models[].after_idle`, which
 `lepton-sim validate` times in its servers): the batch times then carry after-idle factors per
@@ -78,6 +81,7 @@ class Tables:
 
     gemm: dict[str, Grid]
     gemm_cold: dict[str, Grid]
+    gemm_warm: dict[str, Grid]
     elementwise: dict[tuple[str, str, tuple[int, ...]], Curve]
     conv: dict[tuple[int, int, int, int, int, int, str], Curve]
     attention: dict[tuple[int, int, int, str], Curve]
@@ -86,6 +90,7 @@ class Tables:
     precisions: set[str] = field(default_factory=set)
     idle: dict[str, Any] = field(default_factory=dict)  # model run name -> its after-idle timings
     llc_bytes: int | None = None  # the profile machine's last-level cache
+    private_bytes: int | None = None  # a core's private cache (L2) there
     chain_step_s: float = 0.0  # a layer's cost in a chain beyond its own timing
 
 
@@ -95,10 +100,13 @@ def tables(profile: Profile) -> Tables:
         return profile._lookup  # type: ignore[no-any-return]
     grids: dict[str, dict[tuple[float, ...], float]] = {}
     cold: dict[str, dict[tuple[float, ...], float]] = {}
+    warm: dict[str, dict[tuple[float, ...], float]] = {}
     for g in profile.gemm:
         grids.setdefault(g.precision, {})[(float(g.m), float(g.k), float(g.n))] = g.timing.median_s
         if g.cold is not None:
             cold.setdefault(g.precision, {})[(float(g.m), float(g.k), float(g.n))] = g.cold.median_s
+        if g.warm is not None:
+            warm.setdefault(g.precision, {})[(float(g.m), float(g.k), float(g.n))] = g.warm.median_s
     elem: dict[tuple[str, str, tuple[int, ...]], dict[float, float]] = {}
     for e in profile.elementwise:
         key = (e.op, e.precision, _pool_key(e.params.get("kernel"), e.params.get("stride")) if "pool" in e.op else ())
@@ -116,12 +124,14 @@ def tables(profile: Profile) -> Tables:
     built = Tables(
         gemm={p: Grid.of(pts) for p, pts in grids.items()},
         gemm_cold={p: Grid.of(pts) for p, pts in cold.items()},
+        gemm_warm={p: Grid.of(pts) for p, pts in warm.items()},
         elementwise={k: Curve.of(v) for k, v in elem.items()}, conv={k: Curve.of(v) for k, v in conv.items()},
         attention={k: Curve.of(v) for k, v in att.items()}, models=models,
         idle={f"{m.model}/{m.variant}": m.after_idle for m in profile.models if m.after_idle},
         label=f"profile of {profile.machine.cpu_model!r} ({profile.created_utc})",
         precisions={g.precision for g in profile.gemm} | {m.precision for m in profile.models},
         llc_bytes=max(profile.machine.caches.values(), default=None),
+        private_bytes=profile.machine.caches.get("L2"),
         chain_step_s=profile.ceilings.chain_step_s or 0.0,
     )
     profile._lookup = built
@@ -206,7 +216,7 @@ class _LayerModel:
     """Per-layer times of one chain at one precision from the profile's tables.
 
     With `reads` given, every lookup adds the measured records it used to it, keyed
-    ("gemm" | "gemm_cold", precision, m, k, n), ("elementwise", op, precision, pool, elems),
+    ("gemm" | "gemm_warm" | "gemm_cold", precision, m, k, n), ("elementwise", op, precision, pool, elems),
     ("conv", shape..., precision, batch) or ("attention", seq, heads, dim, precision, batch);
     `records_read` adds ("chain",) for `ceilings.chain_step_s`.
     """
@@ -243,6 +253,10 @@ class _LayerModel:
         """The fraction of the chain's weights evicted between passes at batch b (`evicted_fraction`)."""
         return float(evicted_fraction(self.footprint(b), self.t.llc_bytes))
 
+    def warm(self, b: int) -> float:
+        """The fraction of the chain's weights evicted from a core's private cache between passes at batch b."""
+        return float(evicted_fraction(self.footprint(b), self.t.private_bytes))
+
     def dense(self, m: int, k: int, n: int, b: int) -> tuple[float | None, str]:
         """A dense layer of this chain at batch b: the GEMM table, moved towards its cold timing in a chain
         that outgrows the last-level cache, and carried on in M past the rows measured."""
@@ -256,6 +270,12 @@ class _LayerModel:
             hot, how = scaled_in_m(lambda r: self._look(key, grid, r, float(k), float(n)), rows, float(m)), RATE
         if hot is None:
             return None, ROOFLINE
+        warm_grid = self.t.gemm_warm.get(self.precision)
+        f2 = self.warm(b) if warm_grid is not None else 0.0
+        if f2 > 0 and warm_grid is not None:
+            warm = self._look(("gemm_warm", self.precision), warm_grid, float(m), float(k), float(n))
+            if warm is not None:
+                hot += f2 * max(0.0, warm - hot)
         f = self.cold(b)
         cold_grid = self.t.gemm_cold.get(self.precision)
         if f > 0 and cold_grid is not None:
@@ -358,6 +378,7 @@ def measured_batch_times(profile: Profile, model: Any, variant: Any, hardware: A
     whole_batches: list[int] = []
     hows: Counter[tuple[str, str]] = Counter()  # (op, how) per layer evaluation
     cold_batches: list[int] = []
+    warm_batches: list[int] = []
     for b in range(1, max_batch + 1):
         w = whole[0](float(b)) if whole is not None else None
         if w is not None:
@@ -366,6 +387,8 @@ def measured_batch_times(profile: Profile, model: Any, variant: Any, hardware: A
             continue
         if per_layer.cold(b) > 0:
             cold_batches.append(b)
+        if per_layer.warm(b) > 0:
+            warm_batches.append(b)
         total = t.chain_step_s * len(per_layer.costs)
         for i, c in enumerate(per_layer.costs):
             s, how = per_layer.layer(i, b)
@@ -383,6 +406,11 @@ def measured_batch_times(profile: Profile, model: Any, variant: Any, hardware: A
                    f"{per_layer.footprint(b0) / 2**20:.3g}-{per_layer.footprint(b1) / 2**20:.3g} MiB per pass "
                    f"against a {t.llc_bytes / 2**20:.3g} MiB last-level cache (cold fraction "  # type: ignore[operator]
                    f"{per_layer.cold(b0):.2f}-{per_layer.cold(b1):.2f})")
+    if warm_batches and t.gemm_warm.get(precision) is not None:
+        b0, b1 = warm_batches[0], warm_batches[-1]
+        detail += (f"; dense weights partly out of a core's {t.private_bytes / 2**20:.3g} MiB private cache at "  # type: ignore[operator]
+                   f"batch {_ranges(warm_batches)}, read from the shared cache (warm fraction "
+                   f"{per_layer.warm(b0):.2f}-{per_layer.warm(b1):.2f})")
     basis = f"measured by kernels measure: {t.label}, its kernel tables read layer by layer"
     idle = None
     if whole is not None and len(whole_batches) == max_batch and whole[1] in t.idle:

@@ -78,9 +78,11 @@ def _gemm(p: Profile, console: Console) -> None:
                 t.add_row(str(m), *cells)
         best = max(rows, key=lambda g: g.gflops)
         cold = sum(g.cold is not None for g in rows)
+        warm = sum(g.warm is not None for g in rows)
         t.caption = (f"{len(rows)} shapes (all K x N pairs measured; square ones shown); best {best.gflops:.4g} "
                      f"at {best.m}x{best.k}x{best.n} = {best.fraction_of_peak:.0%} of the fp32 ceiling"
-                     + (f"; {cold} also timed with cold weights" if cold else ""))
+                     + (f"; {cold} also timed with cold weights" if cold else "")
+                     + (f", {warm} with warm ones (from the shared cache)" if warm else ""))
         console.print(t)
 
 

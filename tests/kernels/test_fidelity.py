@@ -111,6 +111,32 @@ def test_a_chain_outgrowing_the_cache_reads_the_cold_timings(quick_profile_path:
         assert not any(k[0] == "gemm_cold" for k in records_read(roomy, layer, "fp32", [1]))
 
 
+def test_a_chain_outgrowing_the_private_cache_moves_towards_the_warm_timings(quick_profile_path: Path) -> None:
+    """Two 1 MiB fp32 layers against a 2 MiB L2 and a far larger last level: each dense layer's time
+    moves from hot towards warm by the fraction of the chain evicted from the L2."""
+    mib = 2 ** 20
+    stack = [{"op": "dense", "in": 512, "out": 512}, {"op": "relu"}, {"op": "dense", "in": 512, "out": 512}]
+    raw = json.loads(quick_profile_path.read_text())
+    for g in raw["gemm"]:  # synthetic warm timings: three times the hot one, for every shape that fits the L2
+        g.pop("warm", None)
+        if g["precision"] == "fp32" and g["k"] * g["n"] * 4 <= 2 * mib:
+            g["warm"] = {**g["timing"], **{q: 3 * g["timing"][q] for q in ("q1_s", "median_s", "q3_s")}}
+    raw["machine"]["caches"] = {"L2": 2 * mib, "L3": 512 * mib}
+    warm = parse_profile(raw)
+    hot = _edited(quick_profile_path, {"L2": 64 * mib, "L3": 512 * mib})  # the chain fits the L2
+    one = next(g for g in raw["gemm"] if (g["precision"], g["m"], g["k"], g["n"]) == ("fp32", 1, 512, 512))
+    dense_hot = one["timing"]["median_s"]
+    with_warm, all_hot = predicted_seconds(warm, stack, "fp32", 1), predicted_seconds(hot, stack, "fp32", 1)
+    assert with_warm is not None and all_hot is not None
+    # two dense layers, each moved by f x (3 - 1) x its hot time, f between 0 and 1 (evicted_fraction)
+    f = (with_warm - all_hot) / (2 * 2 * dense_hot)
+    assert 0.3 < f < 0.8, f
+    assert ("gemm_warm", "fp32", 1.0, 512.0, 512.0) in records_read(warm, stack, "fp32", [1])
+    assert not any(k[0] == "gemm_warm" for k in records_read(hot, stack, "fp32", [1]))
+    single = [{"op": "dense", "in": 256, "out": 512}]  # 0.5 MiB stays in the 2 MiB L2: hot
+    assert predicted_seconds(warm, single, "fp32", 1) == pytest.approx(predicted_seconds(hot, single, "fp32", 1))
+
+
 def test_evicted_fraction_rises_from_half_the_cache_to_twice_it() -> None:
     mib = 2 ** 20
     assert evicted_fraction(16 * mib, 32 * mib) == 0 and evicted_fraction(64 * mib, 32 * mib) == 1
