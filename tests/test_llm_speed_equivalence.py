@@ -21,7 +21,7 @@ from simpy.events import NORMAL
 from lepton_sim.metrics import build_metrics
 from lepton_sim.scenario.load import parse_scenario
 from lepton_sim.sim import Simulation
-from lepton_sim.sim import links as links_mod
+from lepton_sim.sim import common as common_mod
 from lepton_sim.sim import llm as llm_mod
 from lepton_sim.sim.common import Request, after, run_until
 
@@ -129,8 +129,8 @@ def test_the_short_ways_of_tallying_equal_the_long_ways(case: str, monkeypatch: 
     raw = scenario(failures=failures if case == "failures" else None, drain=600.0 if case == "drained" else 0.0)
     fast = run_both(raw)
     # with no time sure to lie inside a bin every tally divides, as the engine did before the short ways
-    monkeypatch.setattr(links_mod, "BIN_SURE", 0.0)
-    monkeypatch.setattr(llm_mod, "BIN_SURE", 0.0)
+    monkeypatch.setattr(common_mod, "BIN_SURE", 0.0)  # `Window.sure_below`, for links and LLM pools
+    monkeypatch.setattr(llm_mod, "BIN_SURE", 0.0)  # planned runs' own bins
     slow = run_both(raw)
     assert fast == slow
     m = fast[0]

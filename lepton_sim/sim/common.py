@@ -90,6 +90,13 @@ class Window:
         hi = e if e < self.end else self.end
         return hi - lo if hi > lo else 0.0
 
+    def sure_below(self, i: int) -> float:
+        """A time below which an interval that starts in bin `i`, inside the window, certainly ends
+        in that bin and inside the window (`BIN_SURE` of the nearer of the bin's edge and the
+        window's end): the engine's parts then tally it without `overlap` and `add_bins`."""
+        edge = (i + 1) * self.bin_w
+        return (edge if edge < self.end else self.end) * BIN_SURE
+
     def in_window(self, t: float) -> bool:
         return self.start <= t < self.end
 

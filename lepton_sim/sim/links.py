@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import simpy
 
 from lepton_sim.scenario.schema import Link
-from lepton_sim.sim.common import BIN_SURE, NORMAL, TIME_BINS, Call, Request, after
+from lepton_sim.sim.common import NORMAL, TIME_BINS, Call, Request, after
 
 if TYPE_CHECKING:
     from lepton_sim.sim.engine import Simulation
@@ -85,8 +85,7 @@ class LinkDir:
         i = int(start / bw)
         if w_start <= start and i < TIME_BINS:
             self.cur = i
-            edge = (i + 1) * bw
-            self.sure = (edge if edge < w_end else w_end) * BIN_SURE
+            self.sure = self.sim.window.sure_below(i)
         else:
             self.sure = -1.0
 

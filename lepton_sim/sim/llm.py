@@ -469,8 +469,7 @@ class LLMPool:
             self.batch_tokens += tokens
             if i < TIME_BINS:
                 self.cur = i
-                edge = (i + 1) * bw
-                self.sure = (edge if edge < w_end else w_end) * BIN_SURE
+                self.sure = self.sim.window.sure_below(i)
 
     def _bins(self, bw: float, now: float, end: float, n_running: int, used: int) -> None:
         """Busy seconds, running sequences x seconds and blocks x seconds of [now, end) per time bin
