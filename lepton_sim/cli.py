@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", metavar="DIR", help="write DIR/metrics.json")
     sim.add_argument("--json", action="store_true", help="print the metrics object as JSON instead of tables")
     sim.add_argument("--report", action="store_true", help="also write DIR/report.html and DIR/report.md (needs --out)")
+    sim.add_argument("--engine", choices=("auto", "event", "fast"),  # `lepton_sim.sim.engine.ENGINES`
+                     default="auto",
+                     help="auto (default): the exact fast path for the parts of the scenario it can run, the "
+                          "event engine for the rest; event: the event engine only; fast: the fast path only "
+                          "(exit 2 saying why when a part needs the event engine). Metrics are identical.")
     sim.set_defaults(func=cmd_simulate)
 
     chk = sub.add_parser("check", help="validate a scenario; exit 2 with the error",
@@ -130,8 +135,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if scenario.deployment is None:
         raise ScenarioError("required by `simulate` (what to run, as replica pools)", file=args.scenario,
                             path="deployment")
+    sim = Simulation(scenario, args.seed, engine=args.engine)  # before --out: a refused engine writes nothing
     out_dir = make_out_dir(args.out) if args.out is not None else None
-    sim = Simulation(scenario, args.seed)
     record = sim.run(progress=not args.json and sys.stderr.isatty())
     metrics = build_metrics(scenario, record)
     if out_dir is not None:

@@ -32,9 +32,24 @@ def build_metrics(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
     out["cost"] = _cost(scenario, rec, window_s)
     out["energy_kwh"], out["energy_kwh_by"] = _energy(scenario, rec, window_s)
     out["timeseries"] = _timeseries(scenario, rec)
+    out["engine"] = dict(rec.engines)  # service -> "fast" or "event[: why the fast path did not run it]"
     out["events"] = rec.events
     out["wall_s"] = round(rec.wall_s, 3)
     return _round(out)
+
+
+def engine_line(m: dict[str, Any]) -> str:
+    """Which engine ran which service: the exact fast path, or the event engine and why."""
+    eng = m.get("engine") or {}
+    fast = sorted(n for n, e in eng.items() if e == "fast")
+    slow: dict[str, list[str]] = {}
+    for n, e in sorted(eng.items()):
+        if e != "fast":
+            slow.setdefault(e.partition(": ")[2], []).append(n)
+    parts = [f"fast path (exact): {', '.join(fast)}"] if fast else []
+    for why, names in slow.items():
+        parts.append(f"event engine: {', '.join(names)}" + (f" ({why})" if why else ""))
+    return "engine: " + "; ".join(parts) if parts else ""
 
 
 def hardware_bases(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -6,7 +6,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from lepton_sim.metrics import hardware_bases
+from lepton_sim.metrics import engine_line, hardware_bases
 from lepton_sim.scenario.schema import Scenario
 from lepton_sim.termtable import Col, print_table
 from lepton_sim.termtable import console as make_console
@@ -137,6 +137,9 @@ def print_summary(scenario: Scenario, m: dict[str, Any], console: Console | None
     c = console or make_console()
     c.print(f"[bold]{m['scenario']}[/bold]  seed {m['seed']}  measured {m['warmup_s']:g}-{m['duration_s']:g} s "
             f"of simulated time  ({m['events']:,} events in {m['wall_s']:.2f} s wall)")
+    line = engine_line(m)
+    if line:
+        c.print(f"[dim]{escape(line)}[/dim]", highlight=False)
 
     plain = {n: s for n, s in m["services"].items() if not _is_llm(s)}
     llm = {n: s for n, s in m["services"].items() if _is_llm(s)}

@@ -266,7 +266,7 @@ def _run(s: Scenario, old: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list,
         if old:
             m.setattr(Simulation, "_build_routes", _old_build_routes)
             m.setattr(Simulation, "_candidate", _old_candidate)
-        sim = Simulation(s)
+        sim = Simulation(s, engine="event")  # the event engine's routers decide per request
         log = _logged(sim)
         rec = sim.run()
     metrics = build_metrics(s, rec)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lepton_sim.metrics import hardware_bases
+from lepton_sim.metrics import engine_line, hardware_bases
 from lepton_sim.report.document import Block, Figure, Report, Section, Table, Text
 from lepton_sim.report.latency import cdf_png
 from lepton_sim.report.llm import is_llm_pool, is_llm_service, llm_services
@@ -32,6 +32,8 @@ def run_report(metrics: Mapping[str, Any], data: Mapping[str, Any] | None) -> Re
              ("services meeting their SLO", f"{met} of {len(services)}"),
              ("measured window", f"{fmt(metrics['warmup_s'])}–{fmt(metrics['duration_s'])} s"),
              ("simulated events", fmt(metrics.get("events"))))
+    if metrics.get("engine"):
+        facts += (("engine", engine_line(metrics).removeprefix("engine: ")),)
     llm = llm_services(metrics)
     if llm:
         facts += (("LLM output tokens per second", fmt(sum(s["output_tokens_per_s"] for s in llm.values()))),)

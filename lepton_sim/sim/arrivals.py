@@ -15,7 +15,7 @@ from lepton_sim.scenario.rates import mean_rate, mmpp_mean, trace_mean
 from lepton_sim.scenario.schema import MMPP, Constant, Demand, Diurnal, Poisson, Trace
 
 # mean_rate is shared with the planner, so it lives below both; it stays importable from here
-__all__ = ["arrival_times", "mean_rate"]
+__all__ = ["arrival_blocks", "arrival_times", "mean_rate"]
 
 BLOCK = 4096
 # A block's times are handed out as Python floats CHUNK at a time: a whole block as a list would
@@ -32,6 +32,12 @@ def _floats(times: np.ndarray) -> Iterator[float]:
 
 def arrival_times(demand: Demand, rng: np.random.Generator) -> Iterator[float]:
     """Absolute arrival times for one demand line, an infinite non-decreasing sequence."""
+    for times in arrival_blocks(demand, rng):
+        yield from _floats(times)
+
+
+def arrival_blocks(demand: Demand, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """The times of `arrival_times` as the arrays they are drawn in (the same values, in order)."""
     a = demand.arrival
     if isinstance(a, Poisson):
         return _poisson(float(demand.rate_rps or 0), rng)
@@ -46,25 +52,25 @@ def arrival_times(demand: Demand, rng: np.random.Generator) -> Iterator[float]:
     raise TypeError(f"unknown arrival kind {a!r}")
 
 
-def _poisson(rate: float, rng: np.random.Generator) -> Iterator[float]:
+def _poisson(rate: float, rng: np.random.Generator) -> Iterator[np.ndarray]:
     t = 0.0
     scale = 1.0 / rate
     while True:
         times = t + np.cumsum(rng.exponential(scale, BLOCK))
-        yield from _floats(times)
+        yield times
         t = float(times[-1])
 
 
-def _constant(rate: float, rng: np.random.Generator) -> Iterator[float]:
+def _constant(rate: float, rng: np.random.Generator) -> Iterator[np.ndarray]:
     gap = 1.0 / rate
     phase = float(rng.random()) * gap  # a random phase, so that constant streams do not align
     k = 0
-    while True:
-        yield phase + k * gap
-        k += 1
+    while True:  # phase + k * gap, k = 0, 1, ... (the same float operations as in Python)
+        yield phase + np.arange(k, k + BLOCK, dtype=np.int64).astype(np.float64) * gap
+        k += BLOCK
 
 
-def _mmpp(a: MMPP, rate_rps: float | None, rng: np.random.Generator) -> Iterator[float]:
+def _mmpp(a: MMPP, rate_rps: float | None, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """States visited in cyclic order; dwell times exponential; Poisson arrivals within a state."""
     scale = 1.0 if rate_rps is None else rate_rps / mmpp_mean(a)
     rates = [r * scale for r in a.rates_rps]
@@ -79,7 +85,7 @@ def _mmpp(a: MMPP, rate_rps: float | None, rng: np.random.Generator) -> Iterator
             while True:
                 times = t + np.cumsum(rng.exponential(1.0 / r, BLOCK))
                 inside = times[times < end]
-                yield from _floats(inside)
+                yield inside
                 if len(inside) < BLOCK:
                     break  # memoryless: the overshoot is discarded, the next state starts at `end`
                 t = float(times[-1])
@@ -87,7 +93,7 @@ def _mmpp(a: MMPP, rate_rps: float | None, rng: np.random.Generator) -> Iterator
         state = (state + 1) % n
 
 
-def _diurnal(a: Diurnal, rate: float, rng: np.random.Generator) -> Iterator[float]:
+def _diurnal(a: Diurnal, rate: float, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """Non-homogeneous Poisson by thinning (Lewis and Shedler 1979) against the peak rate."""
     peak = rate * (1.0 + a.amplitude)
     t = 0.0
@@ -96,11 +102,11 @@ def _diurnal(a: Diurnal, rate: float, rng: np.random.Generator) -> Iterator[floa
         cand = t + np.cumsum(rng.exponential(1.0 / peak, BLOCK))
         lam = rate * (1.0 + a.amplitude * np.sin(w * (cand - a.phase_s)))
         keep = rng.random(BLOCK) * peak < lam
-        yield from _floats(cand[keep])
+        yield cand[keep]
         t = float(cand[-1])
 
 
-def _trace(a: Trace, rate_rps: float | None) -> Iterator[float]:
+def _trace(a: Trace, rate_rps: float | None) -> Iterator[np.ndarray]:
     """The trace's stamps; with `rate_rps`, its gaps scaled by its mean rate / rate_rps.
 
     Scaling the gaps, not the clock, keeps the first arrival at the trace's own first stamp (a
@@ -116,7 +122,7 @@ def _trace(a: Trace, rate_rps: float | None) -> Iterator[float]:
     period = span + span / max(n - 1, 1)
     offset = 0.0
     while True:
-        yield from _floats(times + offset)
+        yield times + offset
         if not a.loop:
             return
         offset += period

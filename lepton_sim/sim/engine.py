@@ -31,6 +31,13 @@ runs it iteration by iteration (`LLMPool._step` schedules one, its time from
 
 Failures (`failures.py`) take replicas and links down and up; see `replica_down` and `link_down`.
 
+The exact fast path (`fast.py`, chosen per part of the scenario by `--engine auto`, the default)
+computes the same life station by station instead of event by event, for the parts where no
+station's arrivals depend on another's state (no failures, not LLM, FIFO links, routing that does
+not read the pools): step 1 is `Router.fixed` with the same draws, step 2 Lindley's recursion per
+link direction, step 3 `fast._pool_run` (this dispatch rule as one compiled loop), steps 4-5 as
+here. It fills the same tallies, so the metrics are identical; `SimRecord.engines` says which ran.
+
 Everything is callbacks on SimPy's event queue (no process per request), which keeps the event
 count to about one per hop and one per batch: each is a `common.Call` put on the queue where a
 `simpy.Timeout` of the same delay would go (`common.after`, the same order of events), and
@@ -42,6 +49,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from heapq import heappush
 from functools import partial
 from typing import Any
@@ -49,8 +57,9 @@ from typing import Any
 import numpy as np
 import simpy
 
+from lepton_sim.errors import InputError
 from lepton_sim.network import Route, Topology, link_id
-from lepton_sim.scenario.schema import Deterministic, Exponential, Lognormal, Replicas, Scenario, Service, is_llm
+from lepton_sim.scenario.schema import Demand, Deterministic, Exponential, Lognormal, Replicas, Scenario, Service, is_llm
 from lepton_sim.servicetime import BatchTimes, BatchTimesCache, batch_times
 from lepton_sim.sim.arrivals import arrival_times
 from lepton_sim.sim.common import NORMAL, Call, Request, Window, after, run_until
@@ -65,6 +74,7 @@ from lepton_sim.sim.tokens import TokenSource
 from lepton_sim.sketch import LatencySummary
 
 FLUSH = 65536  # latencies buffered per demand site before they are folded into the summary
+ENGINES = ("auto", "event", "fast")  # `--engine`
 
 BatchTimesFn = Callable[..., BatchTimes]
 AnyPool = Pool | LLMPool
@@ -116,6 +126,19 @@ class DemandState:
         return LLMServiceTally(self.ttft, self.tpot, self.met, self.prompt_tokens, self.output_tokens, self.preempted)
 
 
+@dataclass(frozen=True)
+class Source:
+    """One demand line: service `service`'s `index`-th demand, its state, router and arrival stream
+    (not yet drawn from: the event engine and the fast path each draw it only if they run it)."""
+
+    service: str
+    index: int
+    demand: Demand
+    state: DemandState
+    router: Router | None
+    rng: np.random.Generator
+
+
 def _thresholds(svc: Service) -> list[float]:
     return [] if svc.slo.latency_ms is None else [svc.slo.latency_ms / 1e3]
 
@@ -123,9 +146,16 @@ def _thresholds(svc: Service) -> list[float]:
 class Simulation:
     """One run of one scenario with one seed. `run()` returns the immutable `SimRecord`."""
 
-    def __init__(self, scenario: Scenario, seed: int | None = None, batch_times_fn: BatchTimesFn = batch_times) -> None:
+    def __init__(self, scenario: Scenario, seed: int | None = None, batch_times_fn: BatchTimesFn = batch_times,
+                 engine: str = "auto") -> None:
+        """`engine`: "event" runs everything here; "fast" runs every part on the exact fast path
+        (`lepton_sim.sim.fast`) and raises `InputError` saying why where it cannot; "auto" runs each
+        part on the fast path where it can and here where it cannot."""
         if scenario.deployment is None:
             raise ValueError("the scenario has no deployment to simulate")
+        if engine not in ENGINES:
+            raise InputError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+        self.engine = engine
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
         self.env = simpy.Environment()
@@ -156,6 +186,9 @@ class Simulation:
         times_fn = BatchTimesCache(batch_times_fn)  # identical deployment lines share one table
         self.pools = [self._make_pool(i, line, times_fn) for i, line in enumerate(scenario.deployment.replicas)]
         self.routers: list[Router] = []
+        # One per demand line: `sources` says what it is (`lepton_sim.sim.fast` reads it); `_sources`
+        # is what `_arrive` reads (its arrival times as they are drawn, state, router, bits).
+        self.sources: list[Source] = []
         self._sources: list[tuple[Iterator[float], DemandState, Router | None, float]] = []
         self._route_dirs: dict[tuple[str, str, frozenset[int]], tuple[tuple[LinkDir, ...], tuple[LinkDir, ...], float]] = {}
         self._build_routes()
@@ -166,6 +199,18 @@ class Simulation:
         self.link_down_since = [0.0] * len(scenario.links)
         self.link_failures = [0] * len(scenario.links)
         self._candidates: dict[tuple[str, int, frozenset[int]], Candidate | None] = {}
+        # Which engine runs which part of the scenario (`lepton_sim.sim.fast.split`); imported only
+        # when the fast path may run.
+        self.parts: list[Any] = []
+        if engine != "event":
+            from lepton_sim.sim.fast import split
+
+            self.parts = split(self)
+            if engine == "fast":
+                slow = sorted({w for p in self.parts for w in p.why})
+                if slow:
+                    raise InputError("--engine fast cannot run this scenario exactly: " + "; ".join(slow)
+                                     + " (use --engine auto to run those parts on the event engine)")
 
     # --- construction ---------------------------------------------------------------------
 
@@ -225,8 +270,9 @@ class Simulation:
                     router = Router(demand.site, routing, cands, weights, uniforms, self._available,
                                     early_stop=not self.scenario.failures)
                     self.routers.append(router)
-                times = arrival_times(demand, stream(self.seed, f"arrivals/{name}/{d_i}"))
-                self._sources.append((times, state, router, state.in_bits))
+                rng = stream(self.seed, f"arrivals/{name}/{d_i}")
+                self.sources.append(Source(name, d_i, demand, state, router, rng))
+                self._sources.append((arrival_times(demand, rng), state, router, state.in_bits))
 
     # --- the request's life ---------------------------------------------------------------
 
@@ -426,8 +472,23 @@ class Simulation:
     def run(self, progress: bool = False) -> SimRecord:
         """Run to the end of the horizon (plus the drain) and return the record; `progress` draws a bar on stderr."""
         t0 = time.perf_counter()
-        for src in self._sources:
-            self._schedule_next(list(src))
+        on_events = set(range(len(self._sources)))
+        if self.parts:
+            from lepton_sim.sim.fast import run_part
+
+            for part in self.parts:
+                if part.fast:
+                    why = run_part(self, part)
+                    if why is None:
+                        on_events -= set(part.sources)
+                    elif self.engine == "fast":
+                        raise InputError(f"--engine fast cannot run this scenario exactly: {why} "
+                                         "(use --engine auto to run that part on the event engine)")
+                    else:
+                        part.why.append(why)
+        for i, src in enumerate(self._sources):
+            if i in on_events:
+                self._schedule_next(list(src))
         start_failures(self)
         until = self.duration + self.scenario.horizon.drain_s
         if progress:
@@ -483,8 +544,20 @@ class Simulation:
         return SimRecord(
             scenario=self.scenario.name, seed=self.seed, duration_s=self.duration, warmup_s=self.warmup,
             end_s=end, bin_s=self.window.bin_w, services=services, pools=tuple(pools), links=tuple(links),
-            events=self.events, created=self.created, wall_s=wall_s,
+            events=self.events, created=self.created, wall_s=wall_s, engines=self._engines(),
         )
+
+    def _engines(self) -> dict[str, str]:
+        """Service -> "fast", or "event" with why the fast path did not run it."""
+        if not self.parts:
+            return {name: "event" for name in self.scenario.services}
+        out = {}
+        for part in self.parts:
+            for name in sorted(part.services):
+                out[name] = "fast" if part.fast else "event: " + "; ".join(part.why)
+        for name in self.scenario.services:
+            out.setdefault(name, "event")
+        return out
 
 
 def _merged_llm(svc: Service, sites: Any) -> LLMServiceTally | None:
@@ -539,6 +612,7 @@ def _override_detail(svc: Service) -> str:
     return f"service_time override: {st.model_dump() if st is not None else None} (one draw per batch)"
 
 
-def simulate(scenario: Scenario, seed: int | None = None, batch_times_fn: BatchTimesFn = batch_times) -> SimRecord:
+def simulate(scenario: Scenario, seed: int | None = None, batch_times_fn: BatchTimesFn = batch_times,
+             engine: str = "auto") -> SimRecord:
     """Run one simulation of `scenario` (with `seed`, default the scenario's) and return its record."""
-    return Simulation(scenario, seed, batch_times_fn).run()
+    return Simulation(scenario, seed, batch_times_fn, engine).run()

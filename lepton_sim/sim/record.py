@@ -107,6 +107,8 @@ class SimRecord:
     events: int
     created: int  # requests created over the whole horizon, warm-up included
     wall_s: float
+    engines: Mapping[str, str] = field(default_factory=dict)  # service -> "fast" or "event[: why not fast]"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "services", MappingProxyType(dict(self.services)))
+        object.__setattr__(self, "engines", MappingProxyType(dict(self.engines)))

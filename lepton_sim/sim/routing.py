@@ -216,6 +216,17 @@ class Router:
             self.fast = self._fast
         self.choose = self.fast
 
+    def fixed(self) -> tuple[list[Candidate], list[float]] | None:
+        """Where requests go while everything is up, when that does not depend on the state of the
+        pools: ([the only candidate], []) or, for weighted routing, (the candidates, their cumulative
+        weights; one uniform draw per request picks as `choose` does). None when it does (least-loaded,
+        least-latency or nearest over two or more candidates)."""
+        if self.fast == self._single:
+            return [self.only], []
+        if self.fast == self._weighted_fast:
+            return list(self.cands), list(self.cum)
+        return None
+
     def degraded(self, on: bool) -> None:
         self.choose = self.choose_degraded if on else self.fast
 
