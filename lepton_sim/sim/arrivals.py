@@ -24,16 +24,12 @@ BLOCK = 4096
 CHUNK = 256
 
 
-def _floats(times: np.ndarray) -> Iterator[float]:
-    """The array's values as Python floats, in order, converting CHUNK at a time."""
-    for i in range(0, len(times), CHUNK):
-        yield from times[i:i + CHUNK].tolist()
-
-
 def arrival_times(demand: Demand, rng: np.random.Generator) -> Iterator[float]:
-    """Absolute arrival times for one demand line, an infinite non-decreasing sequence."""
+    """Absolute arrival times for one demand line, an infinite non-decreasing sequence (each block's
+    values as Python floats, converted CHUNK at a time; one generator frame per `next`)."""
     for times in arrival_blocks(demand, rng):
-        yield from _floats(times)
+        for i in range(0, len(times), CHUNK):
+            yield from times[i:i + CHUNK].tolist()
 
 
 def arrival_blocks(demand: Demand, rng: np.random.Generator) -> Iterator[np.ndarray]:

@@ -38,6 +38,7 @@ class Call:
     It carries what `simpy.Environment.step` reads of an event (``callbacks``, ``_ok``) and the
     value its callback reads (``_value``), and no more: an event per hop and per iteration is the
     engine's commonest allocation, and a `simpy.Timeout` costs several times as much to make.
+    `run_until` calls its one callback directly.
     """
 
     __slots__ = ("callbacks", "_value")
@@ -64,10 +65,14 @@ def run_until(env: simpy.Environment, until: float) -> None:
     stop = Call(None, None)  # type: ignore[arg-type]
     heappush(queue, (env._now + (until - env._now), URGENT, next(env._eid), stop))
     pop = heappop
+    call = Call
     while True:
         env._now, _, _, ev = pop(queue)
-        if ev is stop:
-            return
+        if ev.__class__ is call:  # the engine's own: one callback, always ok, referenced nowhere else
+            if ev is stop:
+                return
+            ev.callbacks[0](ev)
+            continue
         callbacks, ev.callbacks = ev.callbacks, None
         for callback in callbacks:
             callback(ev)

@@ -308,7 +308,8 @@ class Simulation:
                 self._send(req, c.there, prompt * state.token_bits, c.pool.enqueue)
             elif state.codec is not None and c.there:
                 req.path = c.there  # compress first, then send the smaller payload
-                after(self.env, state.compress_s, self._compressed, req)
+                env = self.env  # `after(env, state.compress_s, self._compressed, req)` in line
+                heappush(env._queue, (now + state.compress_s, NORMAL, next(env._eid), Call(self._compressed, req)))
                 self.events += 1
             else:
                 self._send(req, c.there, in_bits, c.pool.enqueue)
@@ -319,7 +320,8 @@ class Simulation:
         self._send(req, req.path, req.svc.wire_bits, self._decompress)
 
     def _decompress(self, req: Request) -> None:
-        after(self.env, req.svc.decompress_s, self._decompressed, req)
+        env = self.env  # `after(env, req.svc.decompress_s, self._decompressed, req)` in line
+        heappush(env._queue, (env._now + req.svc.decompress_s, NORMAL, next(env._eid), Call(self._decompressed, req)))
         self.events += 1
 
     def _decompressed(self, ev: simpy.Event) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
+from heapq import heappush
 from typing import TYPE_CHECKING
 
 import simpy
 
 from lepton_sim.scenario.schema import Replicas
 from lepton_sim.servicetime import BatchTimes
-from lepton_sim.sim.common import EPS_S, TIME_BINS, Request, after
+from lepton_sim.sim.common import EPS_S, NORMAL, TIME_BINS, Call, Request
 
 if TYPE_CHECKING:
     from lepton_sim.sim.engine import Simulation
@@ -49,6 +50,9 @@ class Pool:
         self.free: deque[int] = deque(range(n))  # idle, live replicas
         self.outstanding = 0  # routed here and not yet served: in transit, queued or in service
         self.timer_due = -1.0
+        self.events_q, self.eid = sim.env._queue, sim.env._eid  # for `after` in line
+        self.cur = 0  # the time bin the last batch started in, and below `sure` a batch lies
+        self.sure = -1.0  # inside both it and the window for certain (`_tally`)
         self.busy = [0.0] * n
         self.bins = [0.0] * TIME_BINS
         self.batches = 0
@@ -64,45 +68,75 @@ class Pool:
         self.retried = 0
 
     def enqueue(self, req: Request) -> None:
-        if self.max_queue is not None and len(self.queue) >= self.max_queue:
+        q = self.queue
+        if self.max_queue is not None and len(q) >= self.max_queue:
             self.outstanding -= 1
             self.sim._drop(req)
             return
-        req.t_enq = self.env.now
-        self.queue.append(req)
+        req.t_enq = self.env._now
+        q.append(req)
         if self.free:
             self._dispatch()
 
     def _dispatch(self) -> None:
         q = self.queue
-        env = self.env
-        while self.free and q:
+        free = self.free
+        now = self.env._now
+        max_batch = self.max_batch
+        while free and q:
             n = len(q)
-            if n < self.max_batch and self.max_wait > 0.0:
+            if n < max_batch and self.max_wait > 0.0:
                 due = q[0].t_enq + self.max_wait
-                if env.now < due - EPS_S:
+                if now < due - EPS_S:
                     if self.timer_due != due:  # wait for the batch to fill, at most until `due`
                         self.timer_due = due
-                        after(env, due - env.now, self._on_timer)
+                        # `after(env, due - now, self._on_timer)` in line
+                        heappush(self.events_q, (now + (due - now), NORMAL, next(self.eid), Call(self._on_timer, None)))
                         self.sim.events += 1
                     return
-            b = n if n < self.max_batch else self.max_batch
-            batch = [q.popleft() for _ in range(b)]
-            replica = self.free.popleft()
+            if n == 1 or max_batch == 1:
+                b = 1
+                batch = [q.popleft()]
+            else:
+                b = n if n < max_batch else max_batch
+                batch = [q.popleft() for _ in range(b)]
+            replica = free.popleft()
             dt = self.times[b - 1] if self.draw is None else self.draw()
-            now = env.now
             if self.idle is not None:
                 dt *= self.idle.idle_factor(b, now - self.last_end[replica])
-            win = self.sim.window
-            self.busy[replica] += win.overlap(now, now + dt)
-            win.add_bins(self.bins, now, now + dt)
-            counted = win.start <= now < win.end
-            if counted:
+            end = now + dt
+            if end < self.sure:
+                # inside the window and inside the time bin the last batch started in (starts only
+                # grow), for certain: `Window.overlap` is the whole batch, `Window.add_bins` one segment
+                self.busy[replica] += end - now
+                self.bins[self.cur] += end - now
                 self.batches += 1
                 self.batched += b
-            self.running[replica] = (now, now + dt, batch, counted)
-            after(env, dt, self._on_done, (replica, self.gen[replica]))
+                counted = True
+            else:
+                counted = self._tally(now, end, b, replica)
+            self.running[replica] = (now, end, batch, counted)
+            # `after(env, dt, self._on_done, (replica, self.gen[replica]))` in line
+            heappush(self.events_q, (now + dt, NORMAL, next(self.eid), Call(self._on_done, (replica, self.gen[replica]))))
             self.sim.events += 1
+
+    def _tally(self, now: float, end: float, b: int, replica: int) -> bool:
+        """A batch's busy seconds, time bins and count, from `now` to `end` (`_dispatch`); whether it
+        started inside the window. Sets where the next batches may take the short way."""
+        win = self.sim.window
+        self.busy[replica] += win.overlap(now, end)
+        win.add_bins(self.bins, now, end)
+        counted = win.start <= now < win.end
+        if counted:
+            self.batches += 1
+            self.batched += b
+        i = int(now / win.bin_w)
+        if win.start <= now and i < TIME_BINS:
+            self.cur = i
+            self.sure = win.sure_below(i)
+        else:
+            self.sure = -1.0
+        return counted
 
     def _on_timer(self, ev: simpy.Event) -> None:
         self.timer_due = -1.0

@@ -109,6 +109,7 @@ class LazyCandidates:
     def __init__(self, sites: Iterator[tuple[float, str]], pools_at: dict[str, list[Pool]],
                  make: Callable[[Pool], Candidate | None]) -> None:
         self.made: list[Candidate] = []
+        self.complete = False  # every candidate is made (`made` is then the whole sequence)
         self._sites = sites
         self._pools_at = pools_at
         self._make = make
@@ -119,6 +120,7 @@ class LazyCandidates:
         """Make the next candidate; False when there is none."""
         while not self._group:
             if self._next is None:
+                self.complete = True
                 return False
             lat = self._next[0]
             group: list[Pool] = []
@@ -144,6 +146,8 @@ class LazyCandidates:
         return len(self.made)
 
     def __getitem__(self, i: int) -> Candidate:
+        if 0 <= i < len(self.made):
+            return self.made[i]
         if i < 0:
             i += len(self)
         if not 0 <= i or not self.at_least(i + 1):
@@ -152,7 +156,8 @@ class LazyCandidates:
 
     def __iter__(self) -> Iterator[Candidate]:
         made = self.made
-        i = 0
+        yield from made  # those made so far (in C), then one more at a time as the scan reaches them
+        i = len(made)
         while i < len(made) or self._more():
             yield made[i]
             i += 1
@@ -234,7 +239,10 @@ class Router:
         return self.only
 
     def _fast(self) -> Candidate:
-        return self._pick(self.cands)
+        cands = self.cands
+        if cands.__class__ is LazyCandidates and cands.complete:  # type: ignore[union-attr]
+            cands = self.cands = cands.made  # the same candidates in the same order, as a list
+        return self._pick(cands)
 
     def _weighted_fast(self) -> Candidate:
         u = self.uniforms() * self.cum[-1]
