@@ -29,6 +29,8 @@ class Pool:
     the next live replica) and takes no work until repaired.
     """
 
+    __slots__ = ("sim", "env", "index", "line", "events_q", "eid", "batch_times", "batched", "batches", "bins", "busy", "cur", "down_s", "down_since", "draw", "failures", "free", "gen", "id", "idle", "last_end", "live", "max_batch", "max_queue", "max_wait", "n_live", "outstanding", "per_request_s", "queue", "retried", "running", "sure", "timer_due", "times")
+
     def __init__(self, sim: Simulation, index: int, line: Replicas, max_batch: int, max_wait_s: float,
                  max_queue: int | None, times: BatchTimes | None, draw: Callable[[], float] | None,
                  per_request_s: float) -> None:
