@@ -19,7 +19,7 @@ from lepton_sim.metrics import build_metrics
 from lepton_sim.scenario import load_scenario, parse_scenario
 from lepton_sim.scenario.schema import Demand
 from lepton_sim.servicetime import batch_times
-from lepton_sim.sim import Simulation
+from lepton_sim.sim import Simulation, fast
 from lepton_sim.sim.arrivals import arrival_blocks, arrival_times
 from lepton_sim.sim.engine import ENGINES
 from lepton_sim.sim.streams import Sampler, Uniforms, stream
@@ -55,6 +55,18 @@ def test_shipped_scenarios_identical(name: str) -> None:
     for seed in (1, 7):
         eng = _same(s, seed)
         assert set(eng.values()) == {"fast"}, eng
+
+
+@pytest.mark.parametrize("name", ["queueing/mmc-8.yaml", "validation/batching-16.yaml",
+                                  "validation/payload-zstd.yaml", "validation/two-replicas-link.yaml"])
+def test_chunks_change_nothing(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small chunks of simulated time (a few requests each): batches, queues, fill timers and
+    transfers carried from chunk to chunk, latencies folded across chunk ends."""
+    monkeypatch.setattr(fast, "CHUNK_REQUESTS", 37)
+    s = load_scenario(ROOT / "scenarios" / name)
+    s = s.model_copy(update={"horizon": s.horizon.model_copy(update={"duration_s": min(s.horizon.duration_s, 60.0),
+                                                                      "warmup_s": min(s.horizon.warmup_s, 5.0)})})
+    assert set(_same(s, 2).values()) == {"fast"}
 
 
 def test_mixed_scenario_runs_each_part_on_its_engine() -> None:
@@ -218,10 +230,14 @@ def fast_scenarios(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(fast_scenarios(), st.booleans())
-def test_generated_scenarios_identical(d: dict[str, Any], idle: bool) -> None:
+@given(fast_scenarios(), st.booleans(), st.sampled_from([fast.CHUNK_REQUESTS, 50, 333]))
+def test_generated_scenarios_identical(d: dict[str, Any], idle: bool, chunk: int) -> None:
     s = parse_scenario(d)
-    eng = _same(s, None, _idle_times if idle else batch_times)
+    old, fast.CHUNK_REQUESTS = fast.CHUNK_REQUESTS, chunk
+    try:
+        eng = _same(s, None, _idle_times if idle else batch_times)
+    finally:
+        fast.CHUNK_REQUESTS = old
     for name, e in eng.items():  # the fast path ran, or the event engine for a reason these scenarios can have
         assert e == "fast" or "cycle" in e or "same instant" in e or "its own events" in e, (name, e)
 

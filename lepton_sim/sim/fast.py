@@ -35,6 +35,7 @@ The loops are compiled with Numba on first use (cached on disk), like `lepton_si
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -217,63 +218,142 @@ def run_part(sim: Simulation, part: Part) -> str | None:
     return None
 
 
+# Requests per chunk of simulated time: each station runs on a chunk's arrivals at a time and keeps
+# its state between chunks, so memory stays that of one chunk whatever the horizon.
+CHUNK_REQUESTS = 1 << 18
+
+
+@dataclass(frozen=True)
+class _Win:
+    start: float
+    end: float
+    bin_w: float
+
+
+class _Flow:
+    """Requests on their way to one station: time there, creation time, route (index into the
+    part's routes) and which station sent them (negative: a demand line), in the order they came."""
+
+    __slots__ = ("t", "created", "route", "up")
+
+    def __init__(self, t: np.ndarray, created: np.ndarray, route: np.ndarray, up: np.ndarray) -> None:
+        self.t, self.created, self.route, self.up = t, created, route, up
+
+    @staticmethod
+    def empty() -> _Flow:
+        return _Flow(np.zeros(0), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+    def take(self, sel: Any) -> _Flow:
+        return _Flow(self.t[sel], self.created[sel], self.route[sel], self.up[sel])
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+def _cat(flows: list[_Flow]) -> _Flow:
+    if len(flows) == 1:
+        return flows[0]
+    return _Flow(*(np.concatenate([getattr(f, k) for f in flows]) for k in _Flow.__slots__))
+
+
+class _SourceRun:
+    """A demand line's fire times, computed a block at a time and handed out a chunk at a time."""
+
+    def __init__(self, src: Source, duration: float, until: float) -> None:
+        self.blocks = arrival_blocks(src.demand, src.rng)
+        self.duration, self.until = duration, until
+        self.now = np.zeros(1)  # the engine's clock at the last arrival it fired
+        self.ready = np.zeros(0)  # fire times computed and not yet handed out (below `until`)
+        self.done = False  # the engine stops drawing: a time at or past `duration`, or a fire at `until`
+        self.scheduled = 0  # arrival events the engine schedules
+
+    def before(self, T: float, k_: dict[str, Any]) -> np.ndarray:
+        while not self.done and (not len(self.ready) or self.ready[-1] < T):
+            block = next(self.blocks, None)
+            if block is None:
+                self.done = True
+                break
+            past = np.flatnonzero(block >= self.duration)
+            if len(past):
+                block = block[: past[0]]
+                self.done = True
+            a, n, stopped = k_["source"](np.ascontiguousarray(block, dtype=np.float64), self.until, self.now)
+            self.scheduled += n
+            if stopped:
+                self.done = True
+            self.ready = np.concatenate([self.ready, a[a < self.until]])
+        cut = int(np.searchsorted(self.ready, T, side="left"))
+        out, self.ready = self.ready[:cut], self.ready[cut:]
+        return out
+
+
+class _LinkRun:
+    """A FIFO link direction's state between chunks (`_link_run`)."""
+
+    def __init__(self, d: LinkDir) -> None:
+        self.d = d
+        self.acc = np.zeros(3)  # free_at, busy seconds, bytes
+        self.transfers = np.zeros(1, np.int64)
+        self.bins = np.zeros(TIME_BINS)
+
+
+class _PoolRun:
+    """A pool's state between chunks (`_pool_run`): its replicas, its own pending events, the
+    requests in service and queued (carried as the first items of the next chunk)."""
+
+    def __init__(self, pool: Pool) -> None:
+        n = pool.line.count
+        self.pool = pool
+        self.free = np.arange(n, dtype=np.int64)
+        self.last_end = np.full(n, -np.inf)
+        self.busy = np.zeros(n)
+        self.bins = np.zeros(TIME_BINS)
+        self.heap_t, self.heap_s, self.heap_k = np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        self.run_start = np.zeros(n, np.int64)
+        self.run_size = np.zeros(n, np.int64)
+        self.ist = np.zeros(8, np.int64)  # free head, free count, heap size, sequence, draws used, batches, batched, events
+        self.ist[1] = n
+        self.timer_due = np.full(1, -1.0)
+        self.carry = _Flow.empty()  # in service (replica by replica), then queued
+        self.n_running = 0
+        self.draws = np.zeros(0)  # service-time draws taken and not yet used
+        use = pool.draw is not None
+        self.use_draws = use
+        self.times = np.asarray(pool.times if pool.times is not None else [0.0], dtype=np.float64)
+        idle = pool.idle.after_idle if pool.idle is not None else None
+        self.has_idle = idle is not None
+        self.gaps = np.asarray(idle[0] if idle else [1.0], dtype=np.float64)
+        self.factors = np.asarray(idle[1] if idle else [[1.0]], dtype=np.float64)
+        self.max_queue = -1 if pool.max_queue is None else int(pool.max_queue)
+
+
 @dataclass
 class _Result:
     created: int = 0
     events: int = 0
-    states: dict[int, Any] = field(default_factory=dict)  # id -> [state, arrived, dropped, latencies]
-    pools: list[tuple[Pool, dict[str, Any]]] = field(default_factory=list)
-    dirs: list[tuple[LinkDir, dict[str, Any]]] = field(default_factory=list)
+    states: dict[int, Any] = field(default_factory=dict)  # id -> [state, arrived, dropped, completed, summary, pending]
+    pools: list[_PoolRun] = field(default_factory=list)
+    dirs: list[_LinkRun] = field(default_factory=list)
 
 
 def _compute(sim: Simulation, part: Part) -> _Result:
+    """The part's tallies, chunk by chunk of simulated time: in each, the demand lines' requests
+    created before the chunk's end, then every station in flow order on what reaches it before the
+    chunk's end (what reaches it later waits for the next chunk)."""
+    from lepton_sim.scenario.rates import mean_rate
+
     k_ = _kernels()
     routes, order = _routes(sim, part)
     assert order is not None
-    until = sim.duration + sim.scenario.horizon.drain_s
-    win = sim.window
+    # Scalars go to the compiled loops as floats (a horizon given in whole seconds is an int, and
+    # each argument type is a compilation of its own); int-float arithmetic is exact either way.
+    until = float(sim.duration + sim.scenario.horizon.drain_s)
+    win = _Win(float(sim.window.start), float(sim.window.end), float(sim.window.bin_w))
     res = _Result()
-    # requests of the part: creation time, route (index into `flat`)
     flat: list[_Route] = [r for rs in routes for r in rs]
-    created_parts, route_parts = [], []
-    inputs: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = defaultdict(list)  # station -> (upstream, reqs, times)
-    base = 0
-    r0 = 0
-    for rs, k in zip(routes, part.sources):
-        src = sim.sources[k]
-        state = src.state
-        entry = res.states.setdefault(id(state), [state, 0, 0, []])
-        drawn = _draw_times(src, sim.duration)
-        a, scheduled = k_["source"](drawn, until)
-        fired = a[a < until]
-        res.events += scheduled
-        res.created += len(fired)
-        counted = fired >= sim.warmup
-        entry[1] += int(counted.sum())
-        n = len(fired)
-        if not rs:  # no pool reachable: every request is dropped where it is created
-            entry[2] += int(counted.sum())
-            continue
-        if len(rs) == 1:
-            pick = np.zeros(n, dtype=np.int64)
-        else:
-            cum = np.asarray(part.fixed[k][1], dtype=np.float64)
-            u = src.router.uniforms.take(n) * cum[-1]  # type: ignore[union-attr]
-            pick = np.minimum(np.searchsorted(cum, u, side="right"), len(rs) - 1)
-        idx = np.arange(base, base + n, dtype=np.int64)
-        created_parts.append(fired)
-        route_parts.append(pick + r0)
-        for j, r in enumerate(rs):
-            sel = pick == j
-            t = fired[sel]
-            if r.codec:
-                res.events += len(t)  # the compression's event, scheduled at creation
-                t = t + state.compress_s
-            inputs[id(r.stations[0])].append((-1 - k, idx[sel], t))
-        base += n
-        r0 += len(rs)
-    created = np.concatenate(created_parts) if created_parts else np.zeros(0)
-    route_of = np.concatenate(route_parts) if route_parts else np.zeros(0, dtype=np.int64)
+    first = np.zeros(len(part.sources) + 1, np.int64)  # each source's routes in `flat` start here
+    for j, rs in enumerate(routes):
+        first[j + 1] = first[j] + len(rs)
     # per station: for each route through it, the next station and the bits it carries there
     nxt: dict[int, np.ndarray] = {}
     bits_at: dict[int, np.ndarray] = {}
@@ -289,76 +369,132 @@ def _compute(sim: Simulation, part: Part) -> _Result:
             bits_at[key][ri] = r.bits[pos]
             if r.codec and r.stations[pos + 1] is r.pool:
                 decomp_at[key][ri] = sim.sources[r.source].state.decompress_s
+    runs: dict[int, Any] = {}
     for st in order:
-        key = id(st)
-        reqs, t = _merge(inputs.pop(key, []), st)
-        keep = t < until
-        if not keep.all():
-            reqs, t = reqs[keep], t[keep]
         if isinstance(st, LinkDir):
-            rts = route_of[reqs]
-            out, tally = k_["link"](t, bits_at[key][rts], st.bps, st.prop, win.start, win.end, win.bin_w, TIME_BINS)
-            res.events += len(t)
-            res.dirs.append((st, tally))
-            d = decomp_at[key][rts]
-            has = d >= 0.0
-            if has.any():  # decompressed at the pool: an event when the transfer is in, then the pool
-                res.events += int((has & (out < until)).sum())
-                out = np.where(has, out + np.where(has, d, 0.0), out)
-            _emit(inputs, key, nxt[key][rts], reqs, out)
+            runs[id(st)] = _LinkRun(st)
+            res.dirs.append(runs[id(st)])
         elif isinstance(st, Pool):
-            done, status, emit, tally = _run_pool(k_, st, t, until, win)
-            res.events += tally.pop("events")
-            res.pools.append((st, tally))
-            dropped = reqs[status == 2]
-            for ri in np.unique(route_of[dropped]) if len(dropped) else ():
-                sel = dropped[route_of[dropped] == ri]
-                state = sim.sources[flat[ri].source].state
-                res.states[id(state)][2] += int((created[sel] >= sim.warmup).sum())
-            em = reqs[emit]
-            _emit(inputs, key, nxt[key][route_of[em]], em, done[emit])
-        else:  # a demand state: the responses are back
-            lat = t - created[reqs]
-            res.states[key][3].append(lat[created[reqs] >= sim.warmup])
+            runs[id(st)] = _PoolRun(st)
+            res.pools.append(runs[id(st)])
+    for k in part.sources:
+        state = sim.sources[k].state
+        if id(state) not in res.states:
+            res.states[id(state)] = [state, 0, 0, 0, copy.deepcopy(state.summary), []]
+    sources = [_SourceRun(sim.sources[k], sim.duration, until) for k in part.sources]
+    rate = sum(mean_rate(sim.sources[k].demand) for k in part.sources)
+    chunk_s = CHUNK_REQUESTS / rate if rate > 0 else until
+    waiting: dict[int, list[_Flow]] = defaultdict(list)
+    T = 0.0
+    while T < until:
+        nxt_T = min(until, T + chunk_s)
+        T = until if nxt_T <= T or until - nxt_T < 1e-9 * until else nxt_T
+        for j, (k, run) in enumerate(zip(part.sources, sources)):
+            _start(sim, k, run.before(T, k_), routes[j], int(first[j]), part, res, waiting)
+        for st in order:
+            key = id(st)
+            flow = _merge(waiting.pop(key, []), st, T, waiting, key)
+            if isinstance(st, LinkDir):
+                run = runs[key]
+                out = k_["link"](flow.t, bits_at[key][flow.route], float(st.bps), float(st.prop), win.start,
+                                 win.end, win.bin_w, TIME_BINS, run.acc, run.transfers, run.bins)
+                res.events += len(flow)
+                d = decomp_at[key][flow.route]
+                has = d >= 0.0
+                if has.any():  # decompressed at the pool: an event when the transfer is in, then the pool
+                    res.events += int((has & (out < until)).sum())
+                    out = np.where(has, out + np.where(has, d, 0.0), out)
+                _emit(waiting, key, nxt[key][flow.route], _Flow(out, flow.created, flow.route, flow.up))
+            elif isinstance(st, Pool):
+                out, dropped = _run_pool(k_, runs[key], flow, T, win)
+                for ri in np.unique(dropped.route) if len(dropped) else ():
+                    entry = res.states[id(sim.sources[flat[ri].source].state)]
+                    entry[2] += int((dropped.created[dropped.route == ri] >= sim.warmup).sum())
+                _emit(waiting, key, nxt[key][out.route], out)
+            else:  # a demand state: the responses are back
+                entry = res.states[key]
+                counted = flow.created >= sim.warmup
+                lat = flow.t[counted] - flow.created[counted]
+                entry[3] += len(lat)
+                _fold(entry, lat)
+    res.events += sum(run.scheduled for run in sources)
     return res
 
 
-def _draw_times(src: Source, duration: float) -> np.ndarray:
-    """The demand line's arrival times below the horizon, as the engine reads them (it stops at the
-    first time at or past `duration`)."""
-    parts = []
-    for block in arrival_blocks(src.demand, src.rng):
-        past = np.flatnonzero(block >= duration)
-        if len(past):
-            parts.append(block[: past[0]])
-            break
-        parts.append(block)
-    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
-
-
-def _merge(items: list[tuple[int, np.ndarray, np.ndarray]], st: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A station's arrivals in the order the engine takes them: by time, and at one instant in the
-    order the one station that sent them sent them (`Tie` when two stations did)."""
-    if not items:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    if len(items) == 1:
-        _, reqs, t = items[0]
-        up = None
+def _start(sim: Simulation, k: int, fired: np.ndarray, rs: list[_Route], r0: int, part: Part, res: _Result,
+           waiting: dict[int, list[_Flow]]) -> None:
+    """A demand line's requests created in this chunk: counted, routed (one uniform draw each where
+    the engine draws one), compressed where the engine compresses them, and sent to their first station."""
+    src = sim.sources[k]
+    state = src.state
+    entry = res.states[id(state)]
+    n = len(fired)
+    res.created += n
+    counted = int((fired >= sim.warmup).sum())
+    entry[1] += counted
+    if not n:
+        return
+    if not rs:  # no pool reachable: every request is dropped where it is created
+        entry[2] += counted
+        return
+    if len(rs) == 1:
+        pick = np.zeros(n, dtype=np.int64)
     else:
-        reqs = np.concatenate([it[1] for it in items])
-        t = np.concatenate([it[2] for it in items])
-        up = np.concatenate([np.full(len(it[1]), it[0], dtype=np.int64) for it in items])
+        cum = np.asarray(part.fixed[k][1], dtype=np.float64)
+        u = src.router.uniforms.take(n) * cum[-1]  # type: ignore[union-attr]
+        pick = np.minimum(np.searchsorted(cum, u, side="right"), len(rs) - 1)
+    for j, r in enumerate(rs):
+        sel = pick == j if len(rs) > 1 else slice(None)
+        t = fired[sel]
+        if not len(t):
+            continue
+        created = t
+        if r.codec:
+            res.events += len(t)  # the compression's event, scheduled at creation
+            t = t + state.compress_s
+        waiting[id(r.stations[0])].append(_Flow(t, created, np.full(len(t), r0 + j, np.int64),
+                                                np.full(len(t), -1 - k, np.int64)))
+
+
+def _fold(entry: list[Any], lat: np.ndarray) -> None:
+    """Latencies into the state's summary FLUSH at a time, as the engine folds its buffer in."""
+    pending = entry[5]
+    if len(lat):
+        pending.append(lat)
+    total = sum(len(x) for x in pending)
+    if total < FLUSH:
+        return
+    allv = np.concatenate(pending)
+    whole = (len(allv) // FLUSH) * FLUSH
+    for i in range(0, whole, FLUSH):
+        entry[4].add_many(allv[i:i + FLUSH])
+    entry[5] = [allv[whole:]] if whole < len(allv) else []
+
+
+def _merge(items: list[_Flow], st: Any, T: float, waiting: dict[int, list[_Flow]], key: int) -> _Flow:
+    """A station's arrivals before `T` in the order the engine takes them: by time, and at one
+    instant in the order the one station that sent them sent them (`Tie` when two stations did).
+    Those at or after `T` wait for the next chunk."""
+    if not items:
+        return _Flow.empty()
+    f = _cat(items)
+    t = f.t
     if len(t) > 1 and not bool(np.all(t[1:] >= t[:-1])):
-        o = np.argsort(t, kind="stable")
-        reqs, t = reqs[o], t[o]
-        if up is not None:
-            up = up[o]
-    if up is not None and len(t) > 1:
+        f = f.take(np.argsort(t, kind="stable"))
+        t = f.t
+    if len(t) > 1:  # (what waited from the last chunk may have come from several stations)
         same = t[1:] == t[:-1]
-        if same.any() and bool(np.any(up[1:][same] != up[:-1][same])):
-            i = int(np.flatnonzero(same & (up[1:] != up[:-1]))[0])
-            raise Tie(f"two requests reach {_name(st)} at the same instant ({t[i]:.9g} s) from different places")
-    return reqs, t
+        if same.any():
+            up = f.up
+            clash = same & (up[1:] != up[:-1])
+            if clash.any():
+                i = int(np.flatnonzero(clash)[0])
+                raise Tie(f"two requests reach {_name(st)} at the same instant ({t[i]:.9g} s) from different places")
+    cut = int(np.searchsorted(t, T, side="left"))
+    if cut < len(t):
+        waiting[key].append(f.take(slice(cut, None)))
+        f = f.take(slice(0, cut))
+    return f
 
 
 def _name(st: Any) -> str:
@@ -369,59 +505,96 @@ def _name(st: Any) -> str:
     return f"demand site {st.site} of {st.service}"
 
 
-def _emit(inputs: dict[int, list], key: int, to: np.ndarray, reqs: np.ndarray, t: np.ndarray) -> None:
+def _emit(waiting: dict[int, list[_Flow]], key: int, to: np.ndarray, f: _Flow) -> None:
     """Hand a station's output (in its own order) to the next station of each request's route."""
-    if not len(reqs):
+    if not len(f):
         return
+    f.up = np.full(len(f), key, np.int64)
     first = to[0]
     if bool(np.all(to == first)):
-        inputs[int(first)].append((key, reqs, t))
+        waiting[int(first)].append(f)
         return
     for nxt_key in np.unique(to):
-        sel = to == nxt_key
-        inputs[int(nxt_key)].append((key, reqs[sel], t[sel]))
+        waiting[int(nxt_key)].append(f.take(to == nxt_key))
 
 
-def _run_pool(k_: dict[str, Any], pool: Pool, t: np.ndarray, until: float, win: Any) -> tuple[np.ndarray, ...]:
+def _run_pool(k_: dict[str, Any], run: _PoolRun, flow: _Flow, T: float, win: _Win) -> tuple[_Flow, _Flow]:
+    """One chunk of the pool: what it served (in the order it sent them back) and what it dropped;
+    what is still in service or queued is carried to the next chunk."""
+    pool = run.pool
+    items = _cat([run.carry, flow]) if len(run.carry) else flow
+    ncarry = len(run.carry)
+    m = len(items)
     n = pool.line.count
-    use_draws = pool.draw is not None
-    draws = pool.draw.take(len(t)) if use_draws else np.zeros(1)  # type: ignore[union-attr]
-    times = np.asarray(pool.times if pool.times is not None else [0.0], dtype=np.float64)
-    idle = pool.idle.after_idle if pool.idle is not None else None
-    gaps = np.asarray(idle[0] if idle else [1.0], dtype=np.float64)
-    factors = np.asarray(idle[1] if idle else [[1.0]], dtype=np.float64)
-    mq = -1 if pool.max_queue is None else int(pool.max_queue)
-    out = k_["pool"](t, until, n, int(pool.max_batch), float(pool.max_wait), mq, times, use_draws, draws,
-                     idle is not None, gaps, factors, win.start, win.end, win.bin_w, TIME_BINS, EPS_S)
-    done, status, emit, n_emit, busy, bins, batches, batched, events, tie = out
+    if run.use_draws:
+        new = pool.draw.take(len(flow))  # type: ignore[union-attr]
+        run.draws = np.concatenate([run.draws, new]) if len(run.draws) else new
+    draws = run.draws if run.use_draws else np.zeros(1)
+    need = int(run.ist[2]) + 2 * m + n + 2  # pending: a batch end per replica, fill timers
+    if len(run.heap_t) < need:
+        grow = max(need, 2 * len(run.heap_t))
+        for name, dt in (("heap_t", np.float64), ("heap_s", np.int64), ("heap_k", np.int64)):
+            old = getattr(run, name)
+            arr = np.zeros(grow, dt)
+            arr[: len(old)] = old
+            setattr(run, name, arr)
+    run.ist[4] = 0
+    out = k_["pool"](items.t, ncarry, run.n_running, T, n, int(pool.max_batch), float(pool.max_wait),
+                     run.max_queue, run.times, run.use_draws, draws, run.has_idle, run.gaps, run.factors,
+                     win.start, win.end, win.bin_w, TIME_BINS, EPS_S, run.free, run.last_end, run.busy, run.bins,
+                     run.heap_t, run.heap_s, run.heap_k, run.run_start, run.run_size, run.ist, run.timer_due)
+    done, status, emit, n_emit, E, qh, qt, tie = out
     if tie >= 0.0:
         raise Tie(f"a request reaches pool {pool.id} at the instant of one of its own events ({tie:.9g} s)")
-    return done, status, emit[:n_emit], {"busy": busy, "bins": bins, "batches": int(batches),
-                                         "batched": int(batched), "events": int(events)}
+    if run.use_draws:
+        run.draws = run.draws[int(run.ist[4]):]
+    emit = emit[:n_emit]
+    served = items.take(emit)
+    served.t = done[emit]
+    dropped = items.take(status == 2)
+    # carried: the batches in service, replica by replica, then the queue
+    fh, fc = int(run.ist[0]), int(run.ist[1])
+    idle = {int(run.free[(fh + j) % n]) for j in range(fc)}
+    keep = []
+    start = 0
+    for r in range(n):
+        if r in idle:
+            continue
+        size = int(run.run_size[r])
+        keep.append(E[int(run.run_start[r]): int(run.run_start[r]) + size])
+        run.run_start[r] = start
+        start += size
+    run.n_running = start
+    keep.append(E[qh:qt])
+    run.carry = items.take(np.concatenate(keep)) if start or qt > qh else _Flow.empty()
+    return served, dropped
 
 
 def _commit(sim: Simulation, res: _Result) -> None:
-    """Put the part's tallies where the engine's own would be, folded in the engine's order."""
+    """Put the part's tallies where the engine's own would be."""
     sim.created += res.created
     sim.events += res.events
-    for st, tally in res.pools:
-        st.busy = [b0 + b for b0, b in zip(st.busy, tally["busy"].tolist())]
-        st.bins = [b0 + b for b0, b in zip(st.bins, tally["bins"].tolist())]
-        st.batches += tally["batches"]
-        st.batched += tally["batched"]
-    for d, tally in res.dirs:
-        d.busy += tally["busy"]
-        d.bytes += tally["bytes"]
-        d.transfers += tally["transfers"]
-        d.bins = [b0 + b for b0, b in zip(d.bins, tally["bins"].tolist())]
-    for state, arrived, dropped, lats in res.states.values():
-        lat = np.concatenate(lats) if lats else np.zeros(0)
+    for run in res.pools:
+        st = run.pool
+        st.busy = [b0 + b for b0, b in zip(st.busy, run.busy.tolist())]
+        st.bins = [b0 + b for b0, b in zip(st.bins, run.bins.tolist())]
+        st.batches += int(run.ist[5])
+        st.batched += int(run.ist[6])
+        sim.events += int(run.ist[7])
+    for run in res.dirs:
+        d = run.d
+        d.busy += float(run.acc[1])
+        d.bytes += float(run.acc[2])
+        d.transfers += int(run.transfers[0])
+        d.bins = [b0 + b for b0, b in zip(d.bins, run.bins.tolist())]
+    for state, arrived, dropped, completed, summary, pending in res.states.values():
+        for lat in pending:
+            summary.add_many(lat)
+        state.summary = summary
         state.arrived += arrived
         state.dropped += dropped
-        state.completed += len(lat)
-        state.live += arrived - dropped - len(lat)
-        for i in range(0, len(lat), FLUSH):  # the engine folds its buffer in whenever FLUSH are in
-            state.summary.add_many(lat[i:i + FLUSH])
+        state.completed += completed
+        state.live += arrived - dropped - completed
 
 
 # --- the compiled loops ---------------------------------------------------------------------
@@ -438,7 +611,7 @@ def _kernels() -> dict[str, Any]:
         for name in ("_overlap", "_add_bins", "_idle_factor"):
             g[name] = numba.njit(cache=True, nogil=True, inline="always")(g[name])
         _JIT["source"] = jit(_source_run)
-        _JIT["link"] = _link_run_py(jit(_link_run))
+        _JIT["link"] = jit(_link_run)
         _JIT["pool"] = jit(_pool_run)
     return _JIT
 
@@ -472,37 +645,35 @@ def _idle_factor(b, gap_s, gaps, factors):  # pragma: no cover - compiled; `Batc
     return f[len(gaps) - 1]
 
 
-def _source_run(t, until):  # pragma: no cover - compiled
+def _source_run(t, until, now_at):  # pragma: no cover - compiled
     """The times the engine's arrival events fire at (`Simulation._schedule_next` schedules each at
-    `now + (t - now)` when the last fires) and how many it schedules (it stops after one at `until`)."""
+    `now + (t - now)` when the last fires; `now_at[0]` carries the clock between blocks), how many it
+    schedules, and whether it stops here (after one at `until`)."""
     a = np.empty(len(t))
-    now = 0.0
+    now = now_at[0]
     n = 0
+    stopped = False
     for k in range(len(t)):
         tk = t[k]
         ak = now + (tk - now if tk > now else 0.0)
         a[k] = ak
         n = k + 1
         if ak >= until:
+            stopped = True
             break
         now = ak
-    return a[:n], n
+    now_at[0] = now
+    return a[:n], n, stopped
 
 
-def _link_run_py(run):
-    def call(t, bits, bps, prop, w_start, w_end, bin_w, nbins):
-        out, busy, nbytes, transfers, bins = run(t, bits, bps, prop, w_start, w_end, bin_w, nbins)
-        return out, {"busy": busy, "bytes": nbytes, "transfers": int(transfers), "bins": bins}
-    return call
-
-
-def _link_run(t, bits, bps, prop, w_start, w_end, bin_w, nbins):  # pragma: no cover - compiled; `LinkDir.transmit`
+def _link_run(t, bits, bps, prop, w_start, w_end, bin_w, nbins, acc, transfers, bins):  # pragma: no cover - compiled; `LinkDir.transmit`
+    """One chunk of a FIFO link direction: when each transfer reaches the far end. `acc` (free at,
+    busy seconds, bytes), `transfers` and `bins` carry its tallies from chunk to chunk."""
     out = np.empty(len(t))
-    bins = np.zeros(nbins)
-    free_at = 0.0
-    busy = 0.0
-    nbytes = 0.0
-    transfers = 0
+    free_at = acc[0]
+    busy = acc[1]
+    nbytes = acc[2]
+    tr = transfers[0]
     for k in range(len(t)):
         now = t[k]
         start = free_at
@@ -512,60 +683,59 @@ def _link_run(t, bits, bps, prop, w_start, w_end, bin_w, nbins):  # pragma: no c
         free_at = end
         if w_start <= start < w_end:
             nbytes += bits[k] / 8
-            transfers += 1
+            tr += 1
         busy += _overlap(start, end, w_start, w_end)
         _add_bins(bins, start, end, bin_w, nbins)
         out[k] = now + (end + prop - now)
-    return out, busy, nbytes, transfers, bins
+    acc[0] = free_at
+    acc[1] = busy
+    acc[2] = nbytes
+    transfers[0] = tr
+    return out
 
 
-def _pool_run(arr, until, n, B, w, max_queue, times, use_draws, draws, has_idle, gaps, factors,
-              w_start, w_end, bin_w, nbins, eps):  # pragma: no cover - compiled; `pools.Pool`
-    """`pools.Pool` on its own arrivals `arr` (sorted): when each leaves, which were dropped, the
-    order they left in, and the pool's tallies. Its own events (batch ends, fill timers) are ordered
-    by (time, the order it scheduled them), as SimPy's queue orders them; `tie` is the first instant
-    an arrival meets one of them (>= 0; -1 when none does)."""
+def _pool_run(arr, ncarry, nrun, stop, n, B, w, max_queue, times, use_draws, draws, has_idle, gaps, factors,
+              w_start, w_end, bin_w, nbins, eps, free, last_end, busy, bins, ht, hs, hk, run_start, run_size,
+              ist, tdue):  # pragma: no cover - compiled; `pools.Pool`
+    """One chunk of `pools.Pool`, up to `stop`: its items `arr` are arrival times, the first `ncarry`
+    carried from the last chunk (`nrun` of them in service, at `run_start`/`run_size` per replica,
+    then the queue), the rest arriving now (sorted). Returns when each left, which were dropped, the
+    order they left in, and the queue (`E[qh:qt]`) and batches in service (`E[run_start[r]:...]`)
+    left at `stop`. The pool's own events (batch ends, fill timers) are a binary heap ordered by
+    (time, the order it scheduled them), as SimPy's queue orders them, carried in `ht`/`hs`/`hk`
+    with the replicas' state and tallies (`free`, `last_end`, `busy`, `bins`, `ist`, `tdue`);
+    `tie` is the first instant an arrival meets one of them (-1 when none does)."""
     m = len(arr)
     done = np.full(m, np.nan)
-    status = np.zeros(m, np.int8)  # 1 served, 2 dropped (queue full), 0 still there at `until`
+    status = np.zeros(m, np.int8)  # 1 served, 2 dropped (queue full), 0 still there at `stop`
     emit = np.empty(m, np.int64)
     ne = 0
-    E = np.empty(m, np.int64)  # the requests in the order they joined the queue
-    qh = 0
-    qt = 0
-    free = np.empty(n, np.int64)
-    for r in range(n):
-        free[r] = r
-    fh = 0
-    fc = n
-    last_end = np.full(n, -np.inf)
-    run_start = np.zeros(n, np.int64)
-    run_size = np.zeros(n, np.int64)
-    busy = np.zeros(n)
-    bins = np.zeros(nbins)
-    batches = 0
-    batched = 0
-    events = 0
-    kd = 0
-    cap = 2 * m + n + 2  # pending: a batch end per replica, fill timers (at most one set per event)
-    ht = np.empty(cap)  # a binary heap of the pool's own events by (time, sequence)
-    hs = np.empty(cap, np.int64)
-    hk = np.empty(cap, np.int64)  # -1 a fill timer, r >= 0 replica r's batch ends
-    hn = 0
-    seq = 0
-    timer_due = -1.0
+    E = np.empty(m, np.int64)  # the items in the order they joined the queue
+    for j in range(ncarry):
+        E[j] = j
+    qh = nrun
+    qt = ncarry
+    fh = ist[0]
+    fc = ist[1]
+    hn = ist[2]
+    seq = ist[3]
+    kd = ist[4]
+    batches = ist[5]
+    batched = ist[6]
+    events = ist[7]
+    timer_due = tdue[0]
     tie = -1.0
-    i = 0
+    i = ncarry
     inf = np.inf
     while True:
         ta = arr[i] if i < m else inf
         th = ht[0] if hn > 0 else inf
         if ta == th:
-            if ta < until:
+            if ta < stop:
                 tie = ta
             break
         if ta < th:
-            if ta >= until:
+            if ta >= stop:
                 break
             now = ta
             if max_queue >= 0 and qt - qh >= max_queue:
@@ -578,7 +748,7 @@ def _pool_run(arr, until, n, B, w, max_queue, times, use_draws, draws, has_idle,
             if fc == 0:
                 continue
         else:
-            if th >= until:
+            if th >= stop:
                 break
             now = th
             kind = hk[0]
@@ -665,4 +835,13 @@ def _pool_run(arr, until, n, B, w, max_queue, times, use_draws, draws, has_idle,
             ht[j], hs[j], hk[j] = end, seq, r
             seq += 1
             events += 1
-    return done, status, emit, ne, busy, bins, batches, batched, events, tie
+    ist[0] = fh
+    ist[1] = fc
+    ist[2] = hn
+    ist[3] = seq
+    ist[4] = kd
+    ist[5] = batches
+    ist[6] = batched
+    ist[7] = events
+    tdue[0] = timer_due
+    return done, status, emit, ne, E, qh, qt, tie
