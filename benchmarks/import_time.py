@@ -1,4 +1,4 @@
-"""Start-up: wall time of `lepton-sim --help` and `lepton-sim check scenarios/default.yaml`.
+"""Start-up: wall time of `import lepton_sim`, `lepton-sim --help` and `lepton-sim check scenarios/default.yaml`.
 
 Each command runs in a fresh subprocess (so every import is paid again, as a user pays it), `--runs`
 times (default 5); the median is printed beside the goal (under 1 s each, issue 13). The first run
@@ -45,7 +45,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="timed runs per command (default 5); the median is shown")
     args = ap.parse_args()
     base = lepton_sim()
-    commands = {"lepton-sim --help": [*base, "--help"],
+    commands = {"python -c 'import lepton_sim'": [sys.executable, "-c", "import lepton_sim"],
+                "lepton-sim --help": [*base, "--help"],
                 "lepton-sim check scenarios/default.yaml": [*base, "check", "scenarios/default.yaml"]}
     print(f"{'command':<42} {'median':>8} {'min':>7} {'max':>7}  goal")
     for label, cmd in commands.items():
