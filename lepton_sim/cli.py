@@ -117,7 +117,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     s = load_scenario(args.scenario)
     pools = len(s.deployment.replicas) if s.deployment else 0
     print(f"ok: {args.scenario}: scenario {s.name!r}: {len(s.sites)} sites, {len(s.links)} links, "
-          f"{len(s.services)} services, {pools} deployment lines")
+          f"{len(s.services)} services, {pools} deployment lines" + (f", {len(s.jobs)} training jobs" if s.jobs else ""))
     for note in s.notes:  # valid, but without effect
         print(f"note: {args.scenario}: {note}")
     return 0
@@ -132,9 +132,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.report and not args.out:
         raise InputError("simulate: --report needs --out DIR (the report is written beside metrics.json)")
     scenario = load_scenario(args.scenario)  # a file with errors leaves no --out directory behind
-    if scenario.deployment is None:
-        raise ScenarioError("required by `simulate` (what to run, as replica pools)", file=args.scenario,
-                            path="deployment")
+    if scenario.deployment is None and not scenario.jobs:
+        raise ScenarioError("required by `simulate` (what to run, as replica pools), unless the scenario has "
+                            "training `jobs`", file=args.scenario, path="deployment")
     sim = Simulation(scenario, args.seed, engine=args.engine)  # before --out: a refused engine writes nothing
     out_dir = make_out_dir(args.out) if args.out is not None else None
     record = sim.run(progress=not args.json and sys.stderr.isatty())

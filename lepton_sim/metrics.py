@@ -32,6 +32,8 @@ def build_metrics(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
     out["cost"] = _cost(scenario, rec, window_s)
     out["energy_kwh"], out["energy_kwh_by"] = _energy(scenario, rec, window_s)
     out["timeseries"] = _timeseries(scenario, rec)
+    if rec.jobs:
+        out["jobs"] = _jobs(scenario, rec)
     out["engine"] = dict(rec.engines)  # service -> "fast" or "event[: why the fast path did not run it]"
     out["events"] = rec.events
     out["wall_s"] = round(rec.wall_s, 3)
@@ -305,6 +307,67 @@ def _timeseries(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
                                      for b in p.llm.bins_kv_block_s],
             "output_tokens_per_s": [b / w for b in p.llm.bins_output_tokens],
         } for p in llm}
+    return out
+
+
+def _jobs(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
+    """Per training job: its iterations inside the window, throughput, scaling, time, cost, energy.
+
+    Scaling efficiency is against one device running the same micro-batch with nothing to combine
+    (weak scaling): the modelled compute time over the mean iteration. Time to complete is the
+    simulated end when the run reached it, else the run's end plus the iterations left at the mean
+    iteration (`time_to_complete_basis` says which). Cost and energy count the job's devices (busy
+    at `power_w` while computing, `idle_power_w` the rest of an iteration) and its parameter servers
+    over the time to complete."""
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    for t in rec.jobs:
+        job = scenario.jobs[t.name]
+        hw = scenario.hardware[job.placement.hardware]
+        d = np.asarray(t.durations_s)
+        entry: dict[str, Any] = {"devices": t.devices, "nodes": t.nodes, "hardware": job.placement.hardware,
+                                 "site": job.placement.site, "sync": job.sync.kind, "micro_batch": t.micro_batch,
+                                 "iterations": len(d), "iterations_needed": t.iterations_needed,
+                                 "gradient_mb": t.grad_bytes / 1e6, "buckets": t.buckets,
+                                 "compute": t.compute_detail, "communication": t.sync_detail}
+        if not len(d):
+            entry.update({"iteration_ms": {"mean": None, "p99": None}, "compute_ms": None, "communication_ms": None,
+                          "exposed_communication_ms": None, "samples_per_s": None, "scaling_efficiency": None,
+                          "time_to_complete_h": None, "time_to_complete_basis": "no iteration started inside the "
+                          "measured window: lengthen the horizon", "usd_total": None, "energy_kwh": None,
+                          "deadline_h": job.deadline_h, "deadline_met": None})
+            out[t.name] = entry
+            continue
+        mean = float(d.mean())
+        compute = float(np.mean(t.compute_s))
+        if t.end_s is not None:
+            ttc_s, basis = t.end_s, "simulated"
+        else:
+            left = t.iterations_needed - t.completed
+            ttc_s = rec.end_s + left * mean
+            basis = (f"extrapolated: {t.completed} of {t.iterations_needed} iterations simulated, the other "
+                     f"{left} at the mean iteration")
+        hours = ttc_s / 3600.0
+        usd_h = hw.cost_per_hour * t.devices
+        watts = t.devices * (hw.power_w * compute / mean + hw.idle_power_w * (1.0 - compute / mean))
+        if job.sync.kind == "parameter-server":
+            shw = scenario.hardware[job.sync.hardware or ""]
+            usd_h += shw.cost_per_hour * (job.sync.servers or 1)
+            watts += shw.power_w * (job.sync.servers or 1)
+        entry.update({
+            "iteration_ms": {"mean": mean * 1e3, "p99": float(np.quantile(d, 0.99, method="inverted_cdf")) * 1e3},
+            "compute_ms": compute * 1e3,
+            "communication_ms": float(np.mean(t.communication_s)) * 1e3,
+            "exposed_communication_ms": float(np.mean(t.exposed_s)) * 1e3,
+            "samples_per_s": job.global_batch / mean,
+            "scaling_efficiency": t.model_compute_s / mean,
+            "time_to_complete_h": hours, "time_to_complete_basis": basis,
+            "usd_per_hour": usd_h, "usd_total": usd_h * hours, "energy_kwh": watts * hours / 1e3,
+            "deadline_h": job.deadline_h,
+            "deadline_met": None if job.deadline_h is None else hours <= job.deadline_h,
+        })
+        out[t.name] = entry
     return out
 
 

@@ -143,7 +143,7 @@ def print_summary(scenario: Scenario, m: dict[str, Any], console: Console | None
 
     plain = {n: s for n, s in m["services"].items() if not _is_llm(s)}
     llm = {n: s for n, s in m["services"].items() if _is_llm(s)}
-    if plain or not llm:
+    if plain or not (llm or m.get("jobs")):
         print_table(c, "Services: end-to-end latency (ms) of requests created after the warm-up", SERVICE_COLS,
                     _rows(plain, _service_cells, len(SERVICE_COLS)))
     if llm:
@@ -173,16 +173,18 @@ def print_summary(scenario: Scenario, m: dict[str, Any], console: Console | None
                       _f(p["batch_tokens_mean"], ".0f"), _f(p["output_tokens_per_s"], ",.0f"),
                       _f(p["usd_per_million_output_tokens"], ".3f"), _f(p["joules_per_output_token"], ".3f"),
                       f"{p['preempted']:,}"] for pid, p in llm_pools.items()])
-    print_table(c, "Pools (one FIFO queue each)" if not llm_pools else "Pools",
-                (Col("pool", "left"), Col("replicas"), Col("utilization"), Col("availability"), Col("mean batch"),
-                 Col("throughput rps"), Col("compute time", "left")),
-                [[pid, str(p["replicas"]), _f(p["utilization"], ".1%"), _f(p["availability"], ".2%"),
-                  _f(p["mean_batch"], ".2f"), _f(p["throughput_rps"], ".1f"), p["compute"]["source"]]
-                 for pid, p in m["pools"].items()])
-
-    print_table(c, "Nodes", (Col("node", "left"), Col("pool", "left"), Col("utilization"), Col("availability")),
-                [[nid, n["pool"], _f(n["utilization"], ".1%"), _f(n["availability"], ".2%")]
-                 for nid, n in m["nodes"].items()])
+    if m.get("jobs"):
+        print_jobs(c, m["jobs"])
+    if m["pools"] or not m.get("jobs"):
+        print_table(c, "Pools (one FIFO queue each)" if not llm_pools else "Pools",
+                    (Col("pool", "left"), Col("replicas"), Col("utilization"), Col("availability"), Col("mean batch"),
+                     Col("throughput rps"), Col("compute time", "left")),
+                    [[pid, str(p["replicas"]), _f(p["utilization"], ".1%"), _f(p["availability"], ".2%"),
+                      _f(p["mean_batch"], ".2f"), _f(p["throughput_rps"], ".1f"), p["compute"]["source"]]
+                     for pid, p in m["pools"].items()])
+        print_table(c, "Nodes", (Col("node", "left"), Col("pool", "left"), Col("utilization"), Col("availability")),
+                    [[nid, n["pool"], _f(n["utilization"], ".1%"), _f(n["availability"], ".2%")]
+                     for nid, n in m["nodes"].items()])
 
     if m["links"]:
         print_table(c, "Links (per direction)",
@@ -192,7 +194,32 @@ def print_summary(scenario: Scenario, m: dict[str, Any], console: Console | None
                       _f(v["gb"], ".3f")]
                      for lid, link in m["links"].items() for d, v in link["directions"].items()])
 
+    _print_cost(c, m)
+
+
+def print_jobs(c: Console, jobs: dict[str, Any]) -> None:
+    """Training jobs: iteration, its parts, throughput, scaling, time to complete, cost."""
+    print_table(c, "Training jobs: iterations started after the warm-up (ms)",
+                (Col("job", "left"), Col("devices"), Col("sync", "left"), Col("iteration"), Col("p99"),
+                 Col("compute"), Col("comm"), Col("exposed"), Col("samples/s"), Col("scaling"),
+                 Col("done in h"), Col("deadline"), Col("US$")),
+                [[name, f"{j['devices']} {j['hardware']}", j["sync"], _f(j["iteration_ms"]["mean"], ".2f"),
+                  _f(j["iteration_ms"]["p99"], ".2f"), _f(j["compute_ms"], ".2f"), _f(j["communication_ms"], ".2f"),
+                  _f(j["exposed_communication_ms"], ".2f"), _f(j["samples_per_s"], ",.0f"),
+                  _f(j["scaling_efficiency"], ".1%"), _f(j["time_to_complete_h"], ".3f"),
+                  "-" if j["deadline_met"] is None else ("met" if j["deadline_met"] else "MISSED"),
+                  _f(j["usd_total"], ",.2f")] for name, j in jobs.items()])
+    for name, j in jobs.items():
+        if j["time_to_complete_basis"] != "simulated":
+            c.print(f"[dim]{escape(name)}: time to complete {escape(j['time_to_complete_basis'])}[/dim]")
+        c.print(f"[dim]{escape(name)}: compute {escape(j['compute'])}; {escape(j['communication'])} "
+                "(modelled)[/dim]")
+
+
+def _print_cost(c: Console, m: dict[str, Any]) -> None:
     cost = m["cost"]
+    if m.get("jobs") and not m["pools"] and not cost["egress_usd_per_hour"]:
+        return  # training jobs only: their cost is in their table
     c.print(f"cost: ${cost['usd_per_hour']:.2f}/h (replicas ${cost['replicas_usd_per_hour']:.2f}/h, egress "
             f"${cost['egress_usd_per_hour']:.4f}/h); ${cost['usd_total']:.4f} over the measured window; "
             f"energy {m['energy_kwh']:.4f} kWh")

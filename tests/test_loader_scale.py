@@ -89,8 +89,8 @@ def test_schema_problems_on_a_large_fleet_come_unknown_keys_first_then_in_file_o
     d["sites"]["core"]["kind"] = "cloud"
     got = [line.split(": ", 1)[1] for line in problems(d)]
     assert got == [
-        "sites.e00010.colour: unknown key 'colour'; expected one of: kind, capacity",
-        "sites.e01450.capacty: unknown key 'capacty'; did you mean 'capacity'? (expected one of: kind, capacity)",
+        "sites.e00010.colour: unknown key 'colour'; expected one of: kind, capacity, fabric_gbps, fabric_latency_us",
+        "sites.e01450.capacty: unknown key 'capacty'; did you mean 'capacity'? (expected one of: kind, capacity, fabric_gbps, fabric_latency_us)",
         "links[2000].latency: unknown key 'latency'; did you mean 'latency_ms'? (expected one of: between, "
         "bandwidth_gbps, latency_ms, cost_per_gb, sharing)",
         "deployment.replicas[1200].cout: unknown key 'cout'; did you mean 'count'? (count is required and not given)",

@@ -38,7 +38,13 @@ def planned_mapping(scenario: Scenario, deployment: dict[str, Any], out_dir: Pat
     else:
         raw = scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
         base = Path.cwd()
-    raw["deployment"] = deployment
+    if deployment:
+        raw["deployment"] = deployment
+    for name, job in scenario.jobs.items():  # each job as planned: its placement and sync
+        entry = (raw.get("jobs") or {}).get(name)
+        if isinstance(entry, dict):
+            entry["placement"] = job.placement.model_dump(mode="json", exclude_none=True)
+            entry["sync"] = job.sync.model_dump(mode="json", exclude_none=True)
     for svc in (raw.get("services") or {}).values():
         for d in svc.get("demand") or []:
             arrival = d.get("arrival") or {}

@@ -11,6 +11,7 @@ from lepton_sim.planner.problem import Problem, Ticker, build_problem
 from lepton_sim.planner.result import PlanResult, SolveInfo, assemble
 from lepton_sim.planner.search import solve_problem
 from lepton_sim.planner.solver import PlanStatus, relative_gap
+from lepton_sim.planner.training import reserved
 from lepton_sim.scenario.schema import Scenario
 
 
@@ -23,6 +24,7 @@ def plan(scenario: Scenario, options: PlanOptions = PlanOptions()) -> PlanResult
     """
     before = replace(STATS)
     tell = Ticker(options.progress)
+    scenario = reserved(scenario)  # the training jobs' devices are theirs
     problem = build_problem(scenario, options)
     if problem.reasons:
         raise Infeasible(problem.reasons)

@@ -18,6 +18,7 @@ from lepton_sim.report.llm import pools_section as llm_pools_section
 from lepton_sim.report.llm import services_section as llm_services_section
 from lepton_sim.report.style import energy, fmt, pct, site_colours
 from lepton_sim.report.topology import caption as topology_caption
+from lepton_sim.report.training import jobs_section
 from lepton_sim.report.topology import topology_png
 from lepton_sim.report.usage import breakdown_png, utilisation_png
 
@@ -27,11 +28,21 @@ def run_report(metrics: Mapping[str, Any], data: Mapping[str, Any] | None) -> Re
     shape = data["scenario"] if data else shape_from_metrics(metrics)
     services = metrics["services"]
     met = sum(1 for s in services.values() if s["slo"]["met"])
-    facts = (("US$ per hour", f"${fmt(metrics['cost']['usd_per_hour'])}"),
-             ("energy over the window", energy(metrics["energy_kwh"])),
-             ("services meeting their SLO", f"{met} of {len(services)}"),
-             ("measured window", f"{fmt(metrics['warmup_s'])}–{fmt(metrics['duration_s'])} s"),
-             ("simulated events", fmt(metrics.get("events"))))
+    facts: tuple[tuple[str, str], ...] = ()
+    if services or metrics["links"]:
+        facts += (("US$ per hour", f"${fmt(metrics['cost']['usd_per_hour'])}"),
+                  ("energy over the window", energy(metrics["energy_kwh"])))
+    if services:
+        facts += (("services meeting their SLO", f"{met} of {len(services)}"),)
+    jobs = metrics.get("jobs") or {}
+    if jobs:
+        on_time = sum(1 for j in jobs.values() if j["deadline_met"])
+        timed = sum(1 for j in jobs.values() if j["deadline_met"] is not None)
+        facts += (("training jobs", str(len(jobs))),) + ((("jobs meeting their deadline", f"{on_time} of {timed}"),)
+                                                         if timed else ())
+    facts += (
+              ("measured window", f"{fmt(metrics['warmup_s'])}–{fmt(metrics['duration_s'])} s"),
+              ("simulated events", fmt(metrics.get("events"))))
     if metrics.get("engine"):
         facts += (("engine", engine_line(metrics).removeprefix("engine: ")),)
     llm = llm_services(metrics)
@@ -49,9 +60,10 @@ def simulated_sections(metrics: Mapping[str, Any], data: Mapping[str, Any] | Non
                        colours: Mapping[str, str] | None = None) -> tuple[Section, ...]:
     """What a simulation shows after the topology (a run's, a plan's check): latency, the LLM services and
     pools when there are any, utilisation, cost and energy."""
-    sections = (latency_section(metrics, data, colours), llm_services_section(metrics, data, colours),
-                llm_pools_section(metrics, colours), utilisation_section(metrics, colours),
-                cost_section(metrics, colours))
+    sections = (latency_section(metrics, data, colours) if metrics["services"] else None,
+                llm_services_section(metrics, data, colours), llm_pools_section(metrics, colours),
+                jobs_section(metrics), utilisation_section(metrics, colours) if metrics["pools"] or metrics["links"]
+                else None, cost_section(metrics, colours) if metrics["pools"] or metrics["links"] else None)
     return tuple(section for section in sections if section is not None)
 
 

@@ -28,7 +28,7 @@ from lepton_sim.catalogue.zoo import zoo_model, zoo_names
 from lepton_sim.errors import ScenarioError
 from lepton_sim.layers import LayerShapeError, layer_costs
 from lepton_sim.profiles import Codec, codec_model, digits_variants, load_profile_cached, reference_profile_path
-from lepton_sim.scenario.schema import MODEL_TAG, LLMModelSpec, ModelSpec, Scenario, TokenTrace, Trace, is_llm
+from lepton_sim.scenario.schema import MODEL_TAG, JobPlacement, LLMModelSpec, ModelSpec, Scenario, TokenTrace, Trace, is_llm
 from lepton_sim.servicetime import BatchTimesCache, UnsupportedPrecision
 
 DEFAULT_SCENARIO = "default.yaml"
@@ -573,6 +573,23 @@ def _reference_problems(raw: dict) -> list[tuple[str, str]]:
                 and service not in misnamed:
             out.append((f"{path}.variant", f"variant {variant!r} is not among services.{service}.variants "
                                            f"{svc['variants']}"))
+    for name, job in _mapping(raw.get("jobs")).items():
+        if not isinstance(job, dict):
+            continue
+        path = f"jobs.{name}"
+        model, variant = job.get("model"), job.get("variant", "fp16")
+        if ref(f"{path}.model", "model", model, model_names) and isinstance(model, str):
+            have = _variant_names(models.get(model))
+            if have is not None and isinstance(variant, str) and variant not in have:
+                out.append((f"{path}.variant", f"model {model!r} has no variant {variant!r}{_near(variant, have)}; "
+                                               f"it has: {', '.join(have)}"))
+        for part in ("placement", "sync"):
+            where = job.get(part)
+            if isinstance(where, dict):
+                if "site" in where:
+                    ref(f"{path}.{part}.site", "site", where.get("site"), sites)
+                if "hardware" in where:
+                    ref(f"{path}.{part}.hardware", "hardware type", where.get("hardware"), hardware)
     pairs = [b for b in (link.get("between") for link in _list(raw.get("links")) if isinstance(link, dict))
              if isinstance(b, list) and len(b) == 2 and all(isinstance(x, str) for x in b)]
     links = [f"{a}--{b}" for a, b in pairs]
@@ -661,8 +678,11 @@ class _Checker:
         self.check_models()
         self.check_links()
         self.check_services()
+        used: dict[tuple[str, str], int] = {}  # devices per (site, hardware): deployment and jobs together
         if self.s.deployment is not None:
-            self.check_deployment()
+            self.check_deployment(used)
+        self.check_jobs(used)
+        if self.s.deployment is not None:
             if not self.known and not self.problems:
                 self._check_reachability()
                 if self.s.deployment.routing == "weighted":
@@ -801,10 +821,71 @@ class _Checker:
             self.fail(path, str(exc))
             return ()
 
-    def check_deployment(self) -> None:
+    def check_jobs(self, used: dict[tuple[str, str], int]) -> None:
+        """Each job's model, placement and sync can run: devices within the site's capacity (beside
+        the deployment's), nodes that can talk, a batch that splits over the devices."""
+        times_fn = BatchTimesCache()
+        component: dict[str, Any] | None = None
+        if self.s.jobs and self.s.failures:
+            self.fail("failures", "failures are not modelled together with training jobs yet: simulate the jobs "
+                                  "and the failures in separate scenarios")
+        for name, job in self.s.jobs.items():
+            path = f"jobs.{name}"
+            model = self.s.models.get(job.model)
+            pl = job.placement
+            hw = self.s.hardware.get(pl.hardware)
+            if model is None or hw is None or pl.site not in self.s.sites or job.variant not in model.variants:
+                continue  # a reference problem, reported already
+            if is_llm(model):
+                self.fail(f"{path}.model", f"training jobs take layer-list models; {job.model!r} is kind: llm")
+                continue
+            self._count_devices(used, f"{path}.placement.count", pl, pl.count)
+            if job.global_batch % pl.count:
+                self.fail(f"{path}.global_batch", f"{job.global_batch} does not split over {pl.count} devices "
+                                                  f"(a multiple of {pl.count} is needed)")
+            per_node = min(pl.per_node, pl.count)
+            if pl.count % per_node:
+                self.fail(f"{path}.placement.per_node", f"{pl.count} devices do not fill nodes of {per_node}")
+            if per_node > 1 and hw.interconnect_gbps is None:
+                self.fail(f"{path}.placement.per_node", f"{per_node} devices to a node need the device-to-device "
+                                                        f"bandwidth hardware.{pl.hardware}.interconnect_gbps")
+            if pl.count > per_node and self.s.sites[pl.site].fabric_gbps is None:
+                self.fail(f"{path}.placement.count", f"{pl.count // per_node} nodes need sites.{pl.site}.fabric_gbps "
+                                                     "(gigabits per second per node between them)")
+            shaped = not {(job.model, None), (job.model, job.variant)} & self.misshapen  # else reported already
+            try:
+                if shaped:
+                    times_fn(model, model.variants[job.variant], hw, 1)
+            except UnsupportedPrecision as exc:
+                self.fail(f"{path}.variant", str(exc))
+            if shaped and not job.global_batch % pl.count:
+                from lepton_sim.servicetime.training import memory_bytes
+
+                need = memory_bytes(model, model.variants[job.variant], job.global_batch // pl.count) / 1e9
+                if need > hw.memory_gb:
+                    self.fail(f"{path}.global_batch", f"{job.global_batch // pl.count} samples per device need about "
+                                                      f"{need:.1f} GB (optimizer state and activations, modelled); "
+                                                      f"{pl.hardware} has {hw.memory_gb:g} GB: use more devices")
+            sync = job.sync
+            if sync.kind == "parameter-server":
+                site = sync.site or pl.site
+                shw = self.s.hardware.get(sync.hardware or "")
+                if shw is None or site not in self.s.sites:
+                    continue
+                self._count_devices(used, f"{path}.sync.servers", JobPlacement(site=site, hardware=sync.hardware or "",
+                                                                                count=sync.servers or 1), sync.servers or 0)
+                if site != pl.site:
+                    if component is None:
+                        component = _components(self.s.sites, (link.between for link in self.s.links))
+                    if component[pl.site] != component[site]:
+                        self.fail(f"{path}.sync.site", f"no network path from {pl.site!r} to the servers at {site!r}")
+                elif self.s.sites[site].fabric_gbps is None:
+                    self.fail(f"{path}.sync", f"servers at the job's site reach its nodes over "
+                                              f"sites.{site}.fabric_gbps, which is not given")
+
+    def check_deployment(self, used: dict[tuple[str, str], int]) -> None:
         dep = self.s.deployment
         assert dep is not None
-        used: dict[tuple[str, str], int] = {}
         times_fn = BatchTimesCache()  # identical lines share one computation (errors are not cached)
         for i, r in enumerate(dep.replicas):
             path = f"deployment.replicas[{i}]"

@@ -99,6 +99,9 @@ class Site(Strict):
 
     kind: Literal["datacenter", "edge"] = "datacenter"
     capacity: dict[Name, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    # Between the nodes of this site, gigaBITS per second per node (a training job's nodes cross it).
+    fabric_gbps: PositiveFloat | None = None
+    fabric_latency_us: NonNegFloat = 5.0  # one way, per step of a collective between nodes
 
 
 class Link(Strict):
@@ -583,6 +586,62 @@ class Failure(Strict):
     mttr_h: PositiveFloat
 
 
+# --- training jobs -------------------------------------------------------------------------
+
+
+class JobPlacement(Strict):
+    """`count` devices of one hardware type at one site, `per_node` to a node."""
+
+    site: Name
+    hardware: Name
+    count: Annotated[int, Field(ge=1, le=65536)]
+    per_node: Annotated[int, Field(ge=1, le=64)] = 8
+
+
+class JobSync(Strict):
+    """How the devices combine their gradients each iteration.
+
+    `ring-allreduce` and `tree-allreduce` over the devices; `parameter-server`: each device pushes
+    its gradients to `servers` servers of `hardware` at `site` (default the job's) and pulls the
+    updated weights back. Gradients go in buckets of `bucket_mb`; with `overlap` a bucket is
+    combined as soon as the backward pass has produced it.
+    """
+
+    kind: Literal["ring-allreduce", "tree-allreduce", "parameter-server"] = "ring-allreduce"
+    bucket_mb: PositiveFloat = 25.0
+    overlap: bool = True
+    servers: Annotated[int, Field(ge=1, le=4096)] | None = None
+    site: Name | None = None
+    hardware: Name | None = None
+    step_latency_us: NonNegFloat | None = None  # per step of a collective inside a node (default 1 us)
+
+    @model_validator(mode="after")
+    def _servers(self) -> JobSync:
+        ps = self.kind == "parameter-server"
+        if ps and (self.servers is None or self.hardware is None):
+            raise ValueError("a parameter-server sync needs `servers` and `hardware`")
+        if not ps and (self.servers is not None or self.hardware is not None or self.site is not None):
+            raise ValueError(f"`servers`, `hardware` and `site` belong to a parameter-server sync, not {self.kind}")
+        return self
+
+
+class Job(Strict):
+    """A data-parallel training job: forward and backward passes of `model` at `variant` over a
+    global batch split across the placement's devices, until `samples` are processed."""
+
+    model: Name
+    variant: Name = "fp16"
+    global_batch: Annotated[int, Field(ge=1)]
+    samples: Annotated[int, Field(ge=1)]
+    placement: JobPlacement
+    sync: JobSync = Field(default_factory=JobSync)
+    deadline_h: PositiveFloat | None = None
+    # Per-device variation of compute time per iteration (coefficient of variation of a lognormal
+    # factor): the iteration waits for the slowest device.
+    straggler_cv: Annotated[float, Field(ge=0, le=2)] = 0.0
+    backward_factor: Annotated[float, Field(ge=1, le=10)] = 3.0  # forward + backward over forward
+
+
 # --- the scenario --------------------------------------------------------------------------
 
 
@@ -597,8 +656,17 @@ class Scenario(Strict):
     sites: dict[Name, Site] = Field(min_length=1)
     links: list[Link] = Field(default_factory=list)
     models: dict[Name, AnyModel] = Field(min_length=1)
-    services: dict[Name, Service] = Field(min_length=1)
+    services: dict[Name, Service] = Field(default_factory=dict)
     deployment: Deployment | None = None
+    jobs: dict[Name, Job] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _work(self) -> Scenario:
+        if not self.services and not self.jobs:
+            raise ValueError("a scenario needs `services` (inference) or `jobs` (training), or both")
+        if self.deployment is not None and not self.services:
+            raise ValueError("a `deployment` needs `services` to deploy")
+        return self
     failures: dict[str, Failure] = Field(default_factory=dict)  # hardware type or link "a--b"
     _notes: tuple[str, ...] = PrivateAttr(default=())  # set by the loader
 

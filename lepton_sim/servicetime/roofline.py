@@ -162,6 +162,16 @@ def weight_bytes(model: Any, variant: Any) -> float:
     return model_summary(_layers_of(model, variant), variant.precision, variant.sparsity).weight_bytes
 
 
+def activation_elems(model: Any, variant: Any) -> float:
+    """Activation elements each layer of the variant reads and writes per sample, summed."""
+    return float(sum(c.act_elems for c in layer_costs(_layers_of(model, variant))))
+
+
+def param_count(model: Any, variant: Any) -> int:
+    """Weights of the variant (its distilled student's where it has one), counted one by one."""
+    return model_summary(_layers_of(model, variant), variant.precision, variant.sparsity).params
+
+
 def _factor(hardware: Any, name: str, default: float) -> float:
     value = getattr(hardware, name, None)
     value = default if value is None else float(value)

@@ -29,6 +29,12 @@ runs it iteration by iteration (`LLMPool._step` schedules one, its time from
                    `_complete` then gives the end-to-end latency and `_tokens_done` the TPOT =
                    (last token back - first token back) / (output tokens - 1).
 
+A training job (`training.TrainingJob`, a scenario's `jobs`) runs its iterations back to back on the
+same clock: compute of the slowest device, then (or overlapped with the backward pass) its
+gradient buckets combined by the closed forms of `lepton_sim.servicetime.training`, or, for
+parameter servers at another site, pushed and pulled over the link directions as transfers of
+their own (`Simulation.transfer`), queued with the requests on them.
+
 Failures (`failures.py`) take replicas and links down and up; see `replica_down` and `link_down`.
 
 The exact fast path (`fast.py`, chosen per part of the scenario by `--engine auto`, the default)
@@ -151,7 +157,7 @@ class Simulation:
         """`engine`: "event" runs everything here; "fast" runs every part on the exact fast path
         (`lepton_sim.sim.fast`) and raises `InputError` saying why where it cannot; "auto" runs each
         part on the fast path where it can and here where it cannot."""
-        if scenario.deployment is None:
+        if scenario.deployment is None and not scenario.jobs:
             raise ValueError("the scenario has no deployment to simulate")
         if engine not in ENGINES:
             raise InputError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
@@ -184,7 +190,8 @@ class Simulation:
             self.linkdirs[(i, a)] = cls(self, link, a, b)
             self.linkdirs[(i, b)] = cls(self, link, b, a)
         times_fn = BatchTimesCache(batch_times_fn)  # identical deployment lines share one table
-        self.pools = [self._make_pool(i, line, times_fn) for i, line in enumerate(scenario.deployment.replicas)]
+        lines = scenario.deployment.replicas if scenario.deployment is not None else []
+        self.pools = [self._make_pool(i, line, times_fn) for i, line in enumerate(lines)]
         self.routers: list[Router] = []
         # One per demand line: `sources` says what it is (`lepton_sim.sim.fast` reads it); `_sources`
         # is what `_arrive` reads (its arrival times as they are drawn, state, router, bits).
@@ -199,6 +206,12 @@ class Simulation:
         self.link_down_since = [0.0] * len(scenario.links)
         self.link_failures = [0] * len(scenario.links)
         self._candidates: dict[tuple[str, int, frozenset[int]], Candidate | None] = {}
+        # Training jobs (`training.TrainingJob`), imported only when the scenario has some.
+        self.jobs: list[Any] = []
+        if scenario.jobs:
+            from lepton_sim.sim.training import TrainingJob
+
+            self.jobs = [TrainingJob(self, name, job, times_fn) for name, job in scenario.jobs.items()]
         # Which engine runs which part of the scenario (`lepton_sim.sim.fast.split`); imported only
         # when the fast path may run.
         self.parts: list[Any] = []
@@ -236,6 +249,19 @@ class Simulation:
         times = batch_times_fn(model, model.variants[line.variant], self.scenario.hardware[line.hardware], b.max_batch)
         return Pool(self, i, line, b.max_batch, b.max_wait_ms / 1e3, svc.max_queue, times, None, times.times_s[0])
 
+    def path(self, src: str, dst: str) -> tuple[LinkDir, ...]:
+        """The link directions of the lowest-latency route from site `src` to site `dst`."""
+        route = self.topology.route(src, dst, frozenset())
+        if route is None:
+            raise ValueError(f"no network path from {src!r} to {dst!r}")
+        return self._dirs(route)
+
+    def transfer(self, path: tuple[LinkDir, ...], bits: float, then: Callable[[], None]) -> None:
+        """Send `bits` over the link directions `path` as one transfer, queued (or shared) with the
+        requests on them; call `then()` when it is in (a training job's gradients, say)."""
+        req = Request(self.env._now, None, False)  # type: ignore[arg-type]
+        self._send(req, path, bits, lambda _req: then())
+
     def _dirs(self, route: Route) -> tuple[LinkDir, ...]:
         return tuple(self.linkdirs[(h.link_index, h.src)] for h in route.hops)
 
@@ -251,7 +277,9 @@ class Simulation:
         return Candidate(pool, dirs[0], dirs[1], dirs[2])
 
     def _build_routes(self) -> None:
-        routing = self.scenario.deployment.routing  # type: ignore[union-attr]
+        if self.scenario.deployment is None:
+            return  # training jobs only
+        routing = self.scenario.deployment.routing
         pools_at: dict[str, dict[str, list[AnyPool]]] = {}  # service -> site -> its pools there
         for pool in self.pools:
             pools_at.setdefault(pool.line.service, {}).setdefault(pool.line.site, []).append(pool)
@@ -491,6 +519,8 @@ class Simulation:
         for i, src in enumerate(self._sources):
             if i in on_events:
                 self._schedule_next(list(src))
+        for job in self.jobs:
+            job.start()
         start_failures(self)
         until = self.duration + self.scenario.horizon.drain_s
         if progress:
@@ -547,6 +577,7 @@ class Simulation:
             scenario=self.scenario.name, seed=self.seed, duration_s=self.duration, warmup_s=self.warmup,
             end_s=end, bin_s=self.window.bin_w, services=services, pools=tuple(pools), links=tuple(links),
             events=self.events, created=self.created, wall_s=wall_s, engines=self._engines(),
+            jobs=tuple(job.tally() for job in self.jobs),
         )
 
     def _engines(self) -> dict[str, str]:

@@ -100,6 +100,7 @@ def split(sim: Simulation) -> list[Part]:
     dirs_of_group: dict[Any, list[LinkDir]] = defaultdict(list)
     for (i, a), d in sim.linkdirs.items():
         dirs_of_group[site_group.find(a)].append(d)
+    job_dirs = {id(d): job.name for job in sim.jobs for d in (*job.path_there, *job.path_back)}
     pools_of: dict[str, list[Any]] = defaultdict(list)
     for p in sim.pools:
         pools_of[p.line.service].append(p)
@@ -127,6 +128,8 @@ def split(sim: Simulation) -> list[Part]:
                 u.join(node, ("dir", id(d)))
                 if isinstance(d, FairLinkDir):
                     why[k].append(f"link direction {d.id} shares its bandwidth fairly")
+                if id(d) in job_dirs:
+                    why[k].append(f"link direction {d.id} also carries training job {job_dirs[id(d)]}'s gradients")
             if not isinstance(c.pool, Pool):
                 why[k].append(f"{src.service} is an LLM service, batched token by token")
     for name, pools in pools_of.items():

@@ -94,6 +94,32 @@ class LinkTally:
 
 
 @dataclass(frozen=True)
+class JobTally:
+    """A training job's iterations: those that started inside the measured window, and its progress."""
+
+    name: str
+    devices: int
+    nodes: int
+    micro_batch: int
+    global_batch: int
+    samples: int
+    iterations_needed: int
+    started: int
+    completed: int
+    end_s: float | None  # when its last iteration ended, if the run got there
+    durations_s: tuple[float, ...]
+    compute_s: tuple[float, ...]  # the slowest device's forward and backward
+    communication_s: tuple[float, ...]  # combining the buckets, overlapped or not
+    exposed_s: tuple[float, ...]  # iteration - compute: the communication nothing hid
+    model_compute_s: float  # one device, no straggler
+    model_communication_s: float  # the buckets' closed forms inside the site, one after another
+    grad_bytes: float
+    buckets: int
+    compute_detail: str
+    sync_detail: str
+
+
+@dataclass(frozen=True)
 class SimRecord:
     scenario: str
     seed: int
@@ -108,6 +134,7 @@ class SimRecord:
     created: int  # requests created over the whole horizon, warm-up included
     wall_s: float
     engines: Mapping[str, str] = field(default_factory=dict)  # service -> "fast" or "event[: why not fast]"
+    jobs: tuple[JobTally, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "services", MappingProxyType(dict(self.services)))

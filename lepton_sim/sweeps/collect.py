@@ -25,7 +25,7 @@ from lepton_sim.sweeps.keypath import KeyPathError, format_path, get_path, parse
 
 # top-level keys of metrics.json (SCENARIO.md) and of plan.json (lepton_sim/planner/document.py)
 METRICS_KEYS = ("scenario", "seed", "duration_s", "warmup_s", "services", "pools", "nodes", "links", "cost",
-                "energy_kwh", "energy_kwh_by", "timeseries", "engine", "events", "wall_s")
+                "energy_kwh", "energy_kwh_by", "timeseries", "jobs", "engine", "events", "wall_s")
 PLAN_KEYS = ("scenario", "status", "usd_per_hour", "cost", "deployment", "routing", "predicted", "pools", "demand",
              "solver", "solve_s", "build_s", "gap", "bound_usd_per_hour", "plan_source", "model", "baselines",
              "verify", "assumptions", "reasons")

@@ -74,7 +74,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from lepton_sim.verification.summary import print_verified, progress_printer
 
     scenario = load_scenario(args.scenario)  # a file with errors leaves no --out directory behind
+    job_plans: list[Any] = []
+    if scenario.jobs:
+        from lepton_sim.planner.training import plan_jobs, with_jobs
+
+        job_plans = plan_jobs(scenario)
+        print_job_plans(job_plans)
+        scenario = with_jobs(scenario, job_plans)
     out_dir = make_out_dir(args.out) if args.out is not None else None
+    if not scenario.services:
+        return _jobs_only(scenario, job_plans, out_dir, Path(args.scenario))
     from lepton_sim.tablecache import default_store
     options = scenario_options(scenario, PlanOptions(solver=args.solver, time_limit_s=args.time_limit, gap=args.gap,
                                                      latency_model=args.latency_model,
@@ -103,13 +112,64 @@ def cmd_plan(args: argparse.Namespace) -> int:
         else:
             doc = verified_document(scenario, verified, options, args.rounds, args.verify_time)
             deployment = deployment_mapping(verified.final.lines)
+        if job_plans:
+            from lepton_sim.planner.training import job_document
+
+            doc["jobs"] = job_document(job_plans)
         plan_path = write_plan(out_dir, doc)
         yaml_path = write_planned_scenario(out_dir, scenario, deployment, Path(args.scenario))
         print(f"wrote {plan_path} and {yaml_path}")
+    _jobs_missed(job_plans)
     if verified is not None and not verified.met:
         missed = verified.final.missed()
         raise RunError(f"the plan still misses the SLO of {', '.join(missed)} in simulation after "
                        f"{len(verified.rounds)} round(s) (see the verify rounds above; try --rounds)")
+    return 0
+
+
+def print_job_plans(plans: list[Any]) -> None:
+    from lepton_sim.termtable import Col, console, print_table
+
+    def cell(o: Any, f: str) -> str:
+        return "-" if o is None else format(getattr(o, f), ".3g") if isinstance(getattr(o, f), float) else str(getattr(o, f))
+
+    rows = []
+    for p in plans:
+        for label, o in (("chosen", p.chosen), ("as given", p.given)):
+            rows.append([p.name, label, "-" if o is None else f"{o.count} x {o.hardware}", cell(o, "sync"),
+                         "-" if o is None else f"{o.iteration_s * 1e3:.3g}", cell(o, "hours"),
+                         "-" if o is None else f"{o.usd_total:,.2f}",
+                         "-" if p.job.deadline_h is None else f"{p.job.deadline_h:g}"])
+    print_table(console(), "Training jobs: the cheapest placement that meets the deadline (modelled, no stragglers)",
+                (Col("job", "left"), Col("", "left"), Col("devices", "left"), Col("sync", "left"), Col("iteration ms"),
+                 Col("hours"), Col("US$"), Col("deadline h")), rows)
+    for p in plans:
+        if p.reason:
+            print(f"{p.name}: {p.reason}")
+        else:
+            print(f"{p.name}: {p.options} placements modelled")
+
+
+def _jobs_missed(plans: list[Any]) -> None:
+    missed = [p for p in plans if p.chosen is None]
+    if missed:
+        raise RunError("; ".join(p.reason for p in missed))
+
+
+def _jobs_only(scenario: Any, plans: list[Any], out_dir: Path | None, source: Path) -> int:
+    """`plan` of a scenario of training jobs alone: plan.json holds the jobs' placements."""
+    from lepton_sim.planner.output import write_plan, write_planned_scenario
+    from lepton_sim.planner.training import job_document
+
+    missed = [p for p in plans if p.chosen is None]
+    if out_dir is not None:
+        doc = {"scenario": scenario.name, "status": "infeasible" if missed else "optimal",
+               "usd_per_hour": None if missed else sum(p.chosen.usd_per_hour for p in plans),
+               "jobs": job_document(plans), "plan_source": "exhaustive search over the jobs' placements"}
+        plan_path = write_plan(out_dir, doc)
+        yaml_path = write_planned_scenario(out_dir, scenario, {}, source)
+        print(f"wrote {plan_path} and {yaml_path}")
+    _jobs_missed(plans)
     return 0
 
 

@@ -1,0 +1,148 @@
+"""Training jobs in the engine: data-parallel iterations back to back until the job's samples are done.
+
+An iteration's life (`TrainingJob._start`, then `_done`):
+
+1. every device runs forward and backward of its micro-batch: the modelled compute time
+   (`lepton_sim.servicetime.training.iteration`) times a per-device lognormal factor of mean 1 and
+   coefficient of variation `straggler_cv`; the iteration waits for the slowest device, so its
+   compute is `compute_s x max(factor)`;
+2. the backward pass produces the gradient buckets in order at an even rate; bucket i is ready
+   once the slowest device has produced it. With `sync.overlap` each bucket is combined as soon as
+   it is ready and the one before it is combined (one collective at a time, as NCCL's stream
+   orders them); without, all are combined after the backward pass;
+3. combining a bucket takes the closed form of its collective inside the site
+   (`servicetime.training`); a parameter server at another site is reached over the scenario's
+   links instead: each bucket's push (every device's share, one transfer per node) and then its pull
+   cross the link directions of the route as transfers of their own, queued with the inference
+   requests on them (`Simulation.transfer`), with the servers' intake between;
+4. the iteration ends when its compute and its last bucket are done; the next starts at once.
+
+Iterations that start inside the measured window are tallied (`JobTally`).
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lepton_sim.servicetime.training import Iteration, bucket_ready_s, iteration, iteration_length
+from lepton_sim.sim.common import after
+from lepton_sim.sim.record import JobTally
+from lepton_sim.sim.streams import stream
+
+if TYPE_CHECKING:
+    from lepton_sim.sim.engine import Simulation
+
+
+class TrainingJob:
+    def __init__(self, sim: Simulation, name: str, job: Any, times_fn: Any) -> None:
+        self.sim, self.name, self.job = sim, name, job
+        self.model: Iteration = iteration(job, sim.scenario, times_fn)
+        self.rng = stream(sim.seed, f"training/{name}")
+        cv = job.straggler_cv
+        self.sigma = math.sqrt(math.log1p(cv * cv)) if cv > 0 else 0.0
+        self.mu = -0.5 * self.sigma * self.sigma  # the factor's mean is 1
+        sync = job.sync
+        ps_site = sync.site or job.placement.site
+        self.path_there: tuple[Any, ...] = ()
+        self.path_back: tuple[Any, ...] = ()
+        self.intake_bps = 0.0  # the servers' own network ports, when their site gives a fabric
+        if sync.kind == "parameter-server" and ps_site != job.placement.site:
+            self.path_there = sim.path(job.placement.site, ps_site)
+            self.path_back = sim.path(ps_site, job.placement.site)
+            fabric = sim.scenario.sites[ps_site].fabric_gbps
+            self.intake_bps = (fabric or 0.0) * 1e9 / 8.0 * (sync.servers or 1)
+        self.iterations_needed = math.ceil(job.samples / job.global_batch)
+        self.started = 0
+        self.completed = 0
+        self.end_s: float | None = None  # when the last iteration ended, if inside the run
+        self.durations: list[float] = []  # iterations started inside the window
+        self.compute: list[float] = []
+        self.comm: list[float] = []
+        self.exposed: list[float] = []
+
+    def start(self) -> None:
+        self._start()
+
+    # --- one iteration ----------------------------------------------------------------------
+
+    def _start(self) -> None:
+        m = self.model
+        env = self.sim.env
+        t0 = env.now
+        self.started += 1
+        slow = 1.0
+        if self.sigma > 0 and m.devices > 0:
+            slow = float(np.max(self.rng.lognormal(self.mu, self.sigma, m.devices)))
+        compute = m.compute_s * slow
+        state = {"t0": t0, "compute": compute, "ready": bucket_ready_s(m, self.job.sync.overlap, slow), "i": 0,
+                 "free": 0.0, "comm": 0.0}
+        if not self.path_there:
+            length, state["comm"] = iteration_length(m, self.job.sync.overlap, slow)
+            self._finish_at(state, length)
+            return
+        self._next_bucket(state)
+
+    def _next_bucket(self, state: dict[str, Any]) -> None:
+        """Parameter server over links: push bucket i at max(ready, previous done), then pull it."""
+        i = state["i"]
+        m = self.model
+        if i == len(m.buckets):
+            self._finish_at(state, max(state["compute"], state["free"]))
+            return
+        now = self.sim.env.now - state["t0"]
+        start = max(state["ready"][i], state["free"], now)
+        after(self.sim.env, start - now, lambda _ev: self._push(state, start))
+        self.sim.events += 1
+
+    def _push(self, state: dict[str, Any], start: float) -> None:
+        m = self.model
+        i = state["i"]
+        s = m.buckets[i]
+        bits = m.devices * s * 8.0  # every device's gradients for the bucket, over the route
+        intake = m.devices * s / self.intake_bps if self.intake_bps > 0 else 0.0
+
+        def pushed() -> None:
+            after(self.sim.env, intake, lambda _ev: self.sim.transfer(self.path_back, bits, pulled))
+            self.sim.events += 1
+
+        def pulled() -> None:
+            done = self.sim.env.now - state["t0"]
+            state["comm"] += done - start
+            state["free"] = done
+            state["i"] = i + 1
+            self._next_bucket(state)
+
+        self.sim.transfer(self.path_there, bits, pushed)
+
+    def _finish_at(self, state: dict[str, Any], length: float) -> None:
+        """The iteration ends `length` after it started."""
+        env = self.sim.env
+        after(env, state["t0"] + length - env.now, lambda _ev: self._done(state, length))
+        self.sim.events += 1
+
+    def _done(self, state: dict[str, Any], length: float) -> None:
+        sim = self.sim
+        t0 = state["t0"]
+        if sim.window.in_window(t0):
+            self.durations.append(length)
+            self.compute.append(state["compute"])
+            self.comm.append(state["comm"])
+            self.exposed.append(length - state["compute"])
+        self.completed += 1
+        if self.completed >= self.iterations_needed:
+            self.end_s = sim.env.now
+            return
+        self._start()
+
+    def tally(self) -> JobTally:
+        m = self.model
+        return JobTally(name=self.name, devices=m.devices, nodes=m.nodes, micro_batch=m.micro_batch,
+                        global_batch=self.job.global_batch, samples=self.job.samples,
+                        iterations_needed=self.iterations_needed, started=self.started, completed=self.completed,
+                        end_s=self.end_s, durations_s=tuple(self.durations), compute_s=tuple(self.compute),
+                        communication_s=tuple(self.comm), exposed_s=tuple(self.exposed),
+                        model_compute_s=m.compute_s, model_communication_s=m.communication_s,
+                        grad_bytes=m.grad_bytes, buckets=len(m.buckets), compute_detail=m.compute_detail,
+                        sync_detail=m.sync_detail)
