@@ -330,7 +330,9 @@ def _jobs(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
                                  "site": job.placement.site, "sync": job.sync.kind, "micro_batch": t.micro_batch,
                                  "iterations": len(d), "iterations_needed": t.iterations_needed,
                                  "gradient_mb": t.grad_bytes / 1e6, "buckets": t.buckets,
-                                 "compute": t.compute_detail, "communication": t.sync_detail}
+                                 "compute": t.compute_detail, "communication": t.sync_detail,
+                                 "scaling": [{"devices": n, "iteration_ms": it * 1e3, "samples_per_s": sps,
+                                              "efficiency": t.model_compute_s / it} for n, it, sps in t.scaling]}
         if not len(d):
             entry.update({"iteration_ms": {"mean": None, "p99": None}, "compute_ms": None, "communication_ms": None,
                           "exposed_communication_ms": None, "samples_per_s": None, "scaling_efficiency": None,

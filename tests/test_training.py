@@ -248,3 +248,16 @@ def test_inference_plan_leaves_the_jobs_devices_alone() -> None:
     result = plan(s)
     used = sum(line["count"] for line in result.deployment()["replicas"] if line["hardware"] == "gpu")
     assert 0 < used <= 64 - 48
+
+
+def test_scaling_curve_is_the_iteration_model() -> None:
+    d = _doc(32, 8)
+    j = _run(d)
+    pts = {p["devices"]: p for p in j["scaling"]}
+    assert sorted(pts) == [1, 2, 4, 8, 16, 32]
+    assert pts[1]["efficiency"] == pytest.approx(1.0, rel=1e-5)
+    assert pts[32]["iteration_ms"] == pytest.approx(j["iteration_ms"]["mean"], rel=1e-5)  # no stragglers
+    for n in (2, 4, 8):  # one node: NVLink; the per-device micro-batch stays 64
+        comm = sum(_ring(s, n, 100e9, 1e-6) for s in _buckets(4))
+        assert pts[n]["iteration_ms"] == pytest.approx((_compute_s(d) + comm) * 1e3, rel=1e-5)
+        assert pts[n]["samples_per_s"] == pytest.approx(64 * n / (pts[n]["iteration_ms"] / 1e3), rel=1e-5)

@@ -35,6 +35,28 @@ def iteration_png(jobs: Mapping[str, Mapping[str, Any]]) -> bytes:
         return png_bytes(fig)
 
 
+def scaling_png(jobs: Mapping[str, Mapping[str, Any]]) -> bytes:
+    """Per job, modelled samples per second against devices (same micro-batch, no stragglers),
+    beside the ideal line of one device's rate times the count."""
+    with drawing(9.0, 3.2) as fig:
+        ax = fig.subplots()
+        for k, (name, j) in enumerate(jobs.items()):
+            pts = j.get("scaling") or []
+            if not pts:
+                continue
+            n = [p["devices"] for p in pts]
+            rate = [p["samples_per_s"] for p in pts]
+            one = pts[0]["samples_per_s"] / pts[0]["devices"] * pts[0]["efficiency"]
+            line = ax.plot(n, rate, marker="o", label=f"{name} (modelled)")[0]
+            ax.plot(n, [one * x for x in n], linestyle=":", color=line.get_color(), label=f"{name}: ideal")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("devices")
+        ax.set_ylabel("samples per second")
+        ax.legend(fontsize=8, frameon=False)
+        return png_bytes(fig)
+
+
 def jobs_section(metrics: Mapping[str, Any]) -> Section | None:
     jobs = metrics.get("jobs")
     if not jobs:
@@ -56,6 +78,10 @@ def jobs_section(metrics: Mapping[str, Any]) -> Section | None:
                      "Mean iteration per job: compute (blue), then the communication the backward pass did not hide "
                      "(red); grey beneath, all the time spent combining gradients. All figures are modelled "
                      "(collective closed forms, compute from the service-time model)."),
+              Figure("training-scaling", "Scaling", scaling_png(jobs),
+                     "Samples per second against the number of devices, each with the job's micro-batch, from the "
+                     "iteration model (collective closed forms inside the site, no stragglers); dotted, one device's "
+                     "rate times the count."),
               Table("Training jobs", header, tuple(rows),
                     "Scaling: one device's iteration (same micro-batch, nothing to combine) over the mean iteration."),
               *(Text(n) for n in notes))

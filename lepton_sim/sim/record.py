@@ -117,6 +117,7 @@ class JobTally:
     buckets: int
     compute_detail: str
     sync_detail: str
+    scaling: tuple[tuple[int, float, float], ...] = ()  # (devices, iteration s, samples/s), modelled
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,26 @@ if TYPE_CHECKING:
     from lepton_sim.sim.engine import Simulation
 
 
+def scaling_curve(job: Any, scenario: Any, times_fn: Any) -> tuple[tuple[int, float, float], ...]:
+    """(devices, modelled iteration seconds, samples per second) at 1, 2, 4, ... devices up to the
+    job's count, each with the job's micro-batch (weak scaling), no stragglers, inside the site."""
+    b = job.global_batch // job.placement.count
+    per_node = job.placement.per_node
+    counts = sorted({*(2 ** k for k in range(int(math.log2(job.placement.count)) + 1)), job.placement.count})
+    out = []
+    sync = job.sync if job.sync.kind != "parameter-server" or not job.sync.site else \
+        job.sync.model_copy(update={"site": None})  # servers across a link: their in-site closed form
+    for n in counts:
+        if n > per_node and n % per_node:
+            continue
+        cand = job.model_copy(update={"global_batch": b * n, "sync": sync,
+                                      "placement": job.placement.model_copy(update={"count": n})})
+        it = iteration(cand, scenario, times_fn)
+        length, _ = iteration_length(it, sync.overlap)
+        out.append((n, length, b * n / length))
+    return tuple(out)
+
+
 class TrainingJob:
     def __init__(self, sim: Simulation, name: str, job: Any, times_fn: Any) -> None:
         self.sim, self.name, self.job = sim, name, job
@@ -53,6 +73,7 @@ class TrainingJob:
             self.path_back = sim.path(ps_site, job.placement.site)
             fabric = sim.scenario.sites[ps_site].fabric_gbps
             self.intake_bps = (fabric or 0.0) * 1e9 / 8.0 * (sync.servers or 1)
+        self.scaling = scaling_curve(job, sim.scenario, times_fn)
         self.iterations_needed = math.ceil(job.samples / job.global_batch)
         self.started = 0
         self.completed = 0
@@ -145,4 +166,4 @@ class TrainingJob:
                         communication_s=tuple(self.comm), exposed_s=tuple(self.exposed),
                         model_compute_s=m.compute_s, model_communication_s=m.communication_s,
                         grad_bytes=m.grad_bytes, buckets=len(m.buckets), compute_detail=m.compute_detail,
-                        sync_detail=m.sync_detail)
+                        sync_detail=m.sync_detail, scaling=self.scaling)
