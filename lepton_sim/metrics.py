@@ -343,13 +343,22 @@ def _jobs(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
             continue
         mean = float(d.mean())
         compute = float(np.mean(t.compute_s))
+        fail = scenario.failures.get(job.placement.hardware)
         if t.end_s is not None:
             ttc_s, basis = t.end_s, "simulated"
         else:
             left = t.iterations_needed - t.completed
-            ttc_s = rec.end_s + left * mean
+            factor = 1.0
+            if fail is not None:
+                # first order: device failures at n / mtbf per second, each costing the repair, the
+                # restart and half a checkpoint interval of iterations run again
+                per_s = t.devices / (fail.mtbf_h * 3600)
+                factor += per_s * (fail.mttr_h * 3600 + job.restart_s + job.checkpoint_every / 2 * mean)
+            ttc_s = rec.end_s + left * mean * factor
             basis = (f"extrapolated: {t.completed} of {t.iterations_needed} iterations simulated, the other "
-                     f"{left} at the mean iteration")
+                     f"{left} at the mean iteration" + (f" x {factor:.4g} for the expected failures (first order: "
+                                                        "repair, restart, half a checkpoint interval each)"
+                                                        if fail is not None else ""))
         hours = ttc_s / 3600.0
         usd_h = hw.cost_per_hour * t.devices
         watts = t.devices * (hw.power_w * compute / mean + hw.idle_power_w * (1.0 - compute / mean))
@@ -368,6 +377,9 @@ def _jobs(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
             "usd_per_hour": usd_h, "usd_total": usd_h * hours, "energy_kwh": watts * hours / 1e3,
             "deadline_h": job.deadline_h,
             "deadline_met": None if job.deadline_h is None else hours <= job.deadline_h,
+            "failures": t.failures, "lost_iterations": t.lost_iterations,
+            "availability": 1.0 - t.stopped_s / max(1e-12, min(rec.duration_s, t.end_s if t.end_s is not None
+                                                               else rec.duration_s) - rec.warmup_s),
         })
         out[t.name] = entry
     return out

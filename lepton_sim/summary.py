@@ -210,6 +210,10 @@ def print_jobs(c: Console, jobs: dict[str, Any]) -> None:
                   "-" if j["deadline_met"] is None else ("met" if j["deadline_met"] else "MISSED"),
                   _f(j["usd_total"], ",.2f")] for name, j in jobs.items()])
     for name, j in jobs.items():
+        if j.get("failures"):
+            c.print(f"[yellow]{escape(name)}: {j['failures']} device failures in the window, {j['lost_iterations']:,} "
+                    f"iterations run again from the last checkpoint, running {j['availability']:.2%} of the "
+                    "time[/yellow]")
         if j["time_to_complete_basis"] != "simulated":
             c.print(f"[dim]{escape(name)}: time to complete {escape(j['time_to_complete_basis'])}[/dim]")
         c.print(f"[dim]{escape(name)}: compute {escape(j['compute'])}; {escape(j['communication'])} "

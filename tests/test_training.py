@@ -160,7 +160,9 @@ def test_time_to_complete_cost_and_energy() -> None:
     (lambda d: d["jobs"]["j"].update(model="mm"), "jobs.j.model", "unknown model 'mm'"),
     (lambda d: d["jobs"]["j"].update(variant="int3"), "jobs.j.variant", "has no variant 'int3'"),
     (lambda d: d["jobs"]["j"].update(sync={"kind": "parameter-server"}), "jobs.j.sync", "needs `servers`"),
-    (lambda d: d.update(failures={"gpu": {"mtbf_h": 1, "mttr_h": 1}}), "failures", "not modelled together"),
+    (lambda d: (d.update(failures={"dc--far": {"mtbf_h": 1, "mttr_h": 1}}), d["jobs"]["j"].update(sync={
+        "kind": "parameter-server", "servers": 2, "site": "far", "hardware": "cpu"})), "failures.dc--far",
+     "link failures are not modelled"),
 ])
 def test_bad_jobs_are_named(change: Any, path: str, words: str) -> None:
     d = _doc(16, 8)
@@ -261,3 +263,32 @@ def test_scaling_curve_is_the_iteration_model() -> None:
         comm = sum(_ring(s, n, 100e9, 1e-6) for s in _buckets(4))
         assert pts[n]["iteration_ms"] == pytest.approx((_compute_s(d) + comm) * 1e3, rel=1e-5)
         assert pts[n]["samples_per_s"] == pytest.approx(64 * n / (pts[n]["iteration_ms"] / 1e3), rel=1e-5)
+
+
+def test_device_failures_stop_the_job_and_take_back_work() -> None:
+    """Every second of the run is an iteration that stands, one run again after a failure, a part of
+    one abandoned by a failure, or the job stopped (a device down, or restarting)."""
+    d = _doc(8, 8, samples=512 * 200000, checkpoint_every=100, restart_s=0.5)
+    d["failures"] = {"gpu": {"mtbf_h": 0.02, "mttr_h": 0.0005}}
+    d["horizon"] = {"duration_s": 600, "warmup_s": 0}
+    s = parse_scenario(d)
+    rec = simulate(s)
+    (t,) = rec.jobs
+    j = build_metrics(s, rec)["jobs"]["j"]
+    it = t.model_compute_s + t.model_communication_s  # no overlap, no stragglers
+    assert t.end_s is not None and t.failures > 0 and t.lost_iterations > 0
+    floor = (t.iterations_needed + t.lost_iterations) * it + t.stopped_s
+    assert floor * (1 - 1e-9) <= t.end_s <= floor + t.failures * it + 1e-9
+    expected = 8 * t.end_s / (0.02 * 3600)  # failures at n / mtbf while the job runs
+    assert abs(t.failures - expected) < 4 * math.sqrt(expected) + 1
+    assert 0 < j["availability"] < 1 and j["failures"] == t.failures
+    calm = _run(_doc(8, 8, samples=512 * 200000))
+    assert j["time_to_complete_h"] > calm["time_to_complete_h"]
+
+
+def test_failures_in_the_extrapolation() -> None:
+    d = _doc(8, 8)  # 10^9 samples: extrapolated
+    d["failures"] = {"gpu": {"mtbf_h": 10, "mttr_h": 1}}
+    j = _run(d)
+    assert "expected failures" in j["time_to_complete_basis"]
+    assert j["time_to_complete_h"] > _run(_doc(8, 8))["time_to_complete_h"]

@@ -826,9 +826,12 @@ class _Checker:
         the deployment's), nodes that can talk, a batch that splits over the devices."""
         times_fn = BatchTimesCache()
         component: dict[str, Any] | None = None
-        if self.s.jobs and self.s.failures:
-            self.fail("failures", "failures are not modelled together with training jobs yet: simulate the jobs "
-                                  "and the failures in separate scenarios")
+        crossing = [n for n, j in self.s.jobs.items() if j.sync.kind == "parameter-server" and j.sync.site
+                    and j.sync.site != j.placement.site]
+        links_fail = [k for k in self.s.failures if k not in self.s.hardware]
+        if crossing and links_fail:
+            self.fail(f"failures.{links_fail[0]}", f"link failures are not modelled with training jobs whose "
+                                                   f"gradients cross links ({', '.join(crossing)})")
         for name, job in self.s.jobs.items():
             path = f"jobs.{name}"
             model = self.s.models.get(job.model)

@@ -640,6 +640,11 @@ class Job(Strict):
     # factor): the iteration waits for the slowest device.
     straggler_cv: Annotated[float, Field(ge=0, le=2)] = 0.0
     backward_factor: Annotated[float, Field(ge=1, le=10)] = 3.0  # forward + backward over forward
+    # With `failures` of the job's hardware type: a device failure stops the job until the device is
+    # back, the iterations since the last checkpoint (every `checkpoint_every` iterations) are lost,
+    # and restarting takes `restart_s`.
+    checkpoint_every: Annotated[int, Field(ge=1)] = 1000
+    restart_s: NonNegFloat = 60.0
 
 
 # --- the scenario --------------------------------------------------------------------------

@@ -72,21 +72,28 @@ class BatchTimes:
     after_idle: tuple[tuple[float, ...], tuple[tuple[float, ...], ...]] | None = None
 
     def idle_factor(self, b: int, gap_s: float) -> float:
-        """times_s[b-1] is multiplied by this after an idle gap: 1 at no gap, linear up to the first
-        measured gap, log-linear between measured gaps, the last measured factor beyond."""
+        """times_s[b-1] is multiplied by this after an idle gap (`idle_factor_at`)."""
         if self.after_idle is None:
             return 1.0
         gaps, factors = self.after_idle
-        f = factors[b - 1]
-        if gap_s <= 0.0:
-            return 1.0
-        if gap_s <= gaps[0]:
-            return 1.0 + (f[0] - 1.0) * gap_s / gaps[0]
-        for i in range(1, len(gaps)):
-            if gap_s <= gaps[i]:
-                w = math.log(gap_s / gaps[i - 1]) / math.log(gaps[i] / gaps[i - 1])
-                return f[i - 1] + (f[i] - f[i - 1]) * w
-        return f[-1]
+        return idle_factor_at(b, gap_s, gaps, factors)
+
+
+def idle_factor_at(b: int, gap_s: float, gaps: Any, factors: Any) -> float:
+    """The after-idle factor of batch size `b` after an idle gap of `gap_s`: 1 at no gap, linear up
+    to the first measured gap, log-linear between measured gaps, the last measured factor beyond.
+    Plain arithmetic on indexable `gaps` and rows of `factors`, so that `lepton_sim.sim.fast`
+    compiles this same function with Numba."""
+    if gap_s <= 0.0:
+        return 1.0
+    f = factors[b - 1]
+    if gap_s <= gaps[0]:
+        return 1.0 + (f[0] - 1.0) * gap_s / gaps[0]
+    for i in range(1, len(gaps)):
+        if gap_s <= gaps[i]:
+            w = math.log(gap_s / gaps[i - 1]) / math.log(gaps[i] / gaps[i - 1])
+            return f[i - 1] + (f[i] - f[i - 1]) * w
+    return f[len(gaps) - 1]
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from lepton_sim.sim.arrivals import arrival_blocks
 from lepton_sim.sim.common import EPS_S, TIME_BINS
 from lepton_sim.sim.engine import FLUSH  # the latencies per summary fold: the sums then add in the engine's order
 from lepton_sim.sim.links import FairLinkDir, LinkDir
+from lepton_sim.servicetime.roofline import idle_factor_at
 from lepton_sim.sim.pools import Pool
 
 if TYPE_CHECKING:
@@ -611,8 +612,9 @@ def _kernels() -> dict[str, Any]:
 
         jit = numba.njit(cache=True, nogil=True)
         g = globals()
-        for name in ("_overlap", "_add_bins", "_idle_factor"):
+        for name in ("_overlap", "_add_bins", "_heap_push"):
             g[name] = numba.njit(cache=True, nogil=True, inline="always")(g[name])
+        g["_idle_factor"] = numba.njit(cache=True, nogil=True, inline="always")(idle_factor_at)
         _JIT["source"] = jit(_source_run)
         _JIT["link"] = jit(_link_run)
         _JIT["pool"] = jit(_pool_run)
@@ -635,17 +637,21 @@ def _add_bins(bins, s, e, w, nbins):  # pragma: no cover - compiled; `Window.add
         i += 1
 
 
-def _idle_factor(b, gap_s, gaps, factors):  # pragma: no cover - compiled; `BatchTimes.idle_factor`
-    if gap_s <= 0.0:
-        return 1.0
-    f = factors[b - 1]
-    if gap_s <= gaps[0]:
-        return 1.0 + (f[0] - 1.0) * gap_s / gaps[0]
-    for i in range(1, len(gaps)):
-        if gap_s <= gaps[i]:
-            w = math.log(gap_s / gaps[i - 1]) / math.log(gaps[i] / gaps[i - 1])
-            return f[i - 1] + (f[i] - f[i - 1]) * w
-    return f[len(gaps) - 1]
+_idle_factor = idle_factor_at  # `BatchTimes.idle_factor`'s arithmetic; `_kernels` puts the compiled one here
+
+
+def _heap_push(ht, hs, hk, hn, t, seq, kind):  # pragma: no cover - compiled
+    """Push (t, seq, kind) on the binary heap of the pool's own events ordered by (time, sequence);
+    returns the heap's new size."""
+    j = hn
+    while j > 0:
+        p = (j - 1) // 2
+        if ht[p] < t or (ht[p] == t and hs[p] < seq):
+            break
+        ht[j], hs[j], hk[j] = ht[p], hs[p], hk[p]
+        j = p
+    ht[j], hs[j], hk[j] = t, seq, kind
+    return hn + 1
 
 
 def _source_run(t, until, now_at):  # pragma: no cover - compiled
@@ -794,16 +800,7 @@ def _pool_run(arr, ncarry, nrun, stop, n, B, w, max_queue, times, use_draws, dra
                 if now < due - eps:
                     if timer_due != due:
                         timer_due = due
-                        tt = now + (due - now)
-                        j = hn
-                        hn += 1
-                        while j > 0:
-                            p = (j - 1) // 2
-                            if ht[p] < tt or (ht[p] == tt and hs[p] < seq):
-                                break
-                            ht[j], hs[j], hk[j] = ht[p], hs[p], hk[p]
-                            j = p
-                        ht[j], hs[j], hk[j] = tt, seq, -1
+                        hn = _heap_push(ht, hs, hk, hn, now + (due - now), seq, -1)
                         seq += 1
                         events += 1
                     break
@@ -827,15 +824,7 @@ def _pool_run(arr, ncarry, nrun, stop, n, B, w, max_queue, times, use_draws, dra
             run_start[r] = qh
             run_size[r] = b
             qh += b
-            j = hn
-            hn += 1
-            while j > 0:
-                p = (j - 1) // 2
-                if ht[p] < end or (ht[p] == end and hs[p] < seq):
-                    break
-                ht[j], hs[j], hk[j] = ht[p], hs[p], hk[p]
-                j = p
-            ht[j], hs[j], hk[j] = end, seq, r
+            hn = _heap_push(ht, hs, hk, hn, end, seq, r)
             seq += 1
             events += 1
     ist[0] = fh

@@ -118,6 +118,9 @@ class JobTally:
     compute_detail: str
     sync_detail: str
     scaling: tuple[tuple[int, float, float], ...] = ()  # (devices, iteration s, samples/s), modelled
+    failures: int = 0  # device failures inside the window
+    lost_iterations: int = 0  # taken back to the last checkpoint (over the run)
+    stopped_s: float = 0.0  # inside the window: a device down or the job restarting
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,10 @@ An iteration's life (`TrainingJob._start`, then `_done`):
    requests on them (`Simulation.transfer`), with the servers' intake between;
 4. the iteration ends when its compute and its last bucket are done; the next starts at once.
 
+With `failures` of the job's hardware type each device fails and is repaired on its own; the first
+failure stops the job (the iteration in flight is abandoned, the iterations since the last
+checkpoint are taken back), and once every device is back it restarts after `restart_s`.
+
 Iterations that start inside the measured window are tallied (`JobTally`).
 """
 from __future__ import annotations
@@ -76,7 +80,15 @@ class TrainingJob:
         self.scaling = scaling_curve(job, sim.scenario, times_fn)
         self.iterations_needed = math.ceil(job.samples / job.global_batch)
         self.started = 0
-        self.completed = 0
+        self.completed = 0  # iterations whose work stands (a failure takes back those since the last checkpoint)
+        self.epoch = 0  # bumped when a device fails: the iteration in flight is abandoned
+        self.down = 0  # devices down now
+        self.failures = 0  # device failures inside the window
+        self.lost = 0  # iterations lost to failures (run again)
+        self.stopped_s = 0.0  # seconds inside the window with a device down or restarting
+        self._stop_since: float | None = None
+        spec = sim.scenario.failures.get(job.placement.hardware)
+        self.fail_spec = spec
         self.end_s: float | None = None  # when the last iteration ended, if inside the run
         self.durations: list[float] = []  # iterations started inside the window
         self.compute: list[float] = []
@@ -84,7 +96,55 @@ class TrainingJob:
         self.exposed: list[float] = []
 
     def start(self) -> None:
+        if self.fail_spec is not None:
+            from lepton_sim.sim.failures import Alternating
+
+            mtbf, mttr = self.fail_spec.mtbf_h * 3600, self.fail_spec.mttr_h * 3600
+            for d in range(self.model.devices):
+                Alternating(self.sim.env, stream(self.sim.seed, f"failures/job/{self.name}/{d}"), mtbf, mttr,
+                            self._device_down, self._device_up)
         self._start()
+
+    # --- failures: stop, roll back to the last checkpoint, restart --------------------------
+
+    def _device_down(self) -> None:
+        sim = self.sim
+        now = sim.env.now
+        if self.end_s is not None:
+            return  # the job is done
+        if sim.window.in_window(now):
+            self.failures += 1
+        self.down += 1
+        if self.down > 1:
+            return  # already stopped
+        self.epoch += 1  # the iteration in flight is abandoned
+        keep = self.completed - self.completed % self.job.checkpoint_every
+        self.lost += self.completed - keep
+        self.completed = keep
+        if self._stop_since is None:  # (not already stopped, waiting for a restart)
+            self._stop_since = now
+
+    def _device_up(self) -> None:
+        if self.end_s is not None or self.down == 0:
+            return
+        self.down -= 1
+        if self.down:
+            return
+        epoch = self.epoch
+
+        def restarted(_ev: Any) -> None:
+            if self.epoch != epoch:
+                return  # another failure during the restart: it restarts again once that device is back
+            self._stopped_until(self.sim.env.now)
+            self._start()
+
+        after(self.sim.env, self.job.restart_s, restarted)
+        self.sim.events += 1
+
+    def _stopped_until(self, now: float) -> None:
+        if self._stop_since is not None:
+            self.stopped_s += self.sim.window.overlap(self._stop_since, now)
+            self._stop_since = None
 
     # --- one iteration ----------------------------------------------------------------------
 
@@ -98,7 +158,7 @@ class TrainingJob:
             slow = float(np.max(self.rng.lognormal(self.mu, self.sigma, m.devices)))
         compute = m.compute_s * slow
         state = {"t0": t0, "compute": compute, "ready": bucket_ready_s(m, self.job.sync.overlap, slow), "i": 0,
-                 "free": 0.0, "comm": 0.0}
+                 "free": 0.0, "comm": 0.0, "epoch": self.epoch}
         if not self.path_there:
             length, state["comm"] = iteration_length(m, self.job.sync.overlap, slow)
             self._finish_at(state, length)
@@ -107,6 +167,8 @@ class TrainingJob:
 
     def _next_bucket(self, state: dict[str, Any]) -> None:
         """Parameter server over links: push bucket i at max(ready, previous done), then pull it."""
+        if state["epoch"] != self.epoch:
+            return  # a device failed: the iteration is abandoned (its transfers still cross the links)
         i = state["i"]
         m = self.model
         if i == len(m.buckets):
@@ -144,6 +206,8 @@ class TrainingJob:
         self.sim.events += 1
 
     def _done(self, state: dict[str, Any], length: float) -> None:
+        if state["epoch"] != self.epoch:
+            return  # a device failed during this iteration
         sim = self.sim
         t0 = state["t0"]
         if sim.window.in_window(t0):
@@ -159,6 +223,8 @@ class TrainingJob:
 
     def tally(self) -> JobTally:
         m = self.model
+        if self._stop_since is not None:
+            self._stopped_until(self.sim.env.now)
         return JobTally(name=self.name, devices=m.devices, nodes=m.nodes, micro_batch=m.micro_batch,
                         global_batch=self.job.global_batch, samples=self.job.samples,
                         iterations_needed=self.iterations_needed, started=self.started, completed=self.completed,
@@ -166,4 +232,5 @@ class TrainingJob:
                         communication_s=tuple(self.comm), exposed_s=tuple(self.exposed),
                         model_compute_s=m.compute_s, model_communication_s=m.communication_s,
                         grad_bytes=m.grad_bytes, buckets=len(m.buckets), compute_detail=m.compute_detail,
-                        sync_detail=m.sync_detail, scaling=self.scaling)
+                        sync_detail=m.sync_detail, scaling=self.scaling, failures=self.failures,
+                        lost_iterations=self.lost, stopped_s=self.stopped_s)
