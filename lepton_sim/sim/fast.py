@@ -12,9 +12,14 @@ station runs:
   weighted routing, one uniform draw per request as the engine draws it);
 - its link directions are FIFO (fair sharing couples the transfers in flight);
 - its stations form no cycle (a link direction that carries one service's requests and the
-  responses of a pool those requests reach, say).
+  responses of a pool those requests reach, say);
+- no training job's gradients cross its link directions.
 
-The stations are then run in topological order, each on all of its arrivals at once: a demand line
+Simulated time is cut into chunks of about `CHUNK_REQUESTS` requests. In each chunk the stations
+run in topological order, each on what reaches it before the chunk's end (the rest waits for the
+next chunk; a station's outputs never precede its inputs, so nothing comes back), and each keeps
+its state across chunk ends (a link direction's free time; a pool's queue, batches in service and
+pending events). Memory is then that of one chunk, whatever the horizon. A demand line
 creates its requests and routes them; a FIFO link direction is Lindley's recursion (start at the
 later of the arrival and the end of the last transfer, serialise, propagate); a pool is its own
 event loop (`_pool_run`: the dispatch rule of `pools.Pool` with its `max_wait_ms` timers, its

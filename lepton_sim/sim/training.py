@@ -46,8 +46,11 @@ def scaling_curve(job: Any, scenario: Any, times_fn: Any) -> tuple[tuple[int, fl
     per_node = job.placement.per_node
     counts = sorted({*(2 ** k for k in range(int(math.log2(job.placement.count)) + 1)), job.placement.count})
     out = []
-    sync = job.sync if job.sync.kind != "parameter-server" or not job.sync.site else \
-        job.sync.model_copy(update={"site": None})  # servers across a link: their in-site closed form
+    sync = job.sync
+    if sync.kind == "parameter-server" and sync.site and sync.site != job.placement.site:
+        if scenario.sites[job.placement.site].fabric_gbps is None:
+            return ()  # servers across a link, and no fabric here for their in-site closed form
+        sync = sync.model_copy(update={"site": None})  # servers across a link: their in-site closed form
     for n in counts:
         if n > per_node and n % per_node:
             continue
