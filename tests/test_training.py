@@ -292,3 +292,11 @@ def test_failures_in_the_extrapolation() -> None:
     j = _run(d)
     assert "expected failures" in j["time_to_complete_basis"]
     assert j["time_to_complete_h"] > _run(_doc(8, 8))["time_to_complete_h"]
+
+
+def test_validate_refuses_training_jobs() -> None:
+    out = subprocess.run([sys.executable, "-m", "lepton_sim", "validate",
+                          str(ROOT / "scenarios" / "training" / "bert-large-wan.yaml"), "--duration", "1"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "jobs: validate serves inference only" in out.stderr

@@ -53,7 +53,11 @@ def scaling_png(jobs: Mapping[str, Mapping[str, Any]]) -> bytes:
         ax.set_yscale("log")
         ax.set_xlabel("devices")
         ax.set_ylabel("samples per second")
-        ax.legend(fontsize=8, frameon=False)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, frameon=False)
+        else:
+            ax.text(0.5, 0.5, "no scaling curve in this run's metrics", ha="center", va="center",
+                    transform=ax.transAxes, color=NEUTRAL)
         return png_bytes(fig)
 
 

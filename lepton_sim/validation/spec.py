@@ -182,6 +182,9 @@ def run_spec(scenario: Scenario, raw: dict[str, Any], file: str, seed: int | Non
         raise ScenarioError("required by `validate` (the replica pools to serve)", file=file, path="deployment")
     if scenario.failures:
         fail("failures", "validate serves without failures: remove `failures` (a real run cannot schedule them)")
+    if scenario.jobs:
+        fail("jobs", "validate serves inference only: remove `jobs` (a real data-parallel step is measured by "
+                     "benchmarks/training_real.py)")
     raw_hw = raw.get("hardware") or {}
     cores = usable_cores() if cores is None else cores
     total = sum(line.count for line in dep.replicas)
