@@ -277,7 +277,9 @@ class _SourceRun:
         self.scheduled = 0  # arrival events the engine schedules
 
     def before(self, T: float, k_: dict[str, Any]) -> np.ndarray:
-        while not self.done and (not len(self.ready) or self.ready[-1] < T):
+        parts = [self.ready]
+        last = self.ready[-1] if len(self.ready) else -np.inf
+        while not self.done and last < T:
             block = next(self.blocks, None)
             if block is None:
                 self.done = True
@@ -290,7 +292,12 @@ class _SourceRun:
             self.scheduled += n
             if stopped:
                 self.done = True
-            self.ready = np.concatenate([self.ready, a[a < self.until]])
+            a = a[a < self.until]
+            if len(a):
+                parts.append(a)
+                last = a[-1]
+        if len(parts) > 1:
+            self.ready = np.concatenate(parts)
         cut = int(np.searchsorted(self.ready, T, side="left"))
         out, self.ready = self.ready[:cut], self.ready[cut:]
         return out
