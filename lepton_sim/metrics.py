@@ -327,7 +327,8 @@ def _jobs(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
         hw = scenario.hardware[job.placement.hardware]
         d = np.asarray(t.durations_s)
         entry: dict[str, Any] = {"devices": t.devices, "nodes": t.nodes, "hardware": job.placement.hardware,
-                                 "site": job.placement.site, "sync": job.sync.kind, "micro_batch": t.micro_batch,
+                                 "site": job.placement.site, "sites": [p.site for p in job.placements],
+                                 "sync": job.sync.kind, "micro_batch": t.micro_batch,
                                  "iterations": len(d), "iterations_needed": t.iterations_needed,
                                  "gradient_mb": t.grad_bytes / 1e6, "buckets": t.buckets,
                                  "compute": t.compute_detail, "communication": t.sync_detail,

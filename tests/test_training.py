@@ -173,7 +173,7 @@ def test_bad_jobs_are_named(change: Any, path: str, words: str) -> None:
 
 
 def test_shipped_training_scenarios_run(tmp_path: Path) -> None:
-    for name in ("resnet50-ring", "resnet50-ps", "bert-large-wan"):
+    for name in ("resnet50-ring", "resnet50-ps", "bert-large-wan", "bert-large-two-sites"):
         out = subprocess.run([sys.executable, "-m", "lepton_sim", "simulate", str(ROOT / "scenarios" / "training" /
                               f"{name}.yaml"), "--out", str(tmp_path / name), "--report"], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
@@ -300,3 +300,38 @@ def test_validate_refuses_training_jobs() -> None:
                          capture_output=True, text=True)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "jobs: validate serves inference only" in out.stderr
+
+
+@pytest.mark.parametrize("kind", ["ring-allreduce", "tree-allreduce"])
+def test_a_job_across_sites_crosses_the_link(kind: str) -> None:
+    """8 devices a site, one node each, 3 ms and 10 Gb/s apart: each bucket's bytes over the link in
+    both directions at once, the sites' own part alongside, then every latency step at the link's 3 ms."""
+    d = _doc(8, 8, {"kind": kind, "bucket_mb": 4, "overlap": False})
+    d["sites"]["far"]["capacity"]["gpu"] = 8
+    d["jobs"]["j"]["also"] = [{"site": "far", "hardware": "gpu", "count": 8, "per_node": 8}]
+    d["jobs"]["j"]["global_batch"] = 64 * 16
+    j = _run(d)
+    n = 16
+    share, steps = (2 * (n - 1) / n, 2 * (n - 1)) if kind == "ring-allreduce" else (1.0, 2 * math.ceil(math.log2(n)))
+    comm = sum(max(share * s / 100e9, share * s * 8 / 10e9) + steps * 3e-3 for s in _buckets(4))
+    assert j["communication_ms"] == pytest.approx(comm * 1e3, rel=1e-5)
+    assert j["devices"] == 16 and j["sites"] == ["dc", "far"]
+    assert j["iteration_ms"]["mean"] == pytest.approx(j["compute_ms"] + comm * 1e3, rel=1e-5)
+
+
+@pytest.mark.parametrize("change, path, words", [
+    (lambda d: d["jobs"]["j"]["also"][0].update(hardware="cpu"), "jobs.j.also[0].hardware", "one hardware type"),
+    (lambda d: d["jobs"]["j"]["also"][0].update(site="nowhere"), "jobs.j.also[0].site", "unknown site 'nowhere'"),
+    (lambda d: d["jobs"]["j"].update(sync={"kind": "parameter-server", "servers": 1, "hardware": "cpu"}),
+     "jobs.j.also", "stays at one site"),
+    (lambda d: d["jobs"]["j"]["also"][0].update(count=16), "jobs.j.also[0].count", "holds 8 of 'gpu'"),
+])
+def test_bad_jobs_across_sites_are_named(change: Any, path: str, words: str) -> None:
+    d = _doc(8, 8)
+    d["sites"]["far"]["capacity"]["gpu"] = 8
+    d["jobs"]["j"]["also"] = [{"site": "far", "hardware": "gpu", "count": 8, "per_node": 8}]
+    d["jobs"]["j"]["global_batch"] = 64 * 16
+    change(d)
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(d)
+    assert path in str(err.value) and words in str(err.value)

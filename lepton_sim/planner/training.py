@@ -58,10 +58,10 @@ def _option(scenario: Scenario, job: Any, times_fn: Any) -> JobOption | None:
         return None
     length, _ = iteration_length(it, job.sync.overlap)
     hours = math.ceil(job.samples / job.global_batch) * length / 3600.0
-    usd = scenario.hardware[job.placement.hardware].cost_per_hour * job.placement.count
+    usd = scenario.hardware[job.placement.hardware].cost_per_hour * job.devices
     if job.sync.kind == "parameter-server":
         usd += scenario.hardware[job.sync.hardware].cost_per_hour * (job.sync.servers or 1)
-    return JobOption(job.placement.hardware, job.placement.count, min(job.placement.per_node, job.placement.count),
+    return JobOption(job.placement.hardware, job.devices, min(job.placement.per_node, job.placement.count),
                      job.sync.kind, length, hours, usd)
 
 
@@ -85,6 +85,12 @@ def plan_job(scenario: Scenario, name: str, free: dict[str, int]) -> JobPlan:
     given = _option(scenario, job, times_fn)
     if job.deadline_h is None:
         return JobPlan(name, job, given, given, 1, given, "no deadline: the file's placement is kept")
+    if job.also:
+        if given is not None and given.hours <= job.deadline_h:
+            return JobPlan(name, job, given, given, 1, given, "a job across sites keeps its placement")
+        return JobPlan(name, job, None, given, 1, given, f"{name} spans sites and keeps its placement, which takes "
+                                                         f"{given.hours:.3g} h against the {job.deadline_h:g} h deadline"
+                       if given is not None else f"{name} cannot run as placed")
     options: list[tuple[JobOption, Any]] = []
     syncs = (job.sync.kind,) if job.sync.kind == "parameter-server" else SYNCS
     for hw_name, hw in scenario.hardware.items():
@@ -120,8 +126,9 @@ def plan_jobs(scenario: Scenario) -> list[JobPlan]:
     for name, job in scenario.jobs.items():
         p = plan_job(scenario, name, free[job.placement.site])
         out.append(p)
+        for pl in p.job.placements:
+            free[pl.site][pl.hardware] = free[pl.site].get(pl.hardware, 0) - pl.count
         pl = p.job.placement
-        free[pl.site][pl.hardware] = free[pl.site].get(pl.hardware, 0) - pl.count
         if p.job.sync.kind == "parameter-server":
             ps_site = p.job.sync.site or pl.site
             free[ps_site][p.job.sync.hardware] = free[ps_site].get(p.job.sync.hardware, 0) - (p.job.sync.servers or 1)
@@ -140,8 +147,9 @@ def reserved(scenario: Scenario) -> Scenario:
         return scenario
     caps = {site: dict(s.capacity) for site, s in scenario.sites.items()}
     for job in scenario.jobs.values():
+        for part in job.placements:
+            caps[part.site][part.hardware] = max(0, caps[part.site].get(part.hardware, 0) - part.count)
         pl = job.placement
-        caps[pl.site][pl.hardware] = max(0, caps[pl.site].get(pl.hardware, 0) - pl.count)
         if job.sync.kind == "parameter-server":
             site = job.sync.site or pl.site
             caps[site][job.sync.hardware] = max(0, caps[site].get(job.sync.hardware, 0) - (job.sync.servers or 1))

@@ -583,8 +583,9 @@ def _reference_problems(raw: dict) -> list[tuple[str, str]]:
             if have is not None and isinstance(variant, str) and variant not in have:
                 out.append((f"{path}.variant", f"model {model!r} has no variant {variant!r}{_near(variant, have)}; "
                                                f"it has: {', '.join(have)}"))
-        for part in ("placement", "sync"):
-            where = job.get(part)
+        parts = [("placement", job.get("placement")), ("sync", job.get("sync"))]
+        parts += [(f"also[{i}]", p) for i, p in enumerate(_list(job.get("also")))]
+        for part, where in parts:
             if isinstance(where, dict):
                 if "site" in where:
                     ref(f"{path}.{part}.site", "site", where.get("site"), sites)
@@ -842,31 +843,53 @@ class _Checker:
             if is_llm(model):
                 self.fail(f"{path}.model", f"training jobs take layer-list models; {job.model!r} is kind: llm")
                 continue
-            self._count_devices(used, f"{path}.placement.count", pl, pl.count)
-            if job.global_batch % pl.count:
-                self.fail(f"{path}.global_batch", f"{job.global_batch} does not split over {pl.count} devices "
-                                                  f"(a multiple of {pl.count} is needed)")
-            per_node = min(pl.per_node, pl.count)
-            if pl.count % per_node:
-                self.fail(f"{path}.placement.per_node", f"{pl.count} devices do not fill nodes of {per_node}")
-            if per_node > 1 and hw.interconnect_gbps is None:
-                self.fail(f"{path}.placement.per_node", f"{per_node} devices to a node need the device-to-device "
-                                                        f"bandwidth hardware.{pl.hardware}.interconnect_gbps")
-            if pl.count > per_node and self.s.sites[pl.site].fabric_gbps is None:
-                self.fail(f"{path}.placement.count", f"{pl.count // per_node} nodes need sites.{pl.site}.fabric_gbps "
-                                                     "(gigabits per second per node between them)")
+            total = job.devices
+            for where, p in [("placement", pl), *((f"also[{i}]", p) for i, p in enumerate(job.also))]:
+                if p.site not in self.s.sites:
+                    continue  # a reference problem, reported already
+                if p.hardware != pl.hardware:
+                    self.fail(f"{path}.{where}.hardware", f"a job spans sites on one hardware type: {p.hardware!r} "
+                                                          f"is not the placement's {pl.hardware!r}")
+                    continue
+                self._count_devices(used, f"{path}.{where}.count", p, p.count)
+                per_node = min(p.per_node, p.count)
+                if p.count % per_node:
+                    self.fail(f"{path}.{where}.per_node", f"{p.count} devices do not fill nodes of {per_node}")
+                if per_node > 1 and hw.interconnect_gbps is None:
+                    self.fail(f"{path}.{where}.per_node", f"{per_node} devices to a node need the device-to-device "
+                                                          f"bandwidth hardware.{pl.hardware}.interconnect_gbps")
+                if p.count > per_node and self.s.sites[p.site].fabric_gbps is None:
+                    self.fail(f"{path}.{where}.count", f"{p.count // per_node} nodes need sites.{p.site}.fabric_gbps "
+                                                       "(gigabits per second per node between them)")
+            if job.also:
+                if job.sync.kind == "parameter-server":
+                    self.fail(f"{path}.also", "a job across sites combines its gradients by all-reduce: a "
+                                              "parameter-server job stays at one site")
+                sites = [p.site for p in job.placements]
+                if len(set(sites)) != len(sites):
+                    self.fail(f"{path}.also", f"each site once: {', '.join(sites)}")
+                if component is None:
+                    component = _components(self.s.sites, (link.between for link in self.s.links))
+                for i, p in enumerate(job.also):
+                    if p.site in component and component[p.site] != component.get(pl.site):
+                        self.fail(f"{path}.also[{i}].site", f"no network path from {pl.site!r} to {p.site!r}")
+                if self.s.failures and any(k not in self.s.hardware for k in self.s.failures):
+                    self.fail("failures", f"link failures are not modelled with training jobs across sites ({name})")
+            if job.global_batch % total:
+                self.fail(f"{path}.global_batch", f"{job.global_batch} does not split over {total} devices "
+                                                  f"(a multiple of {total} is needed)")
             shaped = not {(job.model, None), (job.model, job.variant)} & self.misshapen  # else reported already
             try:
                 if shaped:
                     times_fn(model, model.variants[job.variant], hw, 1)
             except UnsupportedPrecision as exc:
                 self.fail(f"{path}.variant", str(exc))
-            if shaped and not job.global_batch % pl.count:
+            if shaped and not job.global_batch % total:
                 from lepton_sim.servicetime.training import memory_bytes
 
-                need = memory_bytes(model, model.variants[job.variant], job.global_batch // pl.count) / 1e9
+                need = memory_bytes(model, model.variants[job.variant], job.global_batch // total) / 1e9
                 if need > hw.memory_gb:
-                    self.fail(f"{path}.global_batch", f"{job.global_batch // pl.count} samples per device need about "
+                    self.fail(f"{path}.global_batch", f"{job.global_batch // total} samples per device need about "
                                                       f"{need:.1f} GB (optimizer state and activations, modelled); "
                                                       f"{pl.hardware} has {hw.memory_gb:g} GB: use more devices")
             sync = job.sync

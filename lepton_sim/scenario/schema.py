@@ -634,12 +634,24 @@ class Job(Strict):
     global_batch: Annotated[int, Field(ge=1)]
     samples: Annotated[int, Field(ge=1)]
     placement: JobPlacement
+    # More devices of the same hardware type at other sites: the job spans them, and its collective
+    # crosses the scenario's links between consecutive sites (placement's site, then these in order).
+    also: list[JobPlacement] = Field(default_factory=list)
     sync: JobSync = Field(default_factory=JobSync)
     deadline_h: PositiveFloat | None = None
     # Per-device variation of compute time per iteration (coefficient of variation of a lognormal
     # factor): the iteration waits for the slowest device.
     straggler_cv: Annotated[float, Field(ge=0, le=2)] = 0.0
     backward_factor: Annotated[float, Field(ge=1, le=10)] = 3.0  # forward + backward over forward
+
+    @property
+    def devices(self) -> int:
+        """Devices over every site the job spans."""
+        return self.placement.count + sum(p.count for p in self.also)
+
+    @property
+    def placements(self) -> list[JobPlacement]:
+        return [self.placement, *self.also]
     # With `failures` of the job's hardware type: a device failure stops the job until the device is
     # back, the iterations since the last checkpoint (every `checkpoint_every` iterations) are lost,
     # and restarting takes `restart_s`.

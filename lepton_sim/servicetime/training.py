@@ -89,6 +89,12 @@ class Iteration:
     alpha_s: float
     compute_detail: str
     sync_detail: str
+    # A job spanning sites: per bucket, the bytes each link hop of the collective carries between
+    # consecutive sites, the time of its bandwidth term inside the sites, and its latency steps
+    # (each taking the larger of alpha and the route's one-way latency).
+    cross_bytes: tuple[float, ...] = ()
+    bandwidth_s: tuple[float, ...] = ()
+    steps: int = 0
 
     @property
     def communication_s(self) -> float:
@@ -127,9 +133,10 @@ def iteration(job: Any, scenario: Any, times_fn: Any = None) -> Iteration:
     model = scenario.models[job.model]
     variant = model.variants[job.variant]
     hw = scenario.hardware[pl.hardware]
-    n = pl.count
-    per_node = min(pl.per_node, n)
-    nodes = n // per_node
+    parts = [pl, *getattr(job, "also", ())]
+    n = sum(p.count for p in parts)
+    per_node = min(pl.per_node, pl.count)
+    nodes = sum(p.count // min(p.per_node, p.count) for p in parts)
     b = job.global_batch // n
     bt = times_fn(model, variant, hw, b)
     forward = bt.times_s[b - 1]
@@ -144,17 +151,41 @@ def iteration(job: Any, scenario: Any, times_fn: Any = None) -> Iteration:
     fabric_bps = (site.fabric_gbps or 0.0) * 1e9 / 8.0
     node_alpha = (job.sync.step_latency_us * 1e-6) if job.sync.step_latency_us is not None else NODE_STEP_S
     kind = job.sync.kind
+    cross: tuple[float, ...] = tuple(0.0 for _ in buckets)
+    bandwidth_terms: tuple[float, ...] = tuple(0.0 for _ in buckets)
+    steps = 0
     if kind in ("ring-allreduce", "tree-allreduce"):
-        if nodes > 1:
-            bps = min(node_bps, fabric_bps) if per_node > 1 else fabric_bps
-            alpha = site.fabric_latency_us * 1e-6
+        # inside each site: NVLink within a node, the site's fabric between its nodes; the slowest site
+        # sets the pace, and across sites the links between them (the simulator's transfers)
+        bps, alpha = math.inf, 0.0
+        for p in parts:
+            pn = min(p.per_node, p.count)
+            f_bps = (scenario.sites[p.site].fabric_gbps or 0.0) * 1e9 / 8.0
+            if p.count // pn > 1:
+                bps = min(bps, min(node_bps, f_bps) if pn > 1 else f_bps)
+                alpha = max(alpha, scenario.sites[p.site].fabric_latency_us * 1e-6)
+            elif pn > 1:
+                bps, alpha = min(bps, node_bps), max(alpha, node_alpha)
+        ring = kind == "ring-allreduce"
+        f = ring_allreduce_s if ring else tree_allreduce_s
+        if n <= 1:
+            times = tuple(0.0 for _ in buckets)
+        elif len(parts) == 1:
+            times = tuple(f(s, n, bps, alpha) for s in buckets)
         else:
-            bps, alpha = node_bps, node_alpha
-        f = ring_allreduce_s if kind == "ring-allreduce" else tree_allreduce_s
-        times = tuple(f(s, n, bps, alpha) for s in buckets) if n > 1 else tuple(0.0 for _ in buckets)
+            steps = 2 * (n - 1) if ring else 2 * math.ceil(math.log2(n))
+            share = 2.0 * (n - 1) / n if ring else 1.0
+            cross = tuple(share * s for s in buckets)
+            bandwidth_terms = tuple(share * s / bps if math.isfinite(bps) else 0.0 for s in buckets)
+            times = tuple(0.0 for _ in buckets)  # the simulator adds the links between the sites
+        sites = "" if len(parts) == 1 else f" across {len(parts)} sites ({', '.join(p.site for p in parts)})"
+        within = f"bottleneck {bps * 8 / 1e9:g} Gb/s, alpha {alpha * 1e6:g} us" if math.isfinite(bps) else \
+            "one device a site"
         where = ("one device: nothing to combine" if n == 1 else
-                 f"{kind} over {n} devices, {'%d nodes' % nodes if nodes > 1 else 'one node'}, "
-                 f"bottleneck {bps * 8 / 1e9:g} Gb/s, alpha {alpha * 1e6:g} us")
+                 f"{kind} over {n} devices, {'%d nodes' % nodes if nodes > 1 else 'one node'}{sites}, " + within
+                 + (", then the links between the sites" if len(parts) > 1 else ""))
+        if not math.isfinite(bps):
+            bps = 0.0
     else:
         servers = job.sync.servers or 1
         ps_site = job.sync.site or pl.site
@@ -169,5 +200,6 @@ def iteration(job: Any, scenario: Any, times_fn: Any = None) -> Iteration:
     return Iteration(devices=n, per_node=per_node, nodes=nodes, micro_batch=b, forward_s=forward,
                      compute_s=compute, backward_s=compute * (job.backward_factor - 1.0) / job.backward_factor,
                      grad_bytes=grad, buckets=buckets, bucket_s=times, bandwidth_bps=bps, alpha_s=alpha,
+                     cross_bytes=cross, bandwidth_s=bandwidth_terms, steps=steps,
                      compute_detail=f"{job.backward_factor:g} x forward of batch {b} ({bt.source}: {bt.detail})",
                      sync_detail=where)

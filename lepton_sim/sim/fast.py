@@ -106,7 +106,7 @@ def split(sim: Simulation) -> list[Part]:
     dirs_of_group: dict[Any, list[LinkDir]] = defaultdict(list)
     for (i, a), d in sim.linkdirs.items():
         dirs_of_group[site_group.find(a)].append(d)
-    job_dirs = {id(d): job.name for job in sim.jobs for d in (*job.path_there, *job.path_back)}
+    job_dirs = {id(d): job.name for job in sim.jobs for d in job.dirs}
     pools_of: dict[str, list[Any]] = defaultdict(list)
     for p in sim.pools:
         pools_of[p.line.service].append(p)

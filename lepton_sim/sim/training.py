@@ -80,7 +80,19 @@ class TrainingJob:
             self.path_back = sim.path(ps_site, job.placement.site)
             fabric = sim.scenario.sites[ps_site].fabric_gbps
             self.intake_bps = (fabric or 0.0) * 1e9 / 8.0 * (sync.servers or 1)
-        self.scaling = scaling_curve(job, sim.scenario, times_fn)
+        # A job spanning sites: the link directions between consecutive sites of its ring (the last
+        # back to the first) and each route's one-way latency; a tree's crossings take the same hops.
+        self.hops: list[tuple[tuple[Any, ...], float]] = []
+        sites = [p.site for p in job.placements]
+        if len(sites) > 1:
+            pairs = list(zip(sites, sites[1:] + sites[:1])) if len(sites) > 2 else \
+                [(sites[0], sites[1]), (sites[1], sites[0])]
+            for a, b in pairs:
+                route = sim.topology.route(a, b, frozenset())
+                assert route is not None  # the loader checked
+                self.hops.append((sim.path(a, b), route.latency_s))
+        self.dirs = [d for path, _ in self.hops for d in path] + [*self.path_there, *self.path_back]
+        self.scaling = scaling_curve(job, sim.scenario, times_fn) if len(sites) == 1 else ()
         self.iterations_needed = math.ceil(job.samples / job.global_batch)
         self.started = 0
         self.completed = 0  # iterations whose work stands (a failure takes back those since the last checkpoint)
@@ -162,11 +174,57 @@ class TrainingJob:
         compute = m.compute_s * slow
         state = {"t0": t0, "compute": compute, "ready": bucket_ready_s(m, self.job.sync.overlap, slow), "i": 0,
                  "free": 0.0, "comm": 0.0, "epoch": self.epoch}
+        if self.hops:
+            self._next_span_bucket(state)
+            return
         if not self.path_there:
             length, state["comm"] = iteration_length(m, self.job.sync.overlap, slow)
             self._finish_at(state, length)
             return
         self._next_bucket(state)
+
+    def _next_span_bucket(self, state: dict[str, Any]) -> None:
+        """A job across sites: bucket i starts at max(ready, previous done); its bytes cross every
+        hop between consecutive sites as transfers queued with the requests there, while the sites
+        run their part; it is done when both are, plus its latency steps."""
+        if state["epoch"] != self.epoch:
+            return
+        i = state["i"]
+        m = self.model
+        env = self.sim.env
+        if i == len(m.buckets):
+            self._finish_at(state, max(state["compute"], state["free"]))
+            return
+        now = env.now - state["t0"]
+        start = max(state["ready"][i], state["free"], now)
+
+        def send(_ev: Any) -> None:
+            left = [len(self.hops)]
+            worst = [start + m.bandwidth_s[i]]  # relative to the iteration's start
+            bits = m.cross_bytes[i] * 8.0
+            alpha = max([m.alpha_s, *(lat for _, lat in self.hops)])
+
+            def arrived(lat: float) -> None:
+                worst[0] = max(worst[0], env.now - state["t0"] - lat)  # serialised and queued, without the propagation
+                left[0] -= 1
+                if left[0]:
+                    return
+                done = worst[0] + m.steps * alpha
+
+                def combined(_ev: Any) -> None:
+                    state["comm"] += done - start
+                    state["free"] = done
+                    state["i"] = i + 1
+                    self._next_span_bucket(state)
+
+                after(env, state["t0"] + done - env.now, combined)
+                self.sim.events += 1
+
+            for path, lat in self.hops:
+                self.sim.transfer(path, bits, lambda lat=lat: arrived(lat))
+
+        after(env, start - now, send)
+        self.sim.events += 1
 
     def _next_bucket(self, state: dict[str, Any]) -> None:
         """Parameter server over links: push bucket i at max(ready, previous done), then pull it."""
