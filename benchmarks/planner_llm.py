@@ -10,7 +10,11 @@ degree (1, 2, 4, 8 where they can run), variant (fp16, fp8, int8, int4-awq withi
 accuracy floor) and replica counts, and the verify loop simulates the plan. It prints the plan's cost against each baseline (best single GPU type, no
 quantisation, TP 1 only, greedy), the planning time with its replica trials, and the verification.
 
-Run: python benchmarks/planner_llm.py [--rate-scale X] [--rounds N]
+With `--buckets chat=2048` (repeatable) a service's requests are planned in request-size buckets of
+prompt length (Mélange's idea, `lepton_sim.planner.buckets`): the output adds the plan without buckets
+and a simulation of the bucketed deployment as written (requests routed by prompt length).
+
+Run: python benchmarks/planner_llm.py [--rate-scale X] [--rounds N] [--buckets SERVICE=B1,B2 ...]
 (the first run measures every replica type, about three minutes; the trials are cached
 in the table cache, `$LEPTON_SIM_CACHE`, so a second run takes seconds)
 """
@@ -22,9 +26,12 @@ import time
 import dataclasses
 
 from lepton_sim.planner import PlanOptions
+from lepton_sim.planner.buckets import bucketed
 from lepton_sim.planner.measured import STATS
 from lepton_sim.scenario import parse_scenario
 from lepton_sim.tablecache import default_store
+from lepton_sim.verification.buckets import bucket_outcome
+from lepton_sim.verification.deployment import deployment_mapping
 from lepton_sim.verification.loop import verify
 
 CHAT_TOKENS = {"prompt": {"dist": "lognormal", "mean": 1155, "cv": 0.9, "max": 8192},
@@ -65,12 +72,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate-scale", type=float, default=1.0, help="multiply every demand rate")
     ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--buckets", action="append", default=[], metavar="SERVICE=B1,B2",
+                    help="plan SERVICE's requests in prompt-length buckets ending at B1, B2, ... tokens")
     args = ap.parse_args()
-    s = parse_scenario(fleet(args.rate_scale), file="<planner_llm>")
+    raw = fleet(args.rate_scale)
+    for spec in args.buckets:
+        name, _, bounds = spec.partition("=")
+        raw["services"][name]["buckets"] = [int(b) for b in bounds.split(",")]
+    given = parse_scenario(raw, file="<planner_llm>")
+    s, buckets = bucketed(given)
+    options = PlanOptions(tables=default_store(), progress=lambda line: print(line, flush=True))
     before = dataclasses.replace(STATS)
     t0 = time.perf_counter()
-    v = verify(s, PlanOptions(tables=default_store(), progress=lambda line: print(line, flush=True)),
-               rounds=args.rounds)
+    v = verify(s, options, rounds=args.rounds)
     wall = time.perf_counter() - t0
     final = v.final
     plan = final.plan
@@ -94,6 +108,10 @@ def main() -> None:
             print(f"  {b.name}: none ({b.note})")
         else:
             print(f"  {b.name}: ${cost:.2f}/h, the plan saves {(cost - final.usd_per_hour) / cost:.1%}")
+    if buckets:
+        t1 = time.perf_counter()
+        bucket_outcome(given, buckets, deployment_mapping(final.lines), options, final.usd_per_hour, v.seed)
+        print(f"buckets' baseline and the written deployment's simulation: {time.perf_counter() - t1:.1f} s")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ from lepton_sim.catalogue.zoo import zoo_model, zoo_names
 from lepton_sim.errors import ScenarioError
 from lepton_sim.layers import LayerShapeError, layer_costs
 from lepton_sim.profiles import Codec, codec_model, digits_variants, load_profile_cached, reference_profile_path
-from lepton_sim.scenario.schema import MODEL_TAG, JobPlacement, LLMModelSpec, ModelSpec, Scenario, TokenTrace, Trace, is_llm
+from lepton_sim.scenario.schema import (MODEL_TAG, FixedTokens, JobPlacement, LLMModelSpec, ModelSpec, Replicas, Scenario,
+                                        TokenTrace, Trace, UniformTokens, is_llm, prompt_intervals)
 from lepton_sim.servicetime import BatchTimesCache, UnsupportedPrecision
 
 DEFAULT_SCENARIO = "default.yaml"
@@ -781,7 +782,7 @@ class _Checker:
             for key in ("ttft", "tpot"):
                 if getattr(svc.slo, key) is not None:
                     self.fail(f"{path}.slo.{key}", f"only for an LLM service (model {svc.model!r} is not kind: llm)")
-            for key in ("tokens", "scheduler"):
+            for key in ("tokens", "scheduler", "buckets"):
                 if getattr(svc, key) is not None:
                     self.fail(f"{path}.{key}", f"only for an LLM service (model {svc.model!r} is not kind: llm)")
 
@@ -928,8 +929,9 @@ class _Checker:
                 self._check_llm_line(path, r, svc, model, variant, hw)
                 self._count_devices(used, path, r, r.count * r.tensor_parallel)
                 continue
-            if r.tensor_parallel != 1:
-                self.fail(f"{path}.tensor_parallel", f"only for LLM services (model {svc.model!r} is not kind: llm)")
+            for key in ("tensor_parallel", "prompt_tokens"):
+                if getattr(r, key) != Replicas.model_fields[key].default:
+                    self.fail(f"{path}.{key}", f"only for LLM services (model {svc.model!r} is not kind: llm)")
             shaped = not {(svc.model, None), (svc.model, r.variant)} & self.misshapen  # else reported already
             try:
                 if shaped and svc.service_time is None and not (hw.profile and hw.measured is None):
@@ -953,7 +955,10 @@ class _Checker:
         """Weights and the longest request's KV cache fit the replica's devices; the precision runs there."""
         from lepton_sim.servicetime.llm_replica import replica_problem
 
-        why = replica_problem(model, variant, hw, r.tensor_parallel, svc.scheduler_or_default, svc.tokens)
+        tokens = svc.tokens
+        if r.prompt_tokens is not None and tokens is not None:
+            tokens = _PromptCapped(tokens, r.prompt_tokens[1])  # its longest request is the range's
+        why = replica_problem(model, variant, hw, r.tensor_parallel, svc.scheduler_or_default, tokens)
         if why is not None:
             self.fail(f"{path}.{why[0]}", why[1])
 
@@ -967,12 +972,17 @@ class _Checker:
         assert self.s.deployment is not None
         component = _components(self.s.sites, (link.between for link in self.s.links))
         pools: dict[str, set[str]] = {}
+        lines: dict[str, list[Replicas]] = {}
         for r in self.s.deployment.replicas:
             pools.setdefault(r.service, set()).add(r.site)
+            lines.setdefault(r.service, []).append(r)
         for name, svc in self.s.services.items():
             sites = pools.get(name)
             if not sites:
                 self.fail(f"services.{name}", "the deployment has no replicas of this service")
+                continue
+            if any(r.prompt_tokens is not None for r in lines[name]):
+                self._check_prompt_ranges(name, svc, lines[name], component)
                 continue
             reached = {component[p] for p in sites}
             listed: str | None = None
@@ -980,6 +990,23 @@ class _Checker:
                 if component[d.site] not in reached:
                     listed = listed if listed is not None else ", ".join(sorted(sites))
                     self.fail(f"services.{name}.demand[{i}].site", f"site {d.site!r} has no network path to any replica of {name} (replicas at: {listed})")
+
+    def _check_prompt_ranges(self, name: str, svc: Any, lines: list[Replicas], component: dict[str, str]) -> None:
+        """Every prompt length the service's tokens can draw has a pool serving it that each demand site reaches."""
+        lo, hi = _prompt_support(svc.tokens)
+        for a, b in prompt_intervals(lines):
+            if (b is not None and b < lo) or (hi is not None and a > hi):
+                continue  # no request has a prompt there
+            what = _prompts(max(a, lo), b if hi is None else hi if b is None else min(b, hi))
+            sites = {r.site for r in lines if r.serves_prompt(a, b)}
+            if not sites:
+                self.fail(f"services.{name}", f"{what} have no pool: the deployment's prompt_tokens ranges leave them out")
+                continue
+            reached = {component[p] for p in sites}
+            for i, d in enumerate(svc.demand):
+                if component[d.site] not in reached:
+                    self.fail(f"services.{name}.demand[{i}].site", f"site {d.site!r} has no network path to a pool "
+                                                                  f"serving {what} (at: {', '.join(sorted(sites))})")
 
     def _check_weights(self) -> None:
         """Each demand site's weights over its service's pools add up to 1.
@@ -989,16 +1016,69 @@ class _Checker:
         """
         assert self.s.deployment is not None
         totals: dict[str, dict[str, float]] = {}
+        ranged: dict[str, list[Replicas]] = {}
         for r in self.s.deployment.replicas:
             per_site = totals.setdefault(r.service, {})
             for site, w in (r.weights or {}).items():
                 per_site[site] = per_site.get(site, 0) + w
+            ranged.setdefault(r.service, []).append(r)
         for name, svc in self.s.services.items():
+            if any(r.prompt_tokens is not None for r in ranged.get(name, ())):
+                self._check_weights_by_prompt(name, svc, ranged[name])
+                continue
             per_site = totals.get(name, {})
             for i, d in enumerate(svc.demand):
                 total = per_site.get(d.site, 0)
                 if abs(total - 1.0) > 1e-6:
                     self.fail(f"services.{name}.demand[{i}]", f"weighted routing: the weights for site {d.site!r} over the pools of {name} add up to {total:.6g}, expected 1")
+
+    def _check_weights_by_prompt(self, name: str, svc: Any, lines: list[Replicas]) -> None:
+        """Weighted routing over pools serving prompt ranges: each site's weights add up to 1 over the pools
+        serving each interval of prompt lengths that requests can have."""
+        lo, hi = _prompt_support(svc.tokens)
+        for a, b in prompt_intervals(lines):
+            if (b is not None and b < lo) or (hi is not None and a > hi):
+                continue
+            serving = [r for r in lines if r.serves_prompt(a, b)]
+            for i, d in enumerate(svc.demand):
+                total = sum((r.weights or {}).get(d.site, 0.0) for r in serving)
+                if abs(total - 1.0) > 1e-6:
+                    what = _prompts(max(a, lo), b if hi is None else hi if b is None else min(b, hi))
+                    self.fail(f"services.{name}.demand[{i}]", f"weighted routing: the weights for site {d.site!r} over "
+                                                              f"the pools of {name} serving {what} add up to "
+                                                              f"{total:.6g}, expected 1")
+
+
+class _PromptCapped:
+    """An LLM service's tokens as a pool serving prompts up to `hi` tokens sees them (`max_tokens` only)."""
+
+    def __init__(self, tokens: Any, hi: int | None) -> None:
+        self.tokens, self.hi = tokens, hi
+
+    def max_tokens(self) -> tuple[int | None, int | None]:
+        p, o = self.tokens.max_tokens()
+        if self.hi is not None:
+            p = self.hi if p is None else min(p, self.hi)
+        return p, o
+
+
+def _prompts(lo: int, hi: int | None) -> str:
+    return f"prompts of {lo}-{hi} tokens" if hi is not None else f"prompts of {lo} tokens or more"
+
+
+def _prompt_support(tokens: Any) -> tuple[int, int | None]:
+    """The smallest and largest prompt (None: unbounded) an LLM service's tokens can draw."""
+    if tokens is None:
+        return 1, None
+    if tokens.trace is not None:
+        ps = [p for p, _ in tokens.trace.pairs]
+        return (min(ps), max(ps)) if ps else (1, None)
+    d = tokens.prompt
+    if isinstance(d, FixedTokens):
+        return d.n, d.n
+    if isinstance(d, UniformTokens):
+        return d.low, d.high
+    return d.min, d.max
 
 
 def _components(nodes: typing.Iterable[str], edges: typing.Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -485,6 +485,21 @@ class Tokens(Strict):
         return _dist_max(self.prompt), _dist_max(self.output)
 
 
+def draw_tokens(dist: FixedTokens | UniformTokens | LognormalTokens, rng: Any, n: int) -> Any:
+    """`n` token counts (integers >= 1) from one distribution (the simulator's draws, `sim.tokens`)."""
+    import numpy as np
+
+    if isinstance(dist, FixedTokens):
+        return np.full(n, dist.n, dtype=np.int64)
+    if isinstance(dist, UniformTokens):
+        return rng.integers(dist.low, dist.high + 1, n)
+    sigma2 = math.log1p(dist.cv**2)  # lognormal with the given mean and coefficient of variation
+    mu = math.log(dist.mean) - sigma2 / 2
+    x = np.rint(rng.lognormal(mu, math.sqrt(sigma2), n))
+    hi = dist.max if dist.max is not None else np.inf
+    return np.clip(x, dist.min, hi).astype(np.int64)
+
+
 def _dist_mean(d: Any) -> float:
     if isinstance(d, FixedTokens):
         return float(d.n)
@@ -543,6 +558,16 @@ class Service(Strict):
     max_queue: Annotated[int, Field(ge=1)] | None = None  # per pool; arrivals beyond it are dropped
     tokens: Tokens | None = None  # an LLM service's prompt and output tokens (required for kind: llm models)
     scheduler: Scheduler | None = None  # an LLM service's continuous batching (default: Scheduler())
+    # An LLM service's request-size buckets for the planner: the largest prompt of each bucket but the
+    # last (e.g. [512, 2048]: prompts of 1-512, 513-2048 and 2049 or more tokens planned apart).
+    buckets: list[Annotated[int, Field(ge=1)]] | None = Field(default=None, min_length=1)
+
+    @field_validator("buckets")
+    @classmethod
+    def _increasing(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"bucket bounds must increase: {v}")
+        return v
 
     @property
     def scheduler_or_default(self) -> Scheduler:
@@ -562,6 +587,35 @@ class Replicas(Strict):
     count: Annotated[int, Field(ge=1)]
     tensor_parallel: Annotated[int, Field(ge=1, le=64)] = 1  # devices per replica (LLM services)
     weights: dict[Name, Annotated[float, Field(ge=0, le=1)]] | None = None  # demand site -> fraction (weighted routing)
+    # An LLM pool serving only requests whose prompt has lo to hi tokens (inclusive; hi null: no upper bound)
+    prompt_tokens: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)] | None] | None = None
+
+    @field_validator("prompt_tokens")
+    @classmethod
+    def _range(cls, v: tuple[int, int | None] | None) -> tuple[int, int | None] | None:
+        if v is not None and v[1] is not None and v[1] < v[0]:
+            raise ValueError(f"[lo, hi] with lo <= hi, got {list(v)}")
+        return v
+
+    def serves_prompt(self, lo: int, hi: int | None) -> bool:
+        """Whether this pool serves every prompt length in [lo, hi] (hi None: unbounded)."""
+        if self.prompt_tokens is None:
+            return True
+        a, b = self.prompt_tokens
+        return a <= lo and (b is None or (hi is not None and hi <= b))
+
+
+def prompt_intervals(lines: typing.Iterable[Replicas]) -> list[tuple[int, int | None]]:
+    """The prompt-length intervals that the lines' `prompt_tokens` ranges cut [1, unbounded) into, in order:
+    within each one, every request is served by the same lines."""
+    cuts = {1}
+    for r in lines:
+        if r.prompt_tokens is not None:
+            cuts.add(r.prompt_tokens[0])
+            if r.prompt_tokens[1] is not None:
+                cuts.add(r.prompt_tokens[1] + 1)
+    starts = sorted(cuts)
+    return [(a, b - 1) for a, b in zip(starts, starts[1:])] + [(starts[-1], None)]
 
 
 class Deployment(Strict):

@@ -65,7 +65,8 @@ import simpy
 
 from lepton_sim.errors import InputError
 from lepton_sim.network import Route, Topology, link_id
-from lepton_sim.scenario.schema import Demand, Deterministic, Exponential, Lognormal, Replicas, Scenario, Service, is_llm
+from lepton_sim.scenario.schema import (Demand, Deterministic, Exponential, Lognormal, Replicas, Scenario, Service, is_llm,
+                                        prompt_intervals)
 from lepton_sim.servicetime import BatchTimes, BatchTimesCache, batch_times
 from lepton_sim.sim.arrivals import arrival_times
 from lepton_sim.sim.common import NORMAL, Call, Request, Window, after, run_until
@@ -74,7 +75,7 @@ from lepton_sim.sim.llm import LLMPool, Seq
 from lepton_sim.sim.links import FairLinkDir, LinkDir
 from lepton_sim.sim.pools import Pool
 from lepton_sim.sim.record import LinkTally, LLMPoolTally, LLMServiceTally, PoolTally, ServiceTally, SimRecord
-from lepton_sim.sim.routing import Candidate, LazyCandidates, Router
+from lepton_sim.sim.routing import ByPrompt, Candidate, LazyCandidates, Router
 from lepton_sim.sim.streams import Sampler, Uniforms, stream
 from lepton_sim.sim.tokens import TokenSource
 from lepton_sim.sketch import LatencySummary
@@ -115,6 +116,7 @@ class DemandState:
             self.compress_s = in_bytes * codec.compress_s_per_byte
             self.decompress_s = in_bytes * codec.decompress_s_per_byte
         self.arrived = self.completed = self.dropped = self.failed = self.live = 0
+        self.by_prompt: ByPrompt | None = None  # set when the service's pools serve prompt-length ranges
 
     def flush(self) -> None:
         if self.buf:
@@ -141,7 +143,7 @@ class Source:
     index: int
     demand: Demand
     state: DemandState
-    router: Router | None
+    router: Router | ByPrompt | None
     rng: np.random.Generator
 
 
@@ -290,17 +292,35 @@ class Simulation:
                 here = pools_at.get(name, {})
                 cands = LazyCandidates(self.topology.by_latency(demand.site) if here else iter(()), here,
                                        partial(self._candidate, demand.site, down=frozenset()))
-                router = None
-                if cands.at_least(1):
-                    weights = {p.index: (p.line.weights or {}).get(demand.site, 0.0)
-                               for ps in here.values() for p in ps} if routing == "weighted" else {}
-                    uniforms = Uniforms(stream(self.seed, f"routing/{name}/{d_i}"))
-                    router = Router(demand.site, routing, cands, weights, uniforms, self._available,
-                                    early_stop=not self.scenario.failures)
-                    self.routers.append(router)
+                router: Router | ByPrompt | None = None
+                if any(p.line.prompt_tokens is not None for ps in here.values() for p in ps):
+                    router = state.by_prompt = self._by_prompt(name, d_i, demand.site, here, routing)
+                elif cands.at_least(1):
+                    router = self._router(name, d_i, demand.site, cands, here, routing, f"routing/{name}/{d_i}")
                 rng = stream(self.seed, f"arrivals/{name}/{d_i}")
                 self.sources.append(Source(name, d_i, demand, state, router, rng))
                 self._sources.append((arrival_times(demand, rng), state, router, state.in_bits))
+
+    def _router(self, name: str, d_i: int, site: str, cands: LazyCandidates, here: dict[str, list[AnyPool]],
+                routing: str, stream_name: str) -> Router:
+        weights = {p.index: (p.line.weights or {}).get(site, 0.0)
+                   for ps in here.values() for p in ps} if routing == "weighted" else {}
+        uniforms = Uniforms(stream(self.seed, stream_name))
+        router = Router(site, routing, cands, weights, uniforms, self._available, early_stop=not self.scenario.failures)
+        self.routers.append(router)
+        return router
+
+    def _by_prompt(self, name: str, d_i: int, site: str, here: dict[str, list[AnyPool]], routing: str) -> ByPrompt:
+        """One router per prompt-length interval over the pools that serve it (a stream of uniforms each)."""
+        intervals = prompt_intervals(p.line for ps in here.values() for p in ps)
+        routers: list[Router | None] = []
+        for k, (lo, hi) in enumerate(intervals):
+            serving = {s: kept for s, ps in here.items() if (kept := [p for p in ps if p.line.serves_prompt(lo, hi)])}
+            cands = LazyCandidates(self.topology.by_latency(site) if serving else iter(()), serving,
+                                   partial(self._candidate, site, down=frozenset()))
+            routers.append(self._router(name, d_i, site, cands, serving, routing, f"routing/{name}/{d_i}/prompts-{lo}")
+                           if cands.at_least(1) else None)
+        return ByPrompt([lo for lo, _ in intervals], routers, routing)
 
     # --- the request's life ---------------------------------------------------------------
 
@@ -323,7 +343,12 @@ class Simulation:
         if req.counted:
             state.arrived += 1
             state.live += 1
-        c = router.choose() if router is not None else None
+        drawn = None
+        if state.by_prompt is not None:  # an LLM service whose pools serve prompt-length ranges
+            drawn = state.tokens()
+            c = state.by_prompt.choose(drawn[0])
+        else:
+            c = router.choose() if router is not None else None
         if c is None:
             self._drop(req)  # no replica reachable
         else:
@@ -331,7 +356,7 @@ class Simulation:
             req.pool = c.pool
             req.back = c.back
             if state.tokens is not None:
-                prompt, output = state.tokens()
+                prompt, output = drawn if drawn is not None else state.tokens()
                 req.llm = Seq(req, prompt, output)
                 self._send(req, c.there, prompt * state.token_bits, c.pool.enqueue)
             elif state.codec is not None and c.there:

@@ -272,3 +272,21 @@ class Router:
             return None
         live.sort(key=lambda c: (c.latency_s, c.pool.index))
         return self._pick(live)
+
+
+class ByPrompt:
+    """Routing of an LLM service whose pools serve prompt-length ranges (`Replicas.prompt_tokens`): one
+    `Router` per interval of prompt lengths (`schema.prompt_intervals`), picked by the request's prompt."""
+
+    def __init__(self, starts: list[int], routers: list[Router | None], policy: str) -> None:
+        self.starts = starts  # the first prompt length of each interval, increasing from 1
+        self.routers = routers  # None where no pool serves the interval (such requests are dropped)
+        self.policy = policy
+
+    def choose(self, prompt: int) -> Candidate | None:
+        r = self.routers[bisect_right(self.starts, prompt) - 1]
+        return r.choose() if r is not None else None
+
+    def fixed(self) -> None:
+        """Where a request goes depends on its prompt: not a fixed split of the stream."""
+        return None

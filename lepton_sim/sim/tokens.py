@@ -2,25 +2,10 @@
 blocks from its own named stream, or replayed from a trace in file order."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from lepton_sim.scenario.schema import FixedTokens, LognormalTokens, Tokens, UniformTokens
+from lepton_sim.scenario.schema import Tokens, draw_tokens
 from lepton_sim.sim.streams import BLOCK
-
-
-def draw_tokens(dist: FixedTokens | UniformTokens | LognormalTokens, rng: np.random.Generator, n: int) -> np.ndarray:
-    """`n` token counts (integers >= 1) from one distribution."""
-    if isinstance(dist, FixedTokens):
-        return np.full(n, dist.n, dtype=np.int64)
-    if isinstance(dist, UniformTokens):
-        return rng.integers(dist.low, dist.high + 1, n)
-    sigma2 = math.log1p(dist.cv**2)  # lognormal with the given mean and coefficient of variation
-    mu = math.log(dist.mean) - sigma2 / 2
-    x = np.rint(rng.lognormal(mu, math.sqrt(sigma2), n))
-    hi = dist.max if dist.max is not None else np.inf
-    return np.clip(x, dist.min, hi).astype(np.int64)
 
 
 class TokenSource:

@@ -85,14 +85,20 @@ def check_lines(scenario: Scenario, lines: Sequence[Line], seed: int, result: Pl
     `result`'s predictions are attached to the services whose pools are exactly the plan's (the
     planner predicted nothing about a deployment it did not choose).
     """
-    planned = deployed_scenario(scenario, lines)
-    metrics = build_metrics(planned, simulate(planned, seed))
     own = _by_service(lines_of(result)) if result is not None else {}
     mine = _by_service(lines)
+    predicted = {name: p for name, p in result.predicted.items() if own.get(name) == mine.get(name)} if result is not None else {}
+    return check_scenario(deployed_scenario(scenario, lines), seed, predicted)
+
+
+def check_scenario(scenario: Scenario, seed: int, predicted: Mapping[str, Prediction] | None = None) -> Simulated:
+    """Simulate `scenario` with its own deployment; the verdicts per service and demand site (against
+    `predicted`, where given)."""
+    metrics = build_metrics(scenario, simulate(scenario, seed))
     services: dict[str, Check] = {}
     by_site: dict[str, dict[str, Check]] = {}
     for name, m in metrics["services"].items():
-        pred = result.predicted.get(name) if result is not None and own.get(name) == mine.get(name) else None
+        pred = (predicted or {}).get(name)
         by_site[name] = {site: _check(pred, site, ms) for site, ms in m["by_site"].items()}
         services[name] = _with_sites(_check(pred, None, m), by_site[name])
     return Simulated(services, by_site, metrics)

@@ -84,6 +84,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     out_dir = make_out_dir(args.out) if args.out is not None else None
     if not scenario.services:
         return _jobs_only(scenario, job_plans, out_dir, Path(args.scenario))
+    from lepton_sim.planner.buckets import bucketed
+
+    as_given = scenario  # the scenario as its file names its services (request-size buckets unsplit)
+    scenario, buckets = bucketed(scenario)
     from lepton_sim.tablecache import default_store
     options = scenario_options(scenario, PlanOptions(solver=args.solver, time_limit_s=args.time_limit, gap=args.gap,
                                                      latency_model=args.latency_model,
@@ -106,24 +110,37 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print_plan(result)
     else:
         print_verified(verified)
+    deployment = result.deployment() if verified is None else deployment_mapping(verified.final.lines)
+    written = None
+    if buckets:
+        from lepton_sim.verification.buckets import bucket_outcome
+
+        cost = result.usd_per_hour if verified is None else verified.final.usd_per_hour
+        seed = None if verified is None else verified.seed
+        deployment, written = bucket_outcome(as_given, buckets, deployment, options, cost, seed)
     if out_dir is not None:
         if verified is None:
-            doc, deployment = plan_document(result, options), result.deployment()
+            doc = plan_document(result, options)
         else:
             doc = verified_document(scenario, verified, options, args.rounds, args.verify_time)
-            deployment = deployment_mapping(verified.final.lines)
+        doc["deployment"] = deployment
+        if written is not None:
+            doc.update(written.document)
         if job_plans:
             from lepton_sim.planner.training import job_document
 
             doc["jobs"] = job_document(job_plans)
         plan_path = write_plan(out_dir, doc)
-        yaml_path = write_planned_scenario(out_dir, scenario, deployment, Path(args.scenario))
+        yaml_path = write_planned_scenario(out_dir, as_given, deployment, Path(args.scenario))
         print(f"wrote {plan_path} and {yaml_path}")
     _jobs_missed(job_plans)
     if verified is not None and not verified.met:
         missed = verified.final.missed()
         raise RunError(f"the plan still misses the SLO of {', '.join(missed)} in simulation after "
                        f"{len(verified.rounds)} round(s) (see the verify rounds above; try --rounds)")
+    if written is not None and written.missed:
+        raise RunError(f"the deployment as written (requests routed by prompt length) misses the SLO of "
+                       f"{', '.join(written.missed)} in simulation, though each bucket's service met it")
     return 0
 
 
