@@ -10,9 +10,10 @@ degree (1, 2, 4, 8 where they can run), variant (fp16, fp8, int8, int4-awq withi
 accuracy floor) and replica counts, and the verify loop simulates the plan. It prints the plan's cost against each baseline (best single GPU type, no
 quantisation, TP 1 only, greedy), the planning time with its replica trials, and the verification.
 
-With `--buckets chat=2048` (repeatable) a service's requests are planned in request-size buckets of
-prompt length (Mélange's idea, `lepton_sim.planner.buckets`): the output adds the plan without buckets
-and a simulation of the bucketed deployment as written (requests routed by prompt length).
+With `--buckets chat=2048` (repeatable) a service's requests may be planned in request-size buckets of
+prompt length (Mélange's idea, `lepton_sim.planner.buckets`): every way of merging the buckets (down to
+none) is planned, the cheapest verified, and, when it splits, its deployment simulated as written
+(requests routed by prompt length).
 
 Run: python benchmarks/planner_llm.py [--rate-scale X] [--rounds N] [--buckets SERVICE=B1,B2 ...]
 (the first run measures every replica type, about three minutes; the trials are cached
@@ -26,12 +27,12 @@ import time
 import dataclasses
 
 from lepton_sim.planner import PlanOptions
-from lepton_sim.planner.buckets import bucketed
 from lepton_sim.planner.measured import STATS
 from lepton_sim.scenario import parse_scenario
 from lepton_sim.tablecache import default_store
-from lepton_sim.verification.buckets import bucket_outcome
+from lepton_sim.verification.buckets import bucket_outcome, choose_buckets
 from lepton_sim.verification.deployment import deployment_mapping
+from lepton_sim.verification.llm_meter import SimulatedReplicas
 from lepton_sim.verification.loop import verify
 
 CHAT_TOKENS = {"prompt": {"dist": "lognormal", "mean": 1155, "cv": 0.9, "max": 8192},
@@ -80,10 +81,12 @@ def main() -> None:
         name, _, bounds = spec.partition("=")
         raw["services"][name]["buckets"] = [int(b) for b in bounds.split(",")]
     given = parse_scenario(raw, file="<planner_llm>")
-    s, buckets = bucketed(given)
-    options = PlanOptions(tables=default_store(), progress=lambda line: print(line, flush=True))
+    options = PlanOptions(tables=default_store(), progress=lambda line: print(line, flush=True),
+                          llm_meter=SimulatedReplicas())
     before = dataclasses.replace(STATS)
     t0 = time.perf_counter()
+    chosen = choose_buckets(given, options)
+    s = chosen.scenario if chosen is not None else given
     v = verify(s, options, rounds=args.rounds)
     wall = time.perf_counter() - t0
     final = v.final
@@ -108,10 +111,12 @@ def main() -> None:
             print(f"  {b.name}: none ({b.note})")
         else:
             print(f"  {b.name}: ${cost:.2f}/h, the plan saves {(cost - final.usd_per_hour) / cost:.1%}")
-    if buckets:
+    if chosen is not None and chosen.buckets:
         t1 = time.perf_counter()
-        bucket_outcome(given, buckets, deployment_mapping(final.lines), options, final.usd_per_hour, v.seed)
-        print(f"buckets' baseline and the written deployment's simulation: {time.perf_counter() - t1:.1f} s")
+        bucket_outcome(given, chosen, deployment_mapping(final.lines), v.seed)
+        print(f"the written deployment's simulation: {time.perf_counter() - t1:.1f} s")
+    elif chosen is not None:
+        print("request-size buckets did not pay: the services are planned unsplit")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,10 @@ each with
   the buckets' streams are exactly the service's, split; for other arrival kinds the bucket keeps
   the kind at the thinned rate (an approximation the planned scenario's own simulation checks).
 
+Finer is not always cheaper: each bucket gets pools of its own (at least a replica per bucket where it
+is served), so `plan` also plans every coarser split (`choices`: adjacent buckets merged, down to the
+service unsplit) and keeps the cheapest before verifying it.
+
 A bucket with no request in the sample is left out (its share is below 1 / `SAMPLE`). The plan's
 lines for a bucket's service map back to the service with `prompt_tokens: [lo, hi]`
 (`unbucketed_deployment`), which the simulator routes by (`sim.routing.ByPrompt`). Holding each
@@ -32,6 +36,7 @@ from lepton_sim.errors import ScenarioError
 from lepton_sim.scenario.schema import Scenario, Service, Tokens, TokenTrace, draw_tokens, is_llm
 
 SAMPLE = 50_000  # requests drawn to cut a token distribution into buckets
+MAX_CHOICES = 16  # ways of merging adjacent buckets that `plan` compares
 SEED = 20261203
 
 
@@ -66,21 +71,47 @@ def _pairs(name: str, tokens: Tokens) -> np.ndarray:
     return np.stack([draw_tokens(tokens.prompt, rng, SAMPLE), draw_tokens(tokens.output, rng, SAMPLE)], axis=1)
 
 
-def bucketed(scenario: Scenario) -> tuple[Scenario, list[Bucket]]:
-    """The scenario with each bucketed LLM service split into its buckets' services (unchanged, and no
-    buckets, when no service has `buckets`)."""
+Choice = dict[str, tuple[int, ...]]  # service -> the bucket bounds kept (empty: the service unsplit)
+
+
+def choices(scenario: Scenario) -> list[Choice]:
+    """Every way of merging adjacent buckets of each bucketed service (a subset of its bounds, the finest
+    first and the service unsplit last), across services; only the finest and the unsplit when there are
+    more than `MAX_CHOICES`."""
+    bounds = {name: tuple(svc.buckets) for name, svc in scenario.services.items() if _splits(scenario, svc)}
+    if not bounds:
+        return []
+    per = {name: [tuple(b for k, b in enumerate(bs) if mask >> k & 1) for mask in range(2 ** len(bs) - 1, -1, -1)]
+           for name, bs in bounds.items()}
+    out: list[Choice] = [{}]
+    for name, subsets in per.items():
+        out = [{**c, name: sub} for c in out for sub in subsets]
+        if len(out) > MAX_CHOICES:
+            return [dict(bounds), {name: () for name in bounds}]
+    return out
+
+
+def _splits(scenario: Scenario, svc: Service) -> bool:
+    return svc.buckets is not None and svc.tokens is not None and is_llm(scenario.models[svc.model])
+
+
+def bucketed(scenario: Scenario, choice: Choice | None = None) -> tuple[Scenario, list[Bucket]]:
+    """The scenario with each bucketed LLM service split into its buckets' services: by its own `buckets`,
+    or by the bounds `choice` keeps (unchanged, and no buckets, when nothing is split)."""
     services: dict[str, Service] = {}
     out: list[Bucket] = []
     for name, svc in scenario.services.items():
-        if svc.buckets is None or not is_llm(scenario.models[svc.model]) or svc.tokens is None:
+        bounds = (list(choice.get(name, ())) if choice is not None else svc.buckets) if _splits(scenario, svc) else None
+        if not bounds:
             services[name] = svc
             continue
+        assert svc.tokens is not None
         for i, d in enumerate(svc.demand):
             if d.rate_rps is None:
                 raise ScenarioError("request-size buckets split each demand line's rate_rps; give it one",
                                     path=f"services.{name}.demand[{i}].rate_rps")
         rows = _pairs(name, svc.tokens)
-        for lo, hi in ranges(svc.buckets):
+        for lo, hi in ranges(bounds):
             keep = rows[(rows[:, 0] >= lo) & ((rows[:, 0] <= hi) if hi is not None else True)]
             if not len(keep):
                 continue

@@ -17,7 +17,9 @@ A request's life, and so its latency, is computed here, in this order:
 5. `_complete`  latency = arrival back at the demand site - creation.
 
 An LLM request (a service whose model is `kind: llm`) draws its prompt and output tokens at
-`_arrive` (`tokens.TokenSource`) and sends `prompt x token_bytes` bytes. Its pool is an
+`_arrive` (`tokens.TokenSource`; before routing when the service's pools serve prompt-length
+ranges, `prompt_tokens`, and `routing.ByPrompt` picks the router of its prompt's interval) and
+sends `prompt x token_bytes` bytes. Its pool is an
 `llm.LLMPool`: the replica with the fewest outstanding tokens queues it, and continuous batching
 runs it iteration by iteration (`LLMPool._step` schedules one, its time from
 `lepton_sim.servicetime.llm`: GEMMs, attention over the KV cache, tensor-parallel all-reduces;

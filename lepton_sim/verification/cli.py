@@ -84,17 +84,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
     out_dir = make_out_dir(args.out) if args.out is not None else None
     if not scenario.services:
         return _jobs_only(scenario, job_plans, out_dir, Path(args.scenario))
-    from lepton_sim.planner.buckets import bucketed
-
     as_given = scenario  # the scenario as its file names its services (request-size buckets unsplit)
-    scenario, buckets = bucketed(scenario)
     from lepton_sim.tablecache import default_store
     options = scenario_options(scenario, PlanOptions(solver=args.solver, time_limit_s=args.time_limit, gap=args.gap,
                                                      latency_model=args.latency_model,
                                                      tables=None if args.no_table_cache else default_store(),
                                                      progress=_stderr_line,
                                                      llm_meter=SimulatedReplicas()))
+    chosen = None
     try:
+        if any(svc.buckets for svc in scenario.services.values()):
+            from lepton_sim.verification.buckets import choose_buckets
+
+            chosen = choose_buckets(scenario, options)
+            if chosen is not None:
+                scenario = chosen.scenario
         if args.verify:
             verified = verify(scenario, options, rounds=args.rounds, seed=args.seed, time_limit_s=args.verify_time,
                               progress=progress_printer())
@@ -112,12 +116,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print_verified(verified)
     deployment = result.deployment() if verified is None else deployment_mapping(verified.final.lines)
     written = None
-    if buckets:
+    if chosen is not None:
         from lepton_sim.verification.buckets import bucket_outcome
 
-        cost = result.usd_per_hour if verified is None else verified.final.usd_per_hour
-        seed = None if verified is None else verified.seed
-        deployment, written = bucket_outcome(as_given, buckets, deployment, options, cost, seed)
+        deployment, written = bucket_outcome(as_given, chosen, deployment, None if verified is None else verified.seed)
     if out_dir is not None:
         if verified is None:
             doc = plan_document(result, options)

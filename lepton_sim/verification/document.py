@@ -124,11 +124,23 @@ def plan_outputs(scenario: Scenario, seed: int | None, with_verify: bool,
     plan.json (status infeasible, reasons) and no metrics instead of raising, so the sweep row
     records the status; `NoPlan` and bad input still raise.
     """
+    from lepton_sim.verification.buckets import bucket_outcome, choose_buckets
+
     options = with_meter(scenario_options(scenario, options))
     try:
+        chosen = choose_buckets(scenario, options, echo=False)  # request-size buckets, as `plan` splits them
+        planned = chosen.scenario if chosen is not None else scenario
         if with_verify:
-            verified = verify(scenario, options, seed=seed)
-            return {"plan": verified_document(scenario, verified, options), "metrics": verified.final.metrics}
-        return {"plan": plan_document(plan(scenario, options), options)}
+            verified = verify(planned, options, seed=seed)
+            out = {"plan": verified_document(planned, verified, options), "metrics": verified.final.metrics}
+        else:
+            verified, out = None, {"plan": plan_document(plan(planned, options), options)}
     except Infeasible as exc:
         return {"plan": infeasible_document(scenario.name, exc, options), "metrics": None}
+    if chosen is not None:  # the plan as the scenario names its services; verified, the metrics as written
+        deployment, written = bucket_outcome(scenario, chosen, out["plan"]["deployment"],
+                                             None if verified is None else verified.seed, echo=False)
+        out["plan"] = {**out["plan"], "deployment": deployment, **written.document}
+        if written.metrics is not None:
+            out["metrics"] = written.metrics
+    return out

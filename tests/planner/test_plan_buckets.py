@@ -76,23 +76,63 @@ def test_the_plans_lines_map_back_to_prompt_ranges() -> None:
     assert [(r["service"], r["prompt_tokens"]) for r in back["replicas"]] == [("chat", [1, 300]), ("chat", [301, None])]
 
 
+def _fleet(bounds: list[int]) -> dict:
+    """Chat at 1,200 rps with a tight TTFT (p90 40 ms) and a loose TPOT: short prompts are cheapest on the small
+    GPUs and long ones on the big, so splitting at 400 tokens plans cheaper than serving every prompt alike."""
+    raw = _bucketed_tiny(bounds, tpot_ms=20)
+    raw["horizon"] = {"duration_s": 20, "warmup_s": 2}
+    raw["services"]["chat"]["slo"]["ttft"]["latency_ms"] = 40
+    raw["services"]["chat"]["demand"][0]["rate_rps"] = 1200
+    raw["sites"]["dc"]["capacity"] = {"big": 32, "small": 96}
+    return raw
+
+
 def test_plan_verify_writes_bucketed_lines_and_simulates_them_as_written(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEPTON_SIM_CACHE", str(tmp_path / "cache"))
     f = tmp_path / "chat.yaml"
-    f.write_text(yaml.safe_dump(_bucketed_tiny([300])))
+    f.write_text(yaml.safe_dump(_fleet([400])))
     assert main(["plan", str(f), "--verify", "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "chat prompts 1-300 tokens" in out and "without buckets" in out and "as written" in out
+    assert "chat: 1-400 | 401+: $" in out and "chat: unsplit: $" in out and "as written" in out
     doc = json.loads((tmp_path / "out" / "plan.json").read_text())
-    assert [b["planned_as"] for b in doc["buckets"]["chat"]] == ["chat.p1-300", "chat.p301+"]
-    assert doc["without_buckets"]["usd_per_hour"] > 0
+    assert [b["planned_as"] for b in doc["buckets"]["chat"]] == ["chat.p1-400", "chat.p401+"]
+    split, whole = doc["bucket_choices"]
+    assert split["buckets"] == {"chat": [400]} and whole["buckets"] == {"chat": []}
+    assert split["planned"] and split["usd_per_hour"] < whole["usd_per_hour"]
     written = doc["as_written"]["services"]["chat"]
-    assert written["met"] and written["tpot_ms"] <= 6.0 and written["ttft_ms"] <= 150.0
-    ranges_planned = sorted(tuple(r["prompt_tokens"]) for r in doc["deployment"]["replicas"])
-    assert {tuple(x) for x in ranges_planned} == {(1, 300), (301, None)}
-    assert all(r["service"] == "chat" for r in doc["deployment"]["replicas"])
+    assert written["met"] and written["tpot_ms"] <= 20.0 and written["ttft_ms"] <= 40.0
+    lines = doc["deployment"]["replicas"]
+    assert {tuple(r["prompt_tokens"]) for r in lines} == {(1, 400), (401, None)}
+    assert all(r["service"] == "chat" for r in lines)
+    # the short prompts go to the small GPUs, the long ones to the big
+    assert {r["hardware"] for r in lines if r["prompt_tokens"] == [1, 400]} == {"small"}
+    assert {r["hardware"] for r in lines if r["prompt_tokens"] == [401, None]} == {"big"}
     planned = load_scenario(tmp_path / "out" / "scenario.planned.yaml")
-    assert planned.services["chat"].buckets == [300]
+    assert planned.services["chat"].buckets == [400]
     m = build_metrics(planned, simulate(planned))  # the file a user gets runs as is, every request served
     assert m["services"]["chat"]["completed"] > 0 and m["services"]["chat"]["dropped"] == 0
+
+
+def test_when_buckets_do_not_pay_the_service_is_planned_unsplit(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEPTON_SIM_CACHE", str(tmp_path / "cache"))
+    f = tmp_path / "chat.yaml"  # 150 rps: one replica per bucket costs more than the split saves
+    f.write_text(yaml.safe_dump(_bucketed_tiny([300])))
+    assert main(["plan", str(f), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "chat: unsplit: $" in out and out.index("<- planned") > out.index("chat: unsplit")
+    doc = json.loads((tmp_path / "out" / "plan.json").read_text())
+    split, whole = doc["bucket_choices"]
+    assert whole["planned"] and not split["planned"] and whole["usd_per_hour"] <= split["usd_per_hour"]
+    assert doc["buckets"] == {} and "as_written" not in doc
+    assert all("prompt_tokens" not in r for r in doc["deployment"]["replicas"])
+
+
+def test_a_sweep_point_plans_the_buckets_as_plan_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lepton_sim.sweeps.modes import run_plan
+
+    monkeypatch.setenv("LEPTON_SIM_CACHE", str(tmp_path / "cache"))
+    doc = run_plan(parse_scenario(_fleet([400]), file="<sweep point>"), 1)["plan"]
+    assert [c["planned"] for c in doc["bucket_choices"]] == [True, False]
+    assert {tuple(r["prompt_tokens"]) for r in doc["deployment"]["replicas"]} == {(1, 400), (401, None)}
