@@ -45,11 +45,21 @@ def planned_mapping(scenario: Scenario, deployment: dict[str, Any], out_dir: Pat
         if isinstance(entry, dict):
             entry["placement"] = job.placement.model_dump(mode="json", exclude_none=True)
             entry["sync"] = job.sync.model_dump(mode="json", exclude_none=True)
+    # files the scenario names relative to itself, named relative to where the planned copy goes
+    def relocate(entry: Any, key: str) -> None:
+        if isinstance(entry, dict) and isinstance(entry.get(key), str) and not Path(entry[key]).is_absolute():
+            entry[key] = _relocated(base / entry[key], out_dir)
+
     for svc in (raw.get("services") or {}).values():
         for d in svc.get("demand") or []:
             arrival = d.get("arrival") or {}
-            if arrival.get("kind") == "trace" and not Path(arrival["file"]).is_absolute():
-                arrival["file"] = _relocated(base / arrival["file"], out_dir)
+            if isinstance(arrival, dict) and arrival.get("kind") == "trace":
+                relocate(arrival, "file")
+        relocate((svc.get("tokens") or {}).get("trace"), "file")
+        relocate(svc.get("payload"), "profile")
+    for hw in (raw.get("hardware") or {}).values():
+        relocate(hw, "profile")
+        relocate(hw, "calibration")
     return raw
 
 

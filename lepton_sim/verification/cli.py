@@ -100,8 +100,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
             if chosen is not None:
                 scenario = chosen.scenario
         if args.verify:
-            verified = verify(scenario, options, rounds=args.rounds, seed=args.seed, time_limit_s=args.verify_time,
+            def verify_one(s: Any) -> Any:
+                return verify(s, options, rounds=args.rounds, seed=args.seed, time_limit_s=args.verify_time,
                               progress=progress_printer())
+
+            if chosen is not None:
+                from lepton_sim.verification.buckets import verify_buckets
+
+                chosen, verified = verify_buckets(as_given, chosen, verify_one)
+                scenario = chosen.scenario
+            else:
+                verified = verify_one(scenario)
             result = verified.final.plan
         else:
             verified, result = None, plan(scenario, options)

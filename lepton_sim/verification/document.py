@@ -131,7 +131,13 @@ def plan_outputs(scenario: Scenario, seed: int | None, with_verify: bool,
         chosen = choose_buckets(scenario, options, echo=False)  # request-size buckets, as `plan` splits them
         planned = chosen.scenario if chosen is not None else scenario
         if with_verify:
-            verified = verify(planned, options, seed=seed)
+            if chosen is not None:
+                from lepton_sim.verification.buckets import verify_buckets
+
+                chosen, verified = verify_buckets(scenario, chosen, lambda s: verify(s, options, seed=seed), echo=False)
+                planned = chosen.scenario
+            else:
+                verified = verify(planned, options, seed=seed)
             out = {"plan": verified_document(planned, verified, options), "metrics": verified.final.metrics}
         else:
             verified, out = None, {"plan": plan_document(plan(planned, options), options)}

@@ -13,12 +13,16 @@ import pytest
 import yaml
 
 from lepton_sim.metrics import build_metrics
-from lepton_sim.planner.buckets import SAMPLE, bucketed, ranges, unbucketed_deployment
+from lepton_sim.planner.buckets import (MAX_MISS, SAMPLE, BadAllocation, Cut, bucketed, choices, ranges,
+                                        unbucketed_deployment)
 from lepton_sim.scenario import load_scenario, parse_scenario
 from lepton_sim.sim import simulate
+from lepton_sim.planner import PlanOptions, plan
+from lepton_sim.planner.measured import MemoryStore
+from lepton_sim.verification.buckets import bucket_outcome, choose_buckets
 from lepton_sim.verification.cli import main
 
-from test_plan_llm import TINY
+from test_plan_llm import TINY, FakeMeter
 
 
 def _bucketed_tiny(bounds: list[int], tpot_ms: float = 6.0) -> dict:
@@ -76,63 +80,75 @@ def test_the_plans_lines_map_back_to_prompt_ranges() -> None:
     assert [(r["service"], r["prompt_tokens"]) for r in back["replicas"]] == [("chat", [1, 300]), ("chat", [301, None])]
 
 
-def _fleet(bounds: list[int]) -> dict:
-    """Chat at 1,200 rps with a tight TTFT (p90 40 ms) and a loose TPOT: short prompts are cheapest on the small
-    GPUs and long ones on the big, so splitting at 400 tokens plans cheaper than serving every prompt alike."""
-    raw = _bucketed_tiny(bounds, tpot_ms=20)
-    raw["horizon"] = {"duration_s": 20, "warmup_s": 2}
-    raw["services"]["chat"]["slo"]["ttft"]["latency_ms"] = 40
-    raw["services"]["chat"]["demand"][0]["rate_rps"] = 1200
-    raw["sites"]["dc"]["capacity"] = {"big": 32, "small": 96}
-    return raw
+SHIPPED = Path(__file__).resolve().parents[2] / "scenarios" / "llm" / "plan-buckets.yaml"
 
 
-def test_plan_verify_writes_bucketed_lines_and_simulates_them_as_written(
+def test_the_slack_allotment_holds_the_mix_to_the_services_percentile() -> None:
+    given = load_scenario(SHIPPED)  # p90: miss fraction 0.1
+    for choice in choices(given):
+        try:
+            _, buckets = bucketed(given, choice)
+        except BadAllocation:
+            continue
+        if buckets:
+            assert sum(b.share * (1 - b.percentile / 100) for b in buckets) == pytest.approx(0.1, abs=1e-6)
+            assert all(b.percentile >= 100 * (1 - MAX_MISS) for b in buckets)
+    cut = {"chat": Cut((400,), (1, 0.25))}  # the short bucket held to 0.025, the long one takes the rest
+    _, (short, long) = bucketed(given, cut)
+    assert short.percentile == pytest.approx(97.5)
+    assert long.percentile == pytest.approx(100 * (1 - (0.1 - 0.025 * short.share) / long.share))
+
+
+def test_plan_verify_keeps_the_cheapest_verified_split_and_simulates_it_as_written(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEPTON_SIM_CACHE", str(tmp_path / "cache"))
-    f = tmp_path / "chat.yaml"
-    f.write_text(yaml.safe_dump(_fleet([400])))
-    assert main(["plan", str(f), "--verify", "--out", str(tmp_path / "out")]) == 0
+    assert main(["plan", str(SHIPPED), "--verify", "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "chat: 1-400 | 401+: $" in out and "chat: unsplit: $" in out and "as written" in out
+    assert "chat: unsplit: $" in out and "verifying the split" in out and "as written" in out
     doc = json.loads((tmp_path / "out" / "plan.json").read_text())
-    assert [b["planned_as"] for b in doc["buckets"]["chat"]] == ["chat.p1-400", "chat.p401+"]
-    split, whole = doc["bucket_choices"]
-    assert split["buckets"] == {"chat": [400]} and whole["buckets"] == {"chat": []}
-    assert split["planned"] and split["usd_per_hour"] < whole["usd_per_hour"]
+    rows = doc["bucket_choices"]
+    verified = [r for r in rows if r["verified"] and r["verified_usd_per_hour"] is not None]
+    kept = next(r for r in rows if r["planned"])
+    assert kept["verified_usd_per_hour"] == min(r["verified_usd_per_hour"] for r in verified) == doc["usd_per_hour"]
+    whole = next(r for r in rows if r["split"]["chat"]["bounds"] == [])
+    assert whole["verified"] and whole["verified_usd_per_hour"] > kept["verified_usd_per_hour"]  # the split pays here
+    buckets = doc["buckets"]["chat"]
+    assert sum(b["share"] * (1 - b["percentile"] / 100) for b in buckets) == pytest.approx(0.1, abs=1e-6)
     written = doc["as_written"]["services"]["chat"]
     assert written["met"] and written["tpot_ms"] <= 20.0 and written["ttft_ms"] <= 40.0
     lines = doc["deployment"]["replicas"]
-    assert {tuple(r["prompt_tokens"]) for r in lines} == {(1, 400), (401, None)}
-    assert all(r["service"] == "chat" for r in lines)
+    assert all(r["service"] == "chat" for r in lines) and len({tuple(r["prompt_tokens"]) for r in lines}) == 2
     # the short prompts go to the small GPUs, the long ones to the big
-    assert {r["hardware"] for r in lines if r["prompt_tokens"] == [1, 400]} == {"small"}
-    assert {r["hardware"] for r in lines if r["prompt_tokens"] == [401, None]} == {"big"}
+    short = min(tuple(r["prompt_tokens"]) for r in lines)
+    assert {r["hardware"] for r in lines if tuple(r["prompt_tokens"]) == short} == {"small"}
+    assert {r["hardware"] for r in lines if tuple(r["prompt_tokens"]) != short} == {"big"}
     planned = load_scenario(tmp_path / "out" / "scenario.planned.yaml")
-    assert planned.services["chat"].buckets == [400]
+    assert planned.services["chat"].buckets == [400, 1000]
     m = build_metrics(planned, simulate(planned))  # the file a user gets runs as is, every request served
     assert m["services"]["chat"]["completed"] > 0 and m["services"]["chat"]["dropped"] == 0
-
-
-def test_when_buckets_do_not_pay_the_service_is_planned_unsplit(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LEPTON_SIM_CACHE", str(tmp_path / "cache"))
-    f = tmp_path / "chat.yaml"  # 150 rps: one replica per bucket costs more than the split saves
-    f.write_text(yaml.safe_dump(_bucketed_tiny([300])))
-    assert main(["plan", str(f), "--out", str(tmp_path / "out")]) == 0
-    out = capsys.readouterr().out
-    assert "chat: unsplit: $" in out and out.index("<- planned") > out.index("chat: unsplit")
-    doc = json.loads((tmp_path / "out" / "plan.json").read_text())
-    split, whole = doc["bucket_choices"]
-    assert whole["planned"] and not split["planned"] and whole["usd_per_hour"] <= split["usd_per_hour"]
-    assert doc["buckets"] == {} and "as_written" not in doc
-    assert all("prompt_tokens" not in r for r in doc["deployment"]["replicas"])
-
-
-def test_a_sweep_point_plans_the_buckets_as_plan_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert m["services"]["chat"]["ttft_slo"]["latency_at_percentile_ms"] == pytest.approx(written["ttft_ms"])
+    # a sweep point of mode plan splits as plan does (its replica trials read from the same cache)
     from lepton_sim.sweeps.modes import run_plan
 
-    monkeypatch.setenv("LEPTON_SIM_CACHE", str(tmp_path / "cache"))
-    doc = run_plan(parse_scenario(_fleet([400]), file="<sweep point>"), 1)["plan"]
-    assert [c["planned"] for c in doc["bucket_choices"]] == [True, False]
-    assert {tuple(r["prompt_tokens"]) for r in doc["deployment"]["replicas"]} == {(1, 400), (401, None)}
+    point = run_plan(load_scenario(SHIPPED), 1)["plan"]
+    best = next(r for r in point["bucket_choices"] if r["planned"])
+    assert best["usd_per_hour"] == point["usd_per_hour"] == min(r["usd_per_hour"] for r in point["bucket_choices"])
+    assert len({tuple(r["prompt_tokens"]) for r in point["deployment"]["replicas"]}) == 2
+
+
+def test_when_buckets_do_not_pay_the_service_is_planned_unsplit(capsys: pytest.CaptureFixture[str]) -> None:
+    """A meter whose replica capacity does not depend on the requests (100 rps at every level): a split needs
+    a replica per bucket and saves nothing, so the service is planned unsplit (the coarser on a tie)."""
+    given = parse_scenario(_bucketed_tiny([300]), file="<b>")
+    options = PlanOptions(llm_meter=FakeMeter(100, 100), tables=MemoryStore())
+    chosen = choose_buckets(given, options)
+    assert chosen is not None and chosen.buckets == [] and chosen.scenario is given
+    assert chosen.choice == {"chat": Cut(())} and len(chosen.table) == 6  # unsplit; split with 5 allotments
+    costs = [cost for _, cost, _, _ in chosen.table]
+    assert costs == [1.6] * 6  # two $0.80 replicas either way
+    out = capsys.readouterr().out
+    assert out.index("<- planned") > out.index("chat: unsplit") and "chat: 1-300 | 301+: $1.60/h" in out
+    result = plan(chosen.scenario, options)
+    deployment, written = bucket_outcome(given, chosen, result.deployment(), None)
+    assert written.document["buckets"] == {} and "as_written" not in written.document
+    assert all("prompt_tokens" not in r for r in deployment["replicas"])
