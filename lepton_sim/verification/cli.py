@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +101,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
             if chosen is not None:
                 scenario = chosen.scenario
         if args.verify:
-            def verify_one(s: Any) -> Any:
-                return verify(s, options, rounds=args.rounds, seed=args.seed, time_limit_s=args.verify_time,
+            deadline = None if args.verify_time is None else time.perf_counter() + args.verify_time
+
+            def verify_one(s: Any) -> Any:  # with buckets, --verify-time is shared by every split verified
+                left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+                return verify(s, options, rounds=args.rounds, seed=args.seed, time_limit_s=left,
                               progress=progress_printer())
 
             if chosen is not None:
