@@ -30,7 +30,7 @@ from lepton_sim.planner import PlanOptions
 from lepton_sim.planner.measured import STATS
 from lepton_sim.scenario import parse_scenario
 from lepton_sim.tablecache import default_store
-from lepton_sim.verification.buckets import bucket_outcome, choose_buckets
+from lepton_sim.verification.buckets import bucket_outcome, choose_buckets, verify_buckets
 from lepton_sim.verification.deployment import deployment_mapping
 from lepton_sim.verification.llm_meter import SimulatedReplicas
 from lepton_sim.verification.loop import verify
@@ -86,8 +86,10 @@ def main() -> None:
     before = dataclasses.replace(STATS)
     t0 = time.perf_counter()
     chosen = choose_buckets(given, options)
-    s = chosen.scenario if chosen is not None else given
-    v = verify(s, options, rounds=args.rounds)
+    if chosen is not None:  # as `plan --verify` does: the splits planned close to the cheapest are verified
+        chosen, v = verify_buckets(given, chosen, lambda s: verify(s, options, rounds=args.rounds))
+    else:
+        v = verify(given, options, rounds=args.rounds)
     wall = time.perf_counter() - t0
     final = v.final
     plan = final.plan

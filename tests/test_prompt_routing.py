@@ -153,3 +153,17 @@ def test_prompt_intervals_cut_at_every_range_end() -> None:
     assert prompt_intervals(lines) == [(1, 49), (50, 100), (101, 300), (301, None)]
     assert [r.serves_prompt(101, 300) for r in lines] == [False, True, True]
     assert prompt_intervals([Replicas(service="c", site="a", hardware="h", variant="v", count=1)]) == [(1, None)]
+
+
+def test_buckets_need_rates_to_split_and_names_of_their_own() -> None:
+    raw = copy.deepcopy(BASE)
+    raw["services"]["chat"]["buckets"] = [300]
+    raw["services"]["chat"]["demand"][1] = {"site": "edge", "arrival": {"kind": "mmpp", "rates_rps": [1, 5],
+                                                                         "mean_dwell_s": [2, 2]}}
+    raw["services"]["chat.p301+"] = copy.deepcopy(raw["services"]["chat"])
+    raw["services"]["chat.p301+"].pop("buckets")
+    raw["services"]["chat.p301+"]["demand"] = [{"site": "dc", "rate_rps": 1}]
+    with pytest.raises(ScenarioError) as exc:
+        parse_scenario(raw, file="<buckets>")
+    text = str(exc.value)
+    assert "services.chat.demand[1].rate_rps" in text and "services.chat.p301+" in text and "rename" in text

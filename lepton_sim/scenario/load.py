@@ -776,6 +776,8 @@ class _Checker:
             if svc.batching.max_batch != 1 or svc.batching.max_wait_ms or svc.batching.unused_wait_ms:
                 self.fail(f"{path}.batching", "not for an LLM service: its replicas batch by iteration (scheduler:)")
             self._check_budget(name, svc)
+            if svc.buckets:
+                self._check_buckets(name, svc)
         else:
             if svc.slo.latency_ms is None:
                 self.fail(f"{path}.slo.latency_ms", "required key is missing")
@@ -785,6 +787,21 @@ class _Checker:
             for key in ("tokens", "scheduler", "buckets"):
                 if getattr(svc, key) is not None:
                     self.fail(f"{path}.{key}", f"only for an LLM service (model {svc.model!r} is not kind: llm)")
+
+    def _check_buckets(self, name: str, svc: Any) -> None:
+        """What `plan` needs to split the service into buckets: a rate on every demand line to split, and
+        bucket names (`<service>.p<lo>-<hi>`, `planner.buckets`) no other service has."""
+        for i, d in enumerate(svc.demand):
+            if d.rate_rps is None:
+                self.fail(f"services.{name}.demand[{i}].rate_rps", "required with buckets: plan splits each demand "
+                                                                   "line's rate over the buckets")
+        starts = [1] + [b + 1 for b in svc.buckets]
+        for lo, hi in zip(starts, [*svc.buckets, None]):
+            bucket = f"{name}.p{lo}-{hi}" if hi is not None else f"{name}.p{lo}+"
+            if bucket in self.s.services:
+                self.fail(f"services.{bucket}", f"this name is the one plan gives the bucket of prompts of {lo}"
+                                                f"{'-' + str(hi) if hi is not None else ' or more'} tokens of {name}; "
+                                                f"rename the service")
 
     def _check_budget(self, name: str, svc: Any) -> None:
         sched = svc.scheduler_or_default
