@@ -10,6 +10,7 @@ one stream per demand line rather than one stream per bucket.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any
@@ -69,7 +70,8 @@ def choose_buckets(scenario: Scenario, options: PlanOptions, echo: bool = True) 
         return None
     table: list[tuple[Choice, float | None, str, str]] = []
     seen: set[tuple[Any, ...]] = set()
-    for c in sorted(every, key=_rank):  # coarser first: bounds that cut no request give a split already seen
+    t0 = time.perf_counter()
+    for k, c in enumerate(sorted(every, key=_rank)):  # coarser first: bounds that cut no request give a split seen
         try:
             split, buckets = bucketed(scenario, c)
         except BadAllocation:
@@ -79,6 +81,9 @@ def choose_buckets(scenario: Scenario, options: PlanOptions, echo: bool = True) 
             continue
         seen.add(same)
         label = _label(scenario, c, buckets)
+        if options.progress is not None:
+            options.progress(f"buckets: planning split {k + 1} of at most {len(every)} ({label}), "
+                             f"{time.perf_counter() - t0:.0f} s")
         try:
             table.append((c, plan(split, options.with_(baselines=False)).usd_per_hour, "", label))
         except Infeasible as exc:
