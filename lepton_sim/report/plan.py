@@ -69,12 +69,19 @@ def _shape(run_dir: Path, doc: Mapping[str, Any], data: Mapping[str, Any] | None
 
 def deployment_section(doc: Mapping[str, Any]) -> Section:
     pools = doc.get("pools", {})
+    # a line serving a request-size bucket: its pool was planned under the bucket's name
+    planned_as = {(svc, tuple(b["prompt_tokens"])): b["planned_as"]
+                  for svc, bs in (doc.get("buckets") or {}).items() for b in bs}
     rows = []
     for line in doc["deployment"]["replicas"]:
-        pid = f"{line['service']}@{line['site']}/{line['hardware']}/{line['variant']}"
+        prompts = line.get("prompt_tokens")
+        name = planned_as.get((line["service"], tuple(prompts)), line["service"]) if prompts else line["service"]
+        pid = f"{name}@{line['site']}/{line['hardware']}/{line['variant']}"
         p = pools.get(pid, {})
         weights = ", ".join(f"{site} {100 * w:.0f} %" for site, w in (line.get("weights") or {}).items())
-        rows.append((line["service"], line["site"], line["hardware"], line["variant"], fmt(line["count"]),
+        shown = line["service"] if not prompts else \
+            f"{line['service']} (prompts {prompts[0]}-{prompts[1] if prompts[1] is not None else ''})"
+        rows.append((shown, line["site"], line["hardware"], line["variant"], fmt(line["count"]),
                      fmt(p.get("planned_rps")), fmt(p.get("capacity_rps")), weights))
     table = Table("Chosen deployment", ("service", "site", "hardware", "variant (compression)", "replicas",
                                          "planned rps", "capacity rps", "share of each demand site"), tuple(rows),

@@ -127,6 +127,13 @@ def test_plan_verify_keeps_the_cheapest_verified_split_and_simulates_it_as_writt
     m = build_metrics(planned, simulate(planned))  # the file a user gets runs as is, every request served
     assert m["services"]["chat"]["completed"] > 0 and m["services"]["chat"]["dropped"] == 0
     assert m["services"]["chat"]["ttft_slo"]["latency_at_percentile_ms"] == pytest.approx(written["ttft_ms"])
+    # the report shows each line with its prompts and its pool's planned rate
+    from lepton_sim.cli import main as cli_main
+
+    assert cli_main(["report", str(tmp_path / "out"), "--out", str(tmp_path / "report")]) == 0
+    md = (tmp_path / "report" / "report.md").read_text()
+    row = next(r for r in md.splitlines() if r.startswith(f"| chat (prompts {short[0]}-{short[1]})"))
+    assert row.split("|")[6].strip() not in ("", "-")  # planned rps, from the bucket's pool
     # a sweep point of mode plan splits as plan does (its replica trials read from the same cache)
     from lepton_sim.sweeps.modes import run_plan
 
