@@ -152,8 +152,9 @@ def _held(svc: Service, miss: float) -> Service:
     slo = svc.slo
     assert slo.ttft is not None and slo.tpot is not None
     pct = round(100.0 * (1.0 - miss), 6)
-    return svc.model_copy(update={"slo": slo.model_copy(update={
-        "ttft": slo.ttft.model_copy(update={"percentile": pct}), "tpot": slo.tpot.model_copy(update={"percentile": pct})})})
+    ttft = slo.ttft.model_copy(update={"percentile": pct})
+    tpot = slo.tpot.model_copy(update={"percentile": pct})
+    return svc.model_copy(update={"slo": slo.model_copy(update={"ttft": ttft, "tpot": tpot})})
 
 
 def bucketed(scenario: Scenario, choice: Choice | None = None) -> tuple[Scenario, list[Bucket]]:

@@ -28,8 +28,8 @@ from lepton_sim.catalogue.zoo import zoo_model, zoo_names
 from lepton_sim.errors import ScenarioError
 from lepton_sim.layers import LayerShapeError, layer_costs
 from lepton_sim.profiles import Codec, codec_model, digits_variants, load_profile_cached, reference_profile_path
-from lepton_sim.scenario.schema import (MODEL_TAG, FixedTokens, JobPlacement, LLMModelSpec, ModelSpec, Replicas, Scenario,
-                                        TokenTrace, Trace, UniformTokens, is_llm, prompt_intervals)
+from lepton_sim.scenario.schema import (MODEL_TAG, FixedTokens, JobPlacement, LLMModelSpec, ModelSpec, Replicas,
+                                        Scenario, TokenTrace, Trace, UniformTokens, is_llm, prompt_intervals)
 from lepton_sim.servicetime import BatchTimesCache, UnsupportedPrecision
 
 DEFAULT_SCENARIO = "default.yaml"

@@ -1,18 +1,19 @@
 """What `plan` adds for services with request-size buckets (`lepton_sim.planner.buckets`).
 
-Before planning, `choose_buckets` plans every way of merging each service's adjacent buckets (down to
-the service unsplit) and keeps the cheapest plan's split; with `--verify`, `verify_buckets` verifies
-the splits planned within `CONTEND` of it and keeps the cheapest verified one. After it, `bucket_outcome` maps the plan's lines back to the
+Before planning, `choose_buckets` plans every split (adjacent buckets merged, down to the service
+unsplit, each with every allotment of the SLO's misses: `planner.buckets.choices`) and keeps the
+cheapest plan's; with `--verify`, `verify_buckets` verifies the splits planned within `CONTEND` of it
+and keeps the cheapest verified one. After it, `bucket_outcome` maps the plan's lines back to the
 scenario's services (`prompt_tokens` per line) and, with `--verify`, simulates the deployment as
-written, where the simulator routes each request by its prompt length (`sim.routing.ByPrompt`) within
-one stream per demand line rather than one stream per bucket.
+written, where the simulator routes each request by its prompt length (`sim.routing.ByPrompt`)
+within one stream per demand line rather than one stream per bucket.
 """
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from lepton_sim.planner.buckets import (BadAllocation, Bucket, Choice, bucket_document, bucketed, choices,
@@ -89,7 +90,7 @@ def choose_buckets(scenario: Scenario, options: PlanOptions, echo: bool = True) 
         except Infeasible as exc:
             table.append((c, None, str(exc).splitlines()[0], label))
     feasible = [(cost, *_rank(c), i) for i, (c, cost, _, _) in enumerate(table) if cost is not None]
-    best = min(feasible)[-1] if feasible else 0  # none feasible: the finest, whose plan then says why
+    best = min(feasible)[-1] if feasible else 0  # none feasible: the first (unsplit), whose plan says why
     say = print if echo else _silent
     say("Request-size buckets: each split planned (MILP, not verified):")
     for i, (c, cost, why, label) in enumerate(table):
@@ -149,7 +150,8 @@ def bucket_outcome(scenario: Scenario, chosen: Chosen, deployment: dict[str, Any
                            for i, (c, cost, why, label) in enumerate(chosen.table)]}
     say = print if echo else _silent
     for b in buckets:
-        say(f"{b.service} prompts {b.label} tokens: {b.share:.1%} of requests, held at p{b.percentile:.4g}, planned as {b.name}")
+        say(f"{b.service} prompts {b.label} tokens: {b.share:.1%} of requests, held at p{b.percentile:.4g}, "
+            f"planned as {b.name}")
     missed: tuple[str, ...] = ()
     metrics = None
     if seed is not None and buckets:
@@ -167,9 +169,9 @@ def bucket_outcome(scenario: Scenario, chosen: Chosen, deployment: dict[str, Any
             rows[name] = {"ttft_ms": figures.get("ttft"), "tpot_ms": figures.get("tpot"), "met": c.met,
                           "ttft_slo_ms": slo.ttft.latency_ms, "tpot_slo_ms": slo.tpot.latency_ms}
             say(f"{name} as written, requests routed by prompt length (simulated, seed {seed}): TTFT p"
-                  f"{slo.ttft.percentile:g} {_ms(figures.get('ttft'))} (target {slo.ttft.latency_ms:g}), TPOT p"
-                  f"{slo.tpot.percentile:g} {_ms(figures.get('tpot'))} (target {slo.tpot.latency_ms:g}): "
-                  f"{'met' if c.met else 'MISSED'}")
+                f"{slo.ttft.percentile:g} {_ms(figures.get('ttft'))} (target {slo.ttft.latency_ms:g}), TPOT p"
+                f"{slo.tpot.percentile:g} {_ms(figures.get('tpot'))} (target {slo.tpot.latency_ms:g}): "
+                f"{'met' if c.met else 'MISSED'}")
         doc["as_written"] = {"seed": seed, "services": rows}
         missed = tuple(n for n, r in rows.items() if not r["met"])
         metrics = sim.metrics
