@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from lepton_sim.errors import ScenarioError
-from lepton_sim.scenario.schema import Scenario, Service, Tokens, TokenTrace, draw_tokens, is_llm
+from lepton_sim.scenario.schema import Scenario, Service, Tokens, TokenTrace, bucket_service, draw_tokens, is_llm
+from lepton_sim.scenario.schema import bucket_ranges as ranges
 
 SAMPLE = 50_000  # requests drawn to cut a token distribution into buckets
 MAX_CHOICES = 32  # splits (merged buckets, allotments of misses) that `plan` compares
@@ -63,12 +64,6 @@ class Bucket:
     @property
     def label(self) -> str:
         return f"{self.lo}-{self.hi}" if self.hi is not None else f"{self.lo}+"
-
-
-def ranges(bounds: list[int]) -> list[tuple[int, int | None]]:
-    """[512, 2048] -> [(1, 512), (513, 2048), (2049, None)]."""
-    starts = [1] + [b + 1 for b in bounds]
-    return [(a, b) for a, b in zip(starts, bounds)] + [(starts[-1], None)]
 
 
 def _pairs(name: str, tokens: Tokens) -> np.ndarray:
@@ -185,7 +180,7 @@ def bucketed(scenario: Scenario, choice: Choice | None = None) -> tuple[Scenario
         misses = _misses([len(k) / len(rows) for _, _, k in kept], 1.0 - svc.slo.ttft.percentile / 100.0, cut.slack)
         for (lo, hi, keep), miss in zip(kept, misses):
             share = len(keep) / len(rows)
-            b = Bucket(name, f"{name}.p{lo}-{hi}" if hi is not None else f"{name}.p{lo}+", lo, hi, share, len(keep),
+            b = Bucket(name, bucket_service(name, lo, hi), lo, hi, share, len(keep),
                        round(100.0 * (1.0 - miss), 6))
             if b.name in scenario.services:
                 raise ScenarioError(f"the name of the bucket of prompts {b.label} of {name} ({b.name}) is taken by "

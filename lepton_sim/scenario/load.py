@@ -29,7 +29,8 @@ from lepton_sim.errors import ScenarioError
 from lepton_sim.layers import LayerShapeError, layer_costs
 from lepton_sim.profiles import Codec, codec_model, digits_variants, load_profile_cached, reference_profile_path
 from lepton_sim.scenario.schema import (MODEL_TAG, FixedTokens, JobPlacement, LLMModelSpec, ModelSpec, Replicas,
-                                        Scenario, TokenTrace, Trace, UniformTokens, is_llm, prompt_intervals)
+                                        Scenario, TokenTrace, Trace, UniformTokens, bucket_ranges, bucket_service,
+                                        is_llm, prompt_intervals)
 from lepton_sim.servicetime import BatchTimesCache, UnsupportedPrecision
 
 DEFAULT_SCENARIO = "default.yaml"
@@ -795,9 +796,8 @@ class _Checker:
             if d.rate_rps is None:
                 self.fail(f"services.{name}.demand[{i}].rate_rps", "required with buckets: plan splits each demand "
                                                                    "line's rate over the buckets")
-        starts = [1] + [b + 1 for b in svc.buckets]
-        for lo, hi in zip(starts, [*svc.buckets, None]):
-            bucket = f"{name}.p{lo}-{hi}" if hi is not None else f"{name}.p{lo}+"
+        for lo, hi in bucket_ranges(svc.buckets):
+            bucket = bucket_service(name, lo, hi)
             if bucket in self.s.services:
                 self.fail(f"services.{bucket}", f"this name is the one plan gives the bucket of prompts of {lo}"
                                                 f"{'-' + str(hi) if hi is not None else ' or more'} tokens of {name}; "

@@ -605,6 +605,17 @@ class Replicas(Strict):
         return a <= lo and (b is None or (hi is not None and hi <= b))
 
 
+def bucket_ranges(bounds: typing.Sequence[int]) -> list[tuple[int, int | None]]:
+    """A service's `buckets` as prompt ranges: [512, 2048] -> [(1, 512), (513, 2048), (2049, None)]."""
+    starts = [1] + [b + 1 for b in bounds]
+    return [(a, b) for a, b in zip(starts, bounds)] + [(starts[-1], None)]
+
+
+def bucket_service(service: str, lo: int, hi: int | None) -> str:
+    """The name `plan` gives the bucket of `service`'s prompts of `lo` to `hi` tokens."""
+    return f"{service}.p{lo}-{hi}" if hi is not None else f"{service}.p{lo}+"
+
+
 def prompt_intervals(lines: typing.Iterable[Replicas]) -> list[tuple[int, int | None]]:
     """The prompt-length intervals that the lines' `prompt_tokens` ranges cut [1, unbounded) into, in order:
     within each one, every request is served by the same lines."""

@@ -101,14 +101,15 @@ class Iteration:
         return sum(self.bucket_s)
 
 
-def iteration_length(it: Iteration, overlap: bool, slow: float = 1.0) -> tuple[float, float]:
+def iteration_length(it: Iteration, overlap: bool, slow: float = 1.0,
+                     ready_s: list[float] | None = None) -> tuple[float, float]:
     """(iteration seconds, communication seconds) of `it` inside one site, the slowest device's
     compute scaled by `slow`: bucket i is ready when the backward pass has produced it (or when the
     pass ends, without `overlap`), buckets are combined one at a time, and the iteration ends when
-    both the compute and the last bucket are done."""
+    both the compute and the last bucket are done. `ready_s`: `bucket_ready_s` of the same, if made."""
     free = 0.0
     comm = 0.0
-    for ready, dt in zip(bucket_ready_s(it, overlap, slow), it.bucket_s):
+    for ready, dt in zip(ready_s if ready_s is not None else bucket_ready_s(it, overlap, slow), it.bucket_s):
         free = max(ready, free) + dt
         comm += dt
     return max(it.compute_s * slow, free), comm

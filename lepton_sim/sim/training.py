@@ -178,7 +178,7 @@ class TrainingJob:
             self._next_span_bucket(state)
             return
         if not self.path_there:
-            length, state["comm"] = iteration_length(m, self.job.sync.overlap, slow)
+            length, state["comm"] = iteration_length(m, self.job.sync.overlap, slow, state["ready"])
             self._finish_at(state, length)
             return
         self._next_bucket(state)
