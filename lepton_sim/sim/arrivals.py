@@ -15,7 +15,7 @@ from lepton_sim.scenario.rates import mean_rate, mmpp_mean, trace_mean
 from lepton_sim.scenario.schema import MMPP, Constant, Demand, Diurnal, Poisson, Trace
 
 # mean_rate is shared with the planner, so it lives below both; it stays importable from here
-__all__ = ["arrival_blocks", "arrival_times", "mean_rate"]
+__all__ = ["arrival_blocks", "arrival_chunks", "arrival_times", "mean_rate"]
 
 BLOCK = 4096
 # A block's times are handed out as Python floats CHUNK at a time: a whole block as a list would
@@ -26,10 +26,18 @@ CHUNK = 256
 
 def arrival_times(demand: Demand, rng: np.random.Generator) -> Iterator[float]:
     """Absolute arrival times for one demand line, an infinite non-decreasing sequence (each block's
-    values as Python floats, converted CHUNK at a time; one generator frame per `next`)."""
+    values as Python floats, converted CHUNK at a time)."""
+    for chunk in arrival_chunks(demand, rng):
+        yield from chunk
+
+
+def arrival_chunks(demand: Demand, rng: np.random.Generator) -> Iterator[list[float]]:
+    """The times of `arrival_times` as lists of at most CHUNK Python floats (the same values, in
+    order; a list may be empty): the event engine reads each list with its own iterator, one C call
+    per arrival, not a generator frame."""
     for times in arrival_blocks(demand, rng):
         for i in range(0, len(times), CHUNK):
-            yield from times[i:i + CHUNK].tolist()
+            yield times[i:i + CHUNK].tolist()
 
 
 def arrival_blocks(demand: Demand, rng: np.random.Generator) -> Iterator[np.ndarray]:

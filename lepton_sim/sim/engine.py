@@ -70,7 +70,7 @@ from lepton_sim.network import Route, Topology, link_id
 from lepton_sim.scenario.schema import (Demand, Deterministic, Exponential, Lognormal, Replicas, Scenario, Service, is_llm,
                                         prompt_intervals)
 from lepton_sim.servicetime import BatchTimes, BatchTimesCache, batch_times
-from lepton_sim.sim.arrivals import arrival_times
+from lepton_sim.sim.arrivals import arrival_chunks
 from lepton_sim.sim.common import NORMAL, Call, Request, Window, after, run_until
 from lepton_sim.sim.failures import start_failures
 from lepton_sim.sim.llm import LLMPool, Seq
@@ -91,6 +91,11 @@ AnyPool = Pool | LLMPool
 
 class DemandState:
     """Per (service, demand site) constants and tallies: requests are counted where they are created."""
+
+    __slots__ = ("service", "site", "spec", "summary", "buf", "tokens", "token_bits", "ttft_target", "tpot_target",
+                 "ttft", "tpot", "ttft_buf", "tpot_buf", "met", "prompt_tokens", "output_tokens", "preempted",
+                 "in_bits", "out_bits", "codec", "wire_bits", "compress_s", "decompress_s", "arrived", "completed",
+                 "dropped", "failed", "live", "by_prompt")
 
     def __init__(self, service: str, site: str, svc: Service, in_bytes: int, out_bytes: int,
                  tokens: TokenSource | None = None, token_bytes: int = 4) -> None:
@@ -198,9 +203,9 @@ class Simulation:
         self.pools = [self._make_pool(i, line, times_fn) for i, line in enumerate(lines)]
         self.routers: list[Router] = []
         # One per demand line: `sources` says what it is (`lepton_sim.sim.fast` reads it); `_sources`
-        # is what `_arrive` reads (its arrival times as they are drawn, state, router, bits).
+        # is what `_arrive` reads (its arrival times as they are drawn, in lists, state, router, bits).
         self.sources: list[Source] = []
-        self._sources: list[tuple[Iterator[float], DemandState, Router | None, float]] = []
+        self._sources: list[tuple[Iterator[list[float]], DemandState, Router | None, float]] = []
         self._route_dirs: dict[tuple[str, str, frozenset[int]], tuple[tuple[LinkDir, ...], tuple[LinkDir, ...], float]] = {}
         self._build_routes()
         # failure state: which links are down, how many units are down, link down-time tallies
@@ -301,7 +306,7 @@ class Simulation:
                     router = self._router(name, d_i, demand.site, cands, here, routing, f"routing/{name}/{d_i}")
                 rng = stream(self.seed, f"arrivals/{name}/{d_i}")
                 self.sources.append(Source(name, d_i, demand, state, router, rng))
-                self._sources.append((arrival_times(demand, rng), state, router, state.in_bits))
+                self._sources.append((arrival_chunks(demand, rng), state, router, state.in_bits))
 
     def _router(self, name: str, d_i: int, site: str, cands: LazyCandidates, here: dict[str, list[AnyPool]],
                 routing: str, stream_name: str) -> Router:
@@ -327,7 +332,11 @@ class Simulation:
     # --- the request's life ---------------------------------------------------------------
 
     def _schedule_next(self, src: list[Any]) -> None:
+        """Schedule the demand line's next arrival. `src` is [the current list of arrival times'
+        iterator, the line's lists of times (`arrival_chunks`), state, router, bits]."""
         t = next(src[0], None)
+        if t is None:
+            t = self._next_chunk(src)
         if t is None or t >= self.duration:
             return
         env = self.env
@@ -336,9 +345,19 @@ class Simulation:
         heappush(env._queue, (now + (t - now if t > now else 0.0), NORMAL, next(env._eid), Call(self._arrive, src)))
         self.events += 1
 
+    @staticmethod
+    def _next_chunk(src: list[Any]) -> float | None:
+        """The first time of the line's next non-empty list of times, its iterator now `src[0]`;
+        None when the line has no more arrivals."""
+        for chunk in src[1]:
+            if chunk:
+                it = src[0] = iter(chunk)
+                return next(it)
+        return None
+
     def _arrive(self, ev: simpy.Event) -> None:
         src = ev._value
-        _, state, router, in_bits = src
+        _, _, state, router, in_bits = src
         now = self.env._now
         req = Request(now, state, now >= self.warmup)
         self.created += 1
@@ -366,9 +385,18 @@ class Simulation:
                 env = self.env  # `after(env, state.compress_s, self._compressed, req)` in line
                 heappush(env._queue, (now + state.compress_s, NORMAL, next(env._eid), Call(self._compressed, req)))
                 self.events += 1
-            else:
+            elif c.there:
                 self._send(req, c.there, in_bits, c.pool.enqueue)
-        self._schedule_next(src)
+            else:
+                c.pool.enqueue(req)  # served where it is created: no link to cross
+        # the line's next arrival (`_schedule_next` in line)
+        t = next(src[0], None)
+        if t is None:
+            t = self._next_chunk(src)
+        if t is not None and t < self.duration:
+            env = self.env  # `after(env, t - now if t > now else 0.0, self._arrive, src)` in line
+            heappush(env._queue, (now + (t - now if t > now else 0.0), NORMAL, next(env._eid), Call(self._arrive, src)))
+            self.events += 1
 
     def _compressed(self, ev: simpy.Event) -> None:
         req = ev._value
@@ -404,7 +432,10 @@ class Simulation:
             req.then(req)
 
     def _respond(self, req: Request) -> None:
-        self._send(req, req.back, req.svc.out_bits, self._complete)
+        if req.back:
+            self._send(req, req.back, req.svc.out_bits, self._complete)
+        else:
+            self._complete(req)  # served where it was created
 
     def _complete(self, req: Request) -> None:
         if req.counted:
@@ -543,9 +574,9 @@ class Simulation:
                                          "(use --engine auto to run that part on the event engine)")
                     else:
                         part.why.append(why)
-        for i, src in enumerate(self._sources):
+        for i, (chunks, state, router, in_bits) in enumerate(self._sources):
             if i in on_events:
-                self._schedule_next(list(src))
+                self._schedule_next([iter(()), chunks, state, router, in_bits])
         for job in self.jobs:
             job.start()
         start_failures(self)

@@ -22,6 +22,9 @@ class LinkDir:
     the wire or waiting (their `epoch` no longer matches) until `repair`.
     """
 
+    __slots__ = ("sim", "env", "bps", "prop", "id", "free_at", "busy", "bytes", "transfers", "bins", "up", "epoch",
+                 "w_start", "w_end", "bin_w", "queue", "eid", "hop_done", "cur", "sure")
+
     def __init__(self, sim: Simulation, link: Link, src: str, dst: str) -> None:
         self.sim = sim
         self.env = sim.env
@@ -126,6 +129,8 @@ class FairLinkDir(LinkDir):
     than its own serialisation), and every departure that fires retires a transfer, even where the
     clock is too coarse to advance by the last sliver of one (a tick is 4.5e-13 s at t = 3,000 s).
     """
+
+    __slots__ = ("v", "last", "heap", "seq", "gen", "busy_since")
 
     def __init__(self, sim: Simulation, link: Link, src: str, dst: str) -> None:
         super().__init__(sim, link, src, dst)

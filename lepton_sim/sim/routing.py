@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from lepton_sim.sim.pools import Pool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A pool a demand site may send to, with the link directions there and back."""
 
@@ -34,7 +34,8 @@ def _load(c: Candidate) -> float:
 def _least_loaded(cands: Sequence[Candidate]) -> Candidate:
     best, best_load = cands[0], math.inf  # candidates are sorted by latency: ties go to the nearest
     for c in cands:
-        load = _load(c)
+        p = c.pool
+        load = p.outstanding * p.per_request_s / p.n_live  # `_load(c)` in line
         if load < best_load:
             best, best_load = c, load
             if load <= 0.0:
@@ -49,7 +50,8 @@ def _least_latency(cands: Sequence[Candidate]) -> Candidate:
         t = 2.0 * c.latency_s
         if t >= best_t:
             break  # sorted by latency, loads are >= 0: neither this nor any farther pool can be sooner
-        t += _load(c)
+        p = c.pool
+        t += p.outstanding * p.per_request_s / p.n_live  # `_load(c)` in line
         if t < best_t:
             best, best_t = c, t
     return best
@@ -75,6 +77,39 @@ def _least_latency_full(cands: Sequence[Candidate]) -> Candidate:
         if t < best_t:
             best, best_t = c, t
     return best
+
+
+# The early-stopping policies over the candidates a `LazyCandidates` has made so far (a list):
+# the policy's choice when its scan stops inside them, else None (the scan would read on, so the
+# caller scans the lazy sequence, which makes more). Where they stop they read exactly the
+# candidates, in the order, that the policy itself reads, so the choice is the same.
+def _least_latency_made(made: list[Candidate]) -> Candidate | None:
+    best, best_t = made[0], math.inf
+    for c in made:
+        t = 2.0 * c.latency_s
+        if t >= best_t:
+            return best
+        p = c.pool
+        t += p.outstanding * p.per_request_s / p.n_live
+        if t < best_t:
+            best, best_t = c, t
+    return None
+
+
+def _least_loaded_made(made: list[Candidate]) -> Candidate | None:
+    for c in made:
+        p = c.pool
+        if p.outstanding * p.per_request_s / p.n_live <= 0.0:
+            return _least_loaded(made)  # an idle pool: the scan stops there at the latest
+    return None
+
+
+def _nearest_made(made: list[Candidate]) -> Candidate | None:
+    lowest = made[0].latency_s
+    for i, c in enumerate(made):
+        if c.latency_s > lowest + EPS_S:
+            return _least_loaded(made[:i])
+    return None
 
 
 def _nearest_prefix(cands: Sequence[Candidate]) -> list[Candidate]:
@@ -105,6 +140,8 @@ class LazyCandidates:
     a few of a fleet's thousands of pools. It is a sequence (indexing, iteration in order; `len`
     makes them all).
     """
+
+    __slots__ = ("made", "complete", "_sites", "_pools_at", "_make", "_next", "_group")
 
     def __init__(self, sites: Iterator[tuple[float, str]], pools_at: dict[str, list[Pool]],
                  make: Callable[[Pool], Candidate | None]) -> None:
@@ -173,6 +210,9 @@ class Router:
     down, fails over to the least-latency pool.
     """
 
+    __slots__ = ("site", "cands", "weight", "policy", "uniforms", "available", "_pick", "_fallback", "_pick_made",
+                 "fast", "choose", "only", "cum")
+
     def __init__(self, site: str, policy: str, cands: list[Candidate] | LazyCandidates, weights: list[float] | dict[int, float],
                  uniforms: Uniforms, available: Callable[[str, Candidate], Candidate | None],
                  early_stop: bool = True) -> None:
@@ -206,6 +246,9 @@ class Router:
             "weighted": self._weighted,
         }[policy]
         self._fallback = _least_latency if early_stop else _least_latency_full
+        self._pick_made: Callable[[list[Candidate]], Candidate | None] | None = {
+            "nearest": _nearest_made, "least-loaded": _least_loaded_made, "least-latency": _least_latency_made,
+        }.get(policy) if early_stop else None
         self.fast: Callable[[], Candidate | None]
         if single:
             self.only = self.cands[0]  # made once: `_single` is every request's route
@@ -217,6 +260,8 @@ class Router:
             for c in self.cands:
                 total += self.weight[c.pool.index]
                 self.cum.append(total)
+        elif self.cands.__class__ is LazyCandidates and self._pick_made is not None:
+            self.fast = self._lazy_fast
         else:
             self.fast = self._fast
         self.choose = self.fast
@@ -243,6 +288,20 @@ class Router:
         if cands.__class__ is LazyCandidates and cands.complete:  # type: ignore[union-attr]
             cands = self.cands = cands.made  # the same candidates in the same order, as a list
         return self._pick(cands)
+
+    def _lazy_fast(self) -> Candidate:
+        """`_fast` over lazy candidates: a scan of those made so far, read on lazily only when the
+        policy's scan runs past them (a fleet's least-latency scan stops within a few)."""
+        lazy = self.cands
+        made = lazy.made  # type: ignore[union-attr]
+        if lazy.complete:  # type: ignore[union-attr]
+            self.cands = made  # the same candidates in the same order, as a list
+            self.fast = self._fast
+            if self.choose == self._lazy_fast:
+                self.choose = self._fast
+            return self._pick(made)
+        c = self._pick_made(made)  # type: ignore[misc]
+        return c if c is not None else self._pick(lazy)
 
     def _weighted_fast(self) -> Candidate:
         u = self.uniforms() * self.cum[-1]
