@@ -241,11 +241,11 @@ def _old_build_routes(self: Simulation) -> None:
                 uniforms = engine.Uniforms(engine.stream(self.seed, f"routing/{name}/{d_i}"))
                 router = _OldRouter(demand.site, policy, cands, weights, uniforms, self._available)
                 self.routers.append(router)
-            times = engine.arrival_times(demand, engine.stream(self.seed, f"arrivals/{name}/{d_i}"))
+            times = engine.arrival_chunks(demand, engine.stream(self.seed, f"arrivals/{name}/{d_i}"))
             self._sources.append((times, state, router, state.in_bits))
 
 
-def _logged(sim: Simulation) -> list[tuple[str, int | None]]:
+def _logged(sim: Simulation, m: pytest.MonkeyPatch) -> list[tuple[str, int | None]]:
     """Wrap every router's choices so that each decision is logged as (demand site, pool index)."""
     log: list[tuple[str, int | None]] = []
     for r in sim.routers:
@@ -256,8 +256,14 @@ def _logged(sim: Simulation) -> list[tuple[str, int | None]]:
                 return c
             return chosen
         r.fast = wrap(r.fast)
-        r.choose_degraded = wrap(r.choose_degraded)  # type: ignore[method-assign]
         r.choose = r.fast
+    degraded = Router.choose_degraded  # a method of the class: routers have slots, not instance methods
+
+    def chosen_degraded(self: Router) -> Candidate | None:
+        c = degraded(self)
+        log.append((self.site, None if c is None else c.pool.index))
+        return c
+    m.setattr(Router, "choose_degraded", chosen_degraded)
     return log
 
 
@@ -267,7 +273,7 @@ def _run(s: Scenario, old: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list,
             m.setattr(Simulation, "_build_routes", _old_build_routes)
             m.setattr(Simulation, "_candidate", _old_candidate)
         sim = Simulation(s, engine="event")  # the event engine's routers decide per request
-        log = _logged(sim)
+        log = _logged(sim, m)
         rec = sim.run()
     metrics = build_metrics(s, rec)
     metrics.pop("wall_s", None)

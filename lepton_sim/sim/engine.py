@@ -3,7 +3,7 @@
 A request's life, and so its latency, is computed here, in this order:
 
 1. `_arrive`    created at its demand site; routing picks a pool (`routing.Router`).
-2. `_send`      crosses each link on the route (`links.LinkDir`): wait for the direction to be free
+2. `_send`      crosses each link on the route, if any (`links.LinkDir`): wait for the direction to be free
                 (FIFO) or share it (fair), serialise `input_bytes` at the link's bandwidth, then
                 propagate `latency_ms`. With a `payload` codec the request is compressed first
                 (`_compressed`), crosses at `input_bytes / ratio`, and is decompressed at the pool.

@@ -293,15 +293,14 @@ class Router:
         """`_fast` over lazy candidates: a scan of those made so far, read on lazily only when the
         policy's scan runs past them (a fleet's least-latency scan stops within a few)."""
         lazy = self.cands
-        made = lazy.made  # type: ignore[union-attr]
-        if lazy.complete:  # type: ignore[union-attr]
-            self.cands = made  # the same candidates in the same order, as a list
-            self.fast = self._fast
-            if self.choose == self._lazy_fast:
-                self.choose = self._fast
-            return self._pick(made)
-        c = self._pick_made(made)  # type: ignore[misc]
-        return c if c is not None else self._pick(lazy)
+        if lazy.__class__ is LazyCandidates and not lazy.complete:  # type: ignore[union-attr]
+            c = self._pick_made(lazy.made)  # type: ignore[misc, union-attr]
+            return c if c is not None else self._pick(lazy)
+        # every candidate is made: `_fast` from now on, over them as a list
+        self.fast = self._fast
+        if self.choose == self._lazy_fast:
+            self.choose = self._fast
+        return self._fast()
 
     def _weighted_fast(self) -> Candidate:
         u = self.uniforms() * self.cum[-1]
