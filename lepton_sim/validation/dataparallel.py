@@ -14,6 +14,7 @@ ReLU), so a layer's backward is two GEMMs of the forward's size: about 2x its fo
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue
 import socket
 import statistics
 import threading
@@ -60,29 +61,52 @@ def _pair(rank: int, port: int) -> socket.socket:
     return conn
 
 
-def _exchange(sock: socket.socket, send: np.ndarray, recv: np.ndarray) -> None:
-    """Send `send` and receive into `recv` at once (full duplex)."""
-    t = threading.Thread(target=sock.sendall, args=(memoryview(send).cast("B"),))
-    t.start()
-    _recv_exact(sock, recv.nbytes, memoryview(recv).cast("B"))  # type: ignore[arg-type]
-    t.join()
+class Duplex:
+    """Full-duplex exchanges on one socket: a sender thread that lives as long as the socket (one
+    thread made per exchange costs a bucket's worth of time on small buckets) sends while the
+    caller receives, straight into the buffer the data is wanted in."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._out: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+        self._sent = threading.Semaphore(0)
+        self._thread = threading.Thread(target=self._send, daemon=True)
+        self._thread.start()
+
+    def _send(self) -> None:
+        while (buf := self._out.get()) is not None:
+            self.sock.sendall(buf)
+            self._sent.release()
+
+    def exchange(self, send: np.ndarray, recv: np.ndarray) -> None:
+        """Send `send` and receive into `recv` at once (both contiguous)."""
+        self._out.put(memoryview(send).cast("B"))
+        _recv_exact(self.sock, recv.nbytes, memoryview(recv).cast("B"))  # type: ignore[arg-type]
+        self._sent.acquire()
+
+    def close(self) -> None:
+        self._out.put(None)
+        self._thread.join()
+        self.sock.close()
 
 
-def ring_allreduce_2(sock: socket.socket, rank: int, grad: np.ndarray) -> None:
-    """In place: `grad` becomes the sum over both ranks (reduce-scatter, then all-gather)."""
+def ring_allreduce_2(link: Duplex, rank: int, grad: np.ndarray, scratch: np.ndarray) -> None:
+    """In place: `grad` (contiguous) becomes the sum over both ranks: reduce-scatter (send the half
+    the peer owns, receive this rank's half of the peer's into `scratch`, add), then all-gather
+    (send the reduced half, receive the peer's reduced half straight into place)."""
     half = len(grad) // 2
-    mine, theirs = (slice(0, half), slice(half, None)) if rank == 0 else (slice(half, None), slice(0, half))
-    incoming = np.empty_like(grad[mine])
-    _exchange(sock, np.ascontiguousarray(grad[theirs]), incoming)
-    grad[mine] += incoming
-    back = np.empty_like(grad[theirs])
-    _exchange(sock, np.ascontiguousarray(grad[mine]), back)
-    grad[theirs] = back
+    mine, theirs = (grad[:half], grad[half:]) if rank == 0 else (grad[half:], grad[:half])
+    incoming = scratch[:len(mine)]
+    link.exchange(theirs, incoming)
+    np.add(mine, incoming, out=mine)
+    link.exchange(mine, theirs)
 
 
 def make_net(widths: list[int], seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(seed)
-    return [(rng.standard_normal((a, b), dtype=np.float32) / np.sqrt(a), np.zeros(b, np.float32))
+    # the scale as a float32: an fp32 array divided by numpy's float64 `sqrt` would be float64, and
+    # every GEMM of the step would then run at double precision
+    return [(rng.standard_normal((a, b), dtype=np.float32) * np.float32(1.0 / np.sqrt(a)), np.zeros(b, np.float32))
             for a, b in zip(widths, widths[1:])]
 
 
@@ -103,7 +127,7 @@ def forward_backward(net: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray, ta
         grads.append((acts[i].T @ dy).ravel())
         if i:
             dy = (dy @ w.T) * (acts[i] > 0)
-    return np.concatenate(grads[::-1]).astype(np.float32)
+    return np.concatenate(grads[::-1]).astype(np.float32, copy=False)  # one copy into the flat buffer, as DDP's buckets
 
 
 def forward(net: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
@@ -134,9 +158,11 @@ def _worker(rank: int, port: int, widths: list[int], batch: int, iters: int, war
         rng = np.random.default_rng(100 + rank)
         x = rng.standard_normal((batch, widths[0]), dtype=np.float32)
         target = rng.standard_normal((batch, widths[-1]), dtype=np.float32)
-        sock = _pair(rank, port)
+        link = Duplex(_pair(rank, port))
         fwd, comp, comm, step = [], [], [], []
         grad = np.zeros(0, np.float32)
+        per = max(1, bucket_bytes // 4)
+        scratch = np.empty(per, np.float32)
         for k in range(warmup + iters):
             t0 = time.perf_counter()
             forward(net, x)
@@ -144,18 +170,15 @@ def _worker(rank: int, port: int, widths: list[int], batch: int, iters: int, war
             t2 = time.perf_counter()
             grad = forward_backward(net, x, target)
             t3 = time.perf_counter()
-            per = max(1, bucket_bytes // 4)
             for i in range(0, len(grad), per):
-                part = grad[i:i + per]
-                ring_allreduce_2(sock, rank, part)
-                grad[i:i + per] = part
+                ring_allreduce_2(link, rank, grad[i:i + per], scratch)  # a view: reduced in place
             t4 = time.perf_counter()
             if k >= warmup:
                 fwd.append(t1 - t0)
                 comp.append(t3 - t2)
                 comm.append(t4 - t3)
                 step.append(t4 - t2)
-        sock.close()
+        link.close()
         out.put((rank, fwd, comp, comm, step, grad[:64].tolist(), int(grad.nbytes),
                  -(-len(grad) // max(1, bucket_bytes // 4))))
 
@@ -194,12 +217,32 @@ def _sink(port: int, n: int) -> None:
     for _ in range(200):
         _recv_exact(sock, 1)
         sock.sendall(b"p")
-    sock.close()
+    link = Duplex(sock)
+    data = np.zeros(n // 4, np.float32)
+    into = np.empty(n // 4, np.float32)
+    for _ in range(3):
+        link.exchange(data, into)
+    link.close()
+
+
+@dataclass(frozen=True)
+class Loopback:
+    """Loopback TCP between two processes, measured."""
+
+    one_way_bps: float  # bytes per second, one direction busy (best of 3 bulk transfers)
+    duplex_bps: float  # bytes per second each way with both directions busy at once, as in an all-reduce
+    latency_s: float  # one way: half the median round trip of 1-byte messages
 
 
 def loopback(n_bytes: int = 64 * 1024 * 1024) -> tuple[float, float]:
-    """(bytes per second one way, one-way latency in seconds) of loopback TCP between two processes:
-    the best of 3 bulk transfers, and half the median round trip of 1-byte messages."""
+    """(bytes per second one way, one-way latency in seconds) of loopback TCP (`loopback_measured`)."""
+    m = loopback_measured(n_bytes)
+    return m.one_way_bps, m.latency_s
+
+
+def loopback_measured(n_bytes: int = 64 * 1024 * 1024) -> Loopback:
+    """Loopback TCP between two processes: a bulk transfer one way, round trips of 1-byte messages,
+    and bulk transfers both ways at once (each process sending while it receives)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -220,6 +263,15 @@ def loopback(n_bytes: int = 64 * 1024 * 1024) -> tuple[float, float]:
         sock.sendall(b"x")
         _recv_exact(sock, 1)
         rtts.append(time.perf_counter() - t0)
-    sock.close()
+    n4 = n_bytes // 4
+    link = Duplex(sock)
+    data = np.zeros(n4, np.float32)
+    into = np.empty(n4, np.float32)
+    both = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        link.exchange(data, into)
+        both = min(both, time.perf_counter() - t0)
+    link.close()
     p.join(timeout=30)
-    return n_bytes / best, statistics.median(rtts) / 2
+    return Loopback(n_bytes / best, n4 * 4 / both, statistics.median(rtts) / 2)
