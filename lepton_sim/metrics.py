@@ -344,22 +344,22 @@ def _jobs(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
             continue
         mean = float(d.mean())
         compute = float(np.mean(t.compute_s))
-        fail = scenario.failures.get(job.placement.hardware)
         if t.end_s is not None:
             ttc_s, basis = t.end_s, "simulated"
         else:
             left = t.iterations_needed - t.completed
             factor = 1.0
-            if fail is not None:
-                # first order: device failures at n / mtbf per second, each costing the repair, the
+            for per_s, repair_s, _what in t.hazards:
+                # first order: failures of each kind (devices, servers, links of the route) at their
+                # rate, each costing its repair (none where another route goes round a link), the
                 # restart and half a checkpoint interval of iterations run again
-                per_s = t.devices / (fail.mtbf_h * 3600)
-                factor += per_s * (fail.mttr_h * 3600 + job.restart_s + job.checkpoint_every / 2 * mean)
+                factor += per_s * (repair_s + job.restart_s + job.checkpoint_every / 2 * mean)
             ttc_s = rec.end_s + left * mean * factor
             basis = (f"extrapolated: {t.completed} of {t.iterations_needed} iterations simulated, the other "
-                     f"{left} at the mean iteration" + (f" x {factor:.4g} for the expected failures (first order: "
+                     f"{left} at the mean iteration" + (f" x {factor:.4g} for the expected failures of "
+                                                        f"{', '.join(w for _, _, w in t.hazards)} (first order: "
                                                         "repair, restart, half a checkpoint interval each)"
-                                                        if fail is not None else ""))
+                                                        if t.hazards else ""))
         hours = ttc_s / 3600.0
         usd_h = hw.cost_per_hour * t.devices
         watts = t.devices * (hw.power_w * compute / mean + hw.idle_power_w * (1.0 - compute / mean))

@@ -160,9 +160,6 @@ def test_time_to_complete_cost_and_energy() -> None:
     (lambda d: d["jobs"]["j"].update(model="mm"), "jobs.j.model", "unknown model 'mm'"),
     (lambda d: d["jobs"]["j"].update(variant="int3"), "jobs.j.variant", "has no variant 'int3'"),
     (lambda d: d["jobs"]["j"].update(sync={"kind": "parameter-server"}), "jobs.j.sync", "needs `servers`"),
-    (lambda d: (d.update(failures={"dc--far": {"mtbf_h": 1, "mttr_h": 1}}), d["jobs"]["j"].update(sync={
-        "kind": "parameter-server", "servers": 2, "site": "far", "hardware": "cpu"})), "failures.dc--far",
-     "link failures are not modelled"),
 ])
 def test_bad_jobs_are_named(change: Any, path: str, words: str) -> None:
     d = _doc(16, 8)
@@ -292,6 +289,67 @@ def test_failures_in_the_extrapolation() -> None:
     j = _run(d)
     assert "expected failures" in j["time_to_complete_basis"]
     assert j["time_to_complete_h"] > _run(_doc(8, 8))["time_to_complete_h"]
+
+
+def _stopped(d: dict[str, Any]) -> tuple[Any, Any]:
+    s = parse_scenario(d)
+    rec = simulate(s)
+    (t,) = rec.jobs
+    return t, rec
+
+
+def test_a_cut_link_stops_the_job_until_it_is_back() -> None:
+    """Parameter servers across the only link: each of its outages stops the job for the outage and
+    then the restart, and gradients lost on the link end nothing else."""
+    d = _doc(8, 8, {"kind": "parameter-server", "servers": 2, "site": "far", "hardware": "cpu", "bucket_mb": 4},
+             restart_s=2.0, checkpoint_every=50)
+    d["failures"] = {"dc--far": {"mtbf_h": 0.01, "mttr_h": 0.002}}  # 36 s up, 7.2 s down on average
+    d["horizon"] = {"duration_s": 600, "warmup_s": 0}
+    t, rec = _stopped(d)
+    link = next(x for x in rec.links if x.link_index == 0)  # (a tally per direction, the same outages)
+    down = link.down_s
+    assert t.failures == link.failures > 5
+    # stopped while the link is down, then restart_s more each time (outages may overlap a restart)
+    assert down * (1 - 1e-9) <= t.stopped_s <= down + t.failures * 2.0 + 1e-6
+    assert t.stopped_s >= down + 2.0  # at least one restart counted
+    assert t.lost_iterations > 0
+    calm = copy.deepcopy(d)
+    calm.pop("failures")
+    c, _ = _stopped(calm)
+    assert t.completed < c.completed
+    assert any("link dc--far" in w and r == pytest.approx(0.002 * 3600) for _, r, w in t.hazards)
+
+
+def test_a_failed_link_with_a_way_round_costs_a_restart_not_its_repair() -> None:
+    """A job across two sites joined directly and through a third: when the direct link fails the job
+    restarts on the way round after restart_s, without waiting for the repair."""
+    d = _doc(8, 8, {"kind": "ring-allreduce", "bucket_mb": 4, "overlap": False}, restart_s=1.0)
+    d["sites"]["far"]["capacity"]["gpu"] = 8
+    d["sites"]["mid"] = {"capacity": {"cpu": 1}}
+    d["links"] += [{"between": ["dc", "mid"], "bandwidth_gbps": 10, "latency_ms": 2},
+                   {"between": ["mid", "far"], "bandwidth_gbps": 10, "latency_ms": 2}]
+    d["jobs"]["j"].update(global_batch=64 * 16, also=[{"site": "far", "hardware": "gpu", "count": 8, "per_node": 8}])
+    d["failures"] = {"dc--far": {"mtbf_h": 0.01, "mttr_h": 0.01}}
+    d["horizon"] = {"duration_s": 300, "warmup_s": 0}
+    t, rec = _stopped(d)
+    direct = next(x for x in rec.links if x.link_index == 0)
+    assert t.failures >= 1 and direct.down_s > 10 * t.failures  # outages long against the restarts
+    assert t.stopped_s <= t.failures * 1.0 + 1e-6  # a restart each, no repair waited for
+    assert t.completed > 0
+    assert any("another route goes round it" in w and r == 0.0 for _, r, w in t.hazards)
+
+
+def test_parameter_server_failures_stop_the_job() -> None:
+    d = _doc(8, 8, {"kind": "parameter-server", "servers": 4, "hardware": "cpu", "bucket_mb": 4}, restart_s=1.0)
+    d["failures"] = {"cpu": {"mtbf_h": 0.02, "mttr_h": 0.001}}
+    d["horizon"] = {"duration_s": 600, "warmup_s": 0}
+    t, _ = _stopped(d)
+    expected = 4 * 600 / (0.02 * 3600)  # four servers, whatever the job is doing
+    assert t.failures > 0 and abs(t.failures - expected) < 4 * math.sqrt(expected) + 1
+    assert t.stopped_s >= t.failures * 1.0 * (1 - 1e-9)  # each costs its restart at least
+    j = build_metrics(parse_scenario(d), simulate(parse_scenario(d)))["jobs"]["j"]
+    assert j["failures"] == t.failures and j["availability"] < 1
+    assert "4 parameter servers" in j["time_to_complete_basis"]
 
 
 def test_validate_refuses_training_jobs() -> None:

@@ -845,12 +845,6 @@ class _Checker:
         the deployment's), nodes that can talk, a batch that splits over the devices."""
         times_fn = BatchTimesCache()
         component: dict[str, Any] | None = None
-        crossing = [n for n, j in self.s.jobs.items() if j.sync.kind == "parameter-server" and j.sync.site
-                    and j.sync.site != j.placement.site]
-        links_fail = [k for k in self.s.failures if k not in self.s.hardware]
-        if crossing and links_fail:
-            self.fail(f"failures.{links_fail[0]}", f"link failures are not modelled with training jobs whose "
-                                                   f"gradients cross links ({', '.join(crossing)})")
         for name, job in self.s.jobs.items():
             path = f"jobs.{name}"
             model = self.s.models.get(job.model)
@@ -891,8 +885,6 @@ class _Checker:
                 for i, p in enumerate(job.also):
                     if p.site in component and component[p.site] != component.get(pl.site):
                         self.fail(f"{path}.also[{i}].site", f"no network path from {pl.site!r} to {p.site!r}")
-                if self.s.failures and any(k not in self.s.hardware for k in self.s.failures):
-                    self.fail("failures", f"link failures are not modelled with training jobs across sites ({name})")
             if job.global_batch % total:
                 self.fail(f"{path}.global_batch", f"{job.global_batch} does not split over {total} devices "
                                                   f"(a multiple of {total} is needed)")

@@ -265,9 +265,14 @@ class Simulation:
             raise ValueError(f"no network path from {src!r} to {dst!r}")
         return self._dirs(route)
 
+    def route_dirs(self, route: Route) -> tuple[LinkDir, ...]:
+        """The link directions a route's hops cross, in order."""
+        return self._dirs(route)
+
     def transfer(self, path: tuple[LinkDir, ...], bits: float, then: Callable[[], None]) -> None:
         """Send `bits` over the link directions `path` as one transfer, queued (or shared) with the
-        requests on them; call `then()` when it is in (a training job's gradients, say)."""
+        requests on them; call `then()` when it is in (a training job's gradients, say). A transfer
+        lost on a failed link is dropped without a call: the job it belongs to has stopped."""
         req = Request(self.env._now, None, False)  # type: ignore[arg-type]
         self._send(req, path, bits, lambda _req: then())
 
@@ -494,6 +499,8 @@ class Simulation:
 
     def _lose(self, req: Request) -> None:
         """A transfer was lost on a failed link: the request fails."""
+        if req.svc is None:
+            return  # a training job's transfer (`transfer`): the job stops on the link's failure
         seq = getattr(req, "llm", None)
         if seq is not None:  # an LLM request: its prompt, its first token or the rest of its output
             if seq.lost:
@@ -546,6 +553,8 @@ class Simulation:
         self._unit_state(+1)
         self.linkdirs[(i, a)].fail()
         self.linkdirs[(i, b)].fail()
+        for job in self.jobs:
+            job.link_down(i)
 
     def link_up(self, i: int) -> None:
         a, b = self.scenario.links[i].between
@@ -554,6 +563,8 @@ class Simulation:
         self.linkdirs[(i, a)].repair()
         self.linkdirs[(i, b)].repair()
         self._unit_state(-1)
+        for job in self.jobs:
+            job.link_up(i)
 
     # --- running --------------------------------------------------------------------------
 

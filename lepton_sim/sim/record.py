@@ -118,9 +118,12 @@ class JobTally:
     compute_detail: str
     sync_detail: str
     scaling: tuple[tuple[int, float, float], ...] = ()  # (devices, iteration s, samples/s), modelled
-    failures: int = 0  # device failures inside the window
+    failures: int = 0  # failures that stopped the job inside the window (devices, servers, links on its route)
     lost_iterations: int = 0  # taken back to the last checkpoint (over the run)
-    stopped_s: float = 0.0  # inside the window: a device down or the job restarting
+    stopped_s: float = 0.0  # inside the window: something it needs down, or the job restarting
+    # what can stop it, modelled: (failures per second, seconds until it can restart, what), one per
+    # kind of device or server and per link of its route that fails (0 s where another route goes round)
+    hazards: tuple[tuple[float, float, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,13 @@ An iteration's life (`TrainingJob._start`, then `_done`):
    requests on them (`Simulation.transfer`), with the servers' intake between;
 4. the iteration ends when its compute and its last bucket are done; the next starts at once.
 
-With `failures` of the job's hardware type each device fails and is repaired on its own; the first
-failure stops the job (the iteration in flight is abandoned, the iterations since the last
-checkpoint are taken back), and once every device is back it restarts after `restart_s`.
+With `failures` each device of the job's hardware type and each parameter server of a failing
+type fails and is repaired on its own, and a failing link on the job's route (to its servers, or
+between its sites) fails like one. A failure stops the job (the iteration in flight is abandoned,
+the iterations since the last checkpoint are taken back: a collective does not survive a lost peer
+or connection). It restarts `restart_s` after every device and server is back and its sites are
+connected again, over the lowest-latency route that is up then, so that a cut link with another
+path round it costs a restart, not its repair (`_stop`, `_try_restart`, `_reroute`).
 
 Iterations that start inside the measured window are tallied (`JobTally`).
 """
@@ -75,22 +79,25 @@ class TrainingJob:
         self.path_there: tuple[Any, ...] = ()
         self.path_back: tuple[Any, ...] = ()
         self.intake_bps = 0.0  # the servers' own network ports, when their site gives a fabric
-        if sync.kind == "parameter-server" and ps_site != job.placement.site:
-            self.path_there = sim.path(job.placement.site, ps_site)
-            self.path_back = sim.path(ps_site, job.placement.site)
+        # The (from, to) site pairs whose routes the job's gradients take: to the servers and back,
+        # or between consecutive sites of its ring (the last back to the first; a tree's crossings
+        # take the same hops). `_reroute` makes their link directions (`path_there`/`path_back`,
+        # `hops` with each route's one-way latency) and the links they use (`links`).
+        self.pairs: list[tuple[str, str]] = []
+        self.ps_across = sync.kind == "parameter-server" and ps_site != job.placement.site
+        if self.ps_across:
+            self.pairs = [(job.placement.site, ps_site)]
             fabric = sim.scenario.sites[ps_site].fabric_gbps
             self.intake_bps = (fabric or 0.0) * 1e9 / 8.0 * (sync.servers or 1)
-        # A job spanning sites: the link directions between consecutive sites of its ring (the last
-        # back to the first) and each route's one-way latency; a tree's crossings take the same hops.
-        self.hops: list[tuple[tuple[Any, ...], float]] = []
         sites = [p.site for p in job.placements]
         if len(sites) > 1:
-            pairs = list(zip(sites, sites[1:] + sites[:1])) if len(sites) > 2 else \
+            self.pairs = list(zip(sites, sites[1:] + sites[:1])) if len(sites) > 2 else \
                 [(sites[0], sites[1]), (sites[1], sites[0])]
-            for a, b in pairs:
-                route = sim.topology.route(a, b, frozenset())
-                assert route is not None  # the loader checked
-                self.hops.append((sim.path(a, b), route.latency_s))
+        self.hops: list[tuple[tuple[Any, ...], float]] = []
+        self.links: frozenset[int] = frozenset()
+        self.cut = False  # no route joins the job's sites now
+        self._reroute()
+        assert not self.cut  # the loader checked that the sites are connected
         self.dirs = [d for path, _ in self.hops for d in path] + [*self.path_there, *self.path_back]
         self.scaling = scaling_curve(job, sim.scenario, times_fn) if len(sites) == 1 else ()
         self.iterations_needed = math.ceil(job.samples / job.global_batch)
@@ -102,59 +109,128 @@ class TrainingJob:
         self.lost = 0  # iterations lost to failures (run again)
         self.stopped_s = 0.0  # seconds inside the window with a device down or restarting
         self._stop_since: float | None = None
-        spec = sim.scenario.failures.get(job.placement.hardware)
-        self.fail_spec = spec
+        self.fail_spec = sim.scenario.failures.get(job.placement.hardware)
+        self.server_fail_spec = sim.scenario.failures.get(sync.hardware) if sync.kind == "parameter-server" \
+            and sync.hardware is not None else None
         self.end_s: float | None = None  # when the last iteration ended, if inside the run
         self.durations: list[float] = []  # iterations started inside the window
         self.compute: list[float] = []
         self.comm: list[float] = []
         self.exposed: list[float] = []
+        self.hazards = self._hazards()  # of its route while everything is up
+
+    def _hazards(self) -> tuple[tuple[float, float, str], ...]:
+        """What can stop the job, for the first-order extrapolation of its time to complete: per kind,
+        (failures per second, seconds until it can restart, what)."""
+        out = []
+        if self.fail_spec is not None:
+            out.append((self.model.devices / (self.fail_spec.mtbf_h * 3600), self.fail_spec.mttr_h * 3600,
+                        f"{self.model.devices} devices"))
+        if self.server_fail_spec is not None:
+            k = self.job.sync.servers or 1
+            out.append((k / (self.server_fail_spec.mtbf_h * 3600), self.server_fail_spec.mttr_h * 3600,
+                        f"{k} parameter servers"))
+        sim = self.sim
+        for i in sorted(self.links):
+            link = sim.scenario.links[i]
+            a, b = link.between
+            spec = sim.scenario.failures.get(f"{a}--{b}") or sim.scenario.failures.get(f"{b}--{a}")
+            if spec is None:
+                continue
+            around = all(sim.topology.route(x, y, frozenset({i})) is not None for x, y in self.pairs)
+            out.append((1.0 / (spec.mtbf_h * 3600), 0.0 if around else spec.mttr_h * 3600,
+                        f"link {a}--{b}" + (" (another route goes round it)" if around else "")))
+        return tuple(out)
 
     def start(self) -> None:
-        if self.fail_spec is not None:
-            from lepton_sim.sim.failures import Alternating
+        from lepton_sim.sim.failures import Alternating
 
+        if self.fail_spec is not None:
             mtbf, mttr = self.fail_spec.mtbf_h * 3600, self.fail_spec.mttr_h * 3600
             for d in range(self.model.devices):
                 Alternating(self.sim.env, stream(self.sim.seed, f"failures/job/{self.name}/{d}"), mtbf, mttr,
+                            self._device_down, self._device_up)
+        if self.server_fail_spec is not None:
+            mtbf, mttr = self.server_fail_spec.mtbf_h * 3600, self.server_fail_spec.mttr_h * 3600
+            for k in range(self.job.sync.servers or 1):
+                Alternating(self.sim.env, stream(self.sim.seed, f"failures/job/{self.name}/server/{k}"), mtbf, mttr,
                             self._device_down, self._device_up)
         self._start()
 
     # --- failures: stop, roll back to the last checkpoint, restart --------------------------
 
-    def _device_down(self) -> None:
-        sim = self.sim
-        now = sim.env.now
-        if self.end_s is not None:
-            return  # the job is done
-        if sim.window.in_window(now):
-            self.failures += 1
-        self.down += 1
-        if self.down > 1:
-            return  # already stopped
-        self.epoch += 1  # the iteration in flight is abandoned
+    def _stop(self) -> None:
+        """Something the job needs failed: abandon the iteration in flight (and any restart under
+        way) and take back the iterations since the last checkpoint; idempotent while stopped."""
+        self.epoch += 1
         keep = self.completed - self.completed % self.job.checkpoint_every
         self.lost += self.completed - keep
         self.completed = keep
         if self._stop_since is None:  # (not already stopped, waiting for a restart)
-            self._stop_since = now
+            self._stop_since = self.sim.env.now
 
-    def _device_up(self) -> None:
-        if self.end_s is not None or self.down == 0:
-            return
-        self.down -= 1
-        if self.down:
+    def _try_restart(self) -> None:
+        """Restart after `restart_s` if every device and server is up and a route joins the sites."""
+        if self.end_s is not None or self.down or self.cut:
             return
         epoch = self.epoch
 
         def restarted(_ev: Any) -> None:
             if self.epoch != epoch:
-                return  # another failure during the restart: it restarts again once that device is back
+                return  # another failure during the restart: it restarts again once that is mended
             self._stopped_until(self.sim.env.now)
             self._start()
 
         after(self.sim.env, self.job.restart_s, restarted)
         self.sim.events += 1
+
+    def _device_down(self) -> None:
+        """A device or parameter server failed."""
+        if self.end_s is not None:
+            return  # the job is done
+        if self.sim.window.in_window(self.sim.env.now):
+            self.failures += 1
+        self.down += 1
+        self._stop()
+
+    def _device_up(self) -> None:
+        if self.end_s is not None or self.down == 0:
+            return
+        self.down -= 1
+        self._try_restart()
+
+    def link_down(self, i: int) -> None:
+        """Link `i` failed (`Simulation.link_down`): if the job's route crosses it, the job stops and
+        finds another route, or waits for one."""
+        if self.end_s is not None or i not in self.links:
+            return
+        if self.sim.window.in_window(self.sim.env.now):
+            self.failures += 1
+        self._stop()
+        self._reroute()
+        self._try_restart()
+
+    def link_up(self, i: int) -> None:
+        """Link `i` is back: a job cut off finds its route again (a running one keeps its own)."""
+        if self.end_s is not None or not self.cut:
+            return
+        self._reroute()
+        self._try_restart()
+
+    def _reroute(self) -> None:
+        """The job's routes with the links down now (`Simulation.down_links`); `cut` when one is missing."""
+        sim = self.sim
+        routes = [sim.topology.route(a, b, sim.down_links) for a, b in self.pairs]
+        if any(r is None for r in routes):
+            self.cut = True
+            return
+        self.cut = False
+        self.links = frozenset(h.link_index for r in routes for h in r.hops)  # type: ignore[union-attr]
+        if self.ps_across:
+            self.path_there = sim.route_dirs(routes[0])  # type: ignore[arg-type]
+            self.path_back = sim.route_dirs(routes[0].reverse())  # type: ignore[union-attr]
+        else:
+            self.hops = [(sim.route_dirs(r), r.latency_s) for r in routes]  # type: ignore[misc, union-attr]
 
     def _stopped_until(self, now: float) -> None:
         if self._stop_since is not None:
@@ -294,4 +370,4 @@ class TrainingJob:
                         model_compute_s=m.compute_s, model_communication_s=m.communication_s,
                         grad_bytes=m.grad_bytes, buckets=len(m.buckets), compute_detail=m.compute_detail,
                         sync_detail=m.sync_detail, scaling=self.scaling, failures=self.failures,
-                        lost_iterations=self.lost, stopped_s=self.stopped_s)
+                        lost_iterations=self.lost, stopped_s=self.stopped_s, hazards=self.hazards)
