@@ -35,18 +35,26 @@ class Request:
 class Call:
     """A callback due at a time, put straight on SimPy's event queue (`after`).
 
-    It carries what `simpy.Environment.step` reads of an event (``callbacks``, ``_ok``) and the
-    value its callback reads (``_value``), and no more: an event per hop and per iteration is the
-    engine's commonest allocation, and a `simpy.Timeout` costs several times as much to make.
-    `run_until` calls its one callback directly.
+    It carries its one callback (``fn``) and the value the callback reads (``_value``), and no more:
+    an event per hop and per iteration is the engine's commonest allocation, and a `simpy.Timeout`
+    costs several times as much to make. `run_until` calls ``fn`` directly; for
+    `simpy.Environment.step` it also reads as an event (``callbacks``, made when asked, ``_ok``).
     """
 
-    __slots__ = ("callbacks", "_value")
+    __slots__ = ("fn", "_value")
     _ok = True
 
     def __init__(self, callback: Callable[[Any], None], value: Any) -> None:
-        self.callbacks = [callback]
+        self.fn = callback
         self._value = value
+
+    @property
+    def callbacks(self) -> list[Callable[[Any], None]]:
+        return [self.fn]
+
+    @callbacks.setter
+    def callbacks(self, value: Any) -> None:
+        """`Environment.step` sets an event's callbacks to None once it has taken them."""
 
 
 def after(env: simpy.Environment, delay: float, callback: Callable[[Any], None], value: Any = None) -> None:
@@ -71,7 +79,7 @@ def run_until(env: simpy.Environment, until: float) -> None:
         if ev.__class__ is call:  # the engine's own: one callback, always ok, referenced nowhere else
             if ev is stop:
                 return
-            ev.callbacks[0](ev)
+            ev.fn(ev)
             continue
         callbacks, ev.callbacks = ev.callbacks, None
         for callback in callbacks:
