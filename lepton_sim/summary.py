@@ -211,9 +211,9 @@ def print_jobs(c: Console, jobs: dict[str, Any]) -> None:
                   _f(j["usd_total"], ",.2f")] for name, j in jobs.items()])
     for name, j in jobs.items():
         if j.get("failures"):
-            c.print(f"[yellow]{escape(name)}: {j['failures']} device failures in the window, {j['lost_iterations']:,} "
-                    f"iterations run again from the last checkpoint, running {j['availability']:.2%} of the "
-                    "time[/yellow]")
+            c.print(f"[yellow]{escape(name)}: {j['failures']} failures in the window (devices, servers or links "
+                    f"it needs), {j['lost_iterations']:,} iterations run again from the last checkpoint, running "
+                    f"{j['availability']:.2%} of the time[/yellow]")
         if j["time_to_complete_basis"] != "simulated":
             c.print(f"[dim]{escape(name)}: time to complete {escape(j['time_to_complete_basis'])}[/dim]")
         c.print(f"[dim]{escape(name)}: compute {escape(j['compute'])}; {escape(j['communication'])} "
