@@ -304,3 +304,29 @@ def test_payload_codec_shrinks_transfers_and_adds_codec_time() -> None:
     gb = m["links"]["edge--dc"]["directions"]["edge->dc"]["gb"]
     assert gb == pytest.approx(m["services"]["svc"]["arrived"] * n / codec.ratio / 1e9, rel=0.02)
     assert m["services"]["svc"]["payload"]["ratio"] == pytest.approx(codec.ratio, rel=1e-5)
+
+
+def test_two_lines_of_the_same_pool_key_are_two_pools() -> None:
+    """Two deployment lines of one service, site, hardware and variant are two pools in metrics.json
+    (the second named with #2), with their own failure streams: neither is folded into the other."""
+    doc = {
+        "name": "twice", "seed": 4, "horizon": {"duration_s": 20, "warmup_s": 2},
+        "hardware": {"g": {"from": "nvidia-l4"}},
+        "sites": {"a": {"capacity": {"g": 4}}},
+        "models": {"r": {"from": "resnet50"}},
+        "services": {"s": {"model": "r", "slo": {"percentile": 99, "latency_ms": 50},
+                           "demand": [{"site": "a", "rate_rps": 400}]}},
+        "deployment": {"replicas": [{"service": "s", "site": "a", "hardware": "g", "variant": "int8", "count": 1},
+                                    {"service": "s", "site": "a", "hardware": "g", "variant": "int8", "count": 2}],
+                       "routing": "least-loaded"},
+        "failures": {"g": {"mtbf_h": 0.002, "mttr_h": 0.0005}},
+    }
+    s = parse_scenario(doc)
+    m = build_metrics(s, simulate(s))
+    assert set(m["pools"]) == {"s@a/g/int8", "s@a/g/int8#2"}
+    one, two = m["pools"]["s@a/g/int8"], m["pools"]["s@a/g/int8#2"]
+    assert (one["replicas"], two["replicas"]) == (1, 2)
+    total = m["services"]["s"]["throughput_rps"]
+    assert one["throughput_rps"] + two["throughput_rps"] == pytest.approx(total, rel=0.02)
+    assert one["throughput_rps"] > 0 and two["throughput_rps"] > 0
+    assert one["availability"] != two["availability"]  # failures drawn from streams of their own

@@ -616,6 +616,20 @@ def bucket_service(service: str, lo: int, hi: int | None) -> str:
     return f"{service}.p{lo}-{hi}" if hi is not None else f"{service}.p{lo}+"
 
 
+def pool_ids(lines: typing.Iterable[Replicas]) -> list[str]:
+    """Each deployment line's pool name (metrics.json, random streams): ``service@site/hardware/variant``,
+    with ``#2``, ``#3``, ... after it for the second and later lines of the same four, in file order
+    (two lines of one service, site, hardware and variant are two pools: other tensor-parallel
+    degrees or prompt ranges, say)."""
+    seen: dict[str, int] = {}
+    out = []
+    for line in lines:
+        base = f"{line.service}@{line.site}/{line.hardware}/{line.variant}"
+        k = seen[base] = seen.get(base, 0) + 1
+        out.append(base if k == 1 else f"{base}#{k}")
+    return out
+
+
 def prompt_intervals(lines: typing.Iterable[Replicas]) -> list[tuple[int, int | None]]:
     """The prompt-length intervals that the lines' `prompt_tokens` ranges cut [1, unbounded) into, in order:
     within each one, every request is served by the same lines."""

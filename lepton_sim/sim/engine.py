@@ -68,7 +68,7 @@ import simpy
 from lepton_sim.errors import InputError
 from lepton_sim.network import Route, Topology, link_id
 from lepton_sim.scenario.schema import (Demand, Deterministic, Exponential, Lognormal, Replicas, Scenario, Service, is_llm,
-                                        prompt_intervals)
+                                        pool_ids, prompt_intervals)
 from lepton_sim.servicetime import BatchTimes, BatchTimesCache, batch_times
 from lepton_sim.sim.arrivals import arrival_chunks
 from lepton_sim.sim.common import NORMAL, Call, Request, Window, after, run_until
@@ -201,6 +201,8 @@ class Simulation:
         times_fn = BatchTimesCache(batch_times_fn)  # identical deployment lines share one table
         lines = scenario.deployment.replicas if scenario.deployment is not None else []
         self.pools = [self._make_pool(i, line, times_fn) for i, line in enumerate(lines)]
+        for pool, pid in zip(self.pools, pool_ids(lines)):
+            pool.id = pid  # a second line of the same service, site, hardware and variant is another pool
         self.routers: list[Router] = []
         # One per demand line: `sources` says what it is (`lepton_sim.sim.fast` reads it); `_sources`
         # is what `_arrive` reads (its arrival times as they are drawn, in lists, state, router, bits).
