@@ -174,6 +174,7 @@ class Simulation:
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
         self.env = simpy.Environment()
+        self.arrive = self._arrive  # bound once: every arrival event calls it
         h = scenario.horizon
         self.duration, self.warmup = h.duration_s, h.warmup_s
         self.window = Window(h.warmup_s, h.duration_s)
@@ -349,7 +350,7 @@ class Simulation:
         env = self.env
         now = env._now
         # `after(env, t - now if t > now else 0.0, self._arrive, src)` in line
-        heappush(env._queue, (now + (t - now if t > now else 0.0), NORMAL, next(env._eid), Call(self._arrive, src)))
+        heappush(env._queue, (now + (t - now if t > now else 0.0), NORMAL, next(env._eid), Call(self.arrive, src)))
         self.events += 1
 
     @staticmethod
@@ -402,7 +403,7 @@ class Simulation:
             t = self._next_chunk(src)
         if t is not None and t < self.duration:
             env = self.env  # `after(env, t - now if t > now else 0.0, self._arrive, src)` in line
-            heappush(env._queue, (now + (t - now if t > now else 0.0), NORMAL, next(env._eid), Call(self._arrive, src)))
+            heappush(env._queue, (now + (t - now if t > now else 0.0), NORMAL, next(env._eid), Call(self.arrive, src)))
             self.events += 1
 
     def _compressed(self, ev: simpy.Event) -> None:

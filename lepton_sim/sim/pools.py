@@ -29,7 +29,7 @@ class Pool:
     the next live replica) and takes no work until repaired.
     """
 
-    __slots__ = ("sim", "env", "index", "line", "events_q", "eid", "batch_times", "batched", "batches", "bins", "busy", "cur", "down_s", "down_since", "draw", "failures", "free", "gen", "id", "idle", "last_end", "live", "max_batch", "max_queue", "max_wait", "n_live", "outstanding", "per_request_s", "queue", "retried", "running", "sure", "timer_due", "times")
+    __slots__ = ("sim", "env", "index", "line", "events_q", "eid", "batch_times", "batched", "batches", "bins", "busy", "cur", "down_s", "down_since", "draw", "failures", "free", "gen", "id", "idle", "last_end", "live", "max_batch", "max_queue", "max_wait", "n_live", "on_done", "on_timer", "outstanding", "per_request_s", "queue", "retried", "running", "sure", "timer_due", "times")
 
     def __init__(self, sim: Simulation, index: int, line: Replicas, max_batch: int, max_wait_s: float,
                  max_queue: int | None, times: BatchTimes | None, draw: Callable[[], float] | None,
@@ -53,6 +53,7 @@ class Pool:
         self.outstanding = 0  # routed here and not yet served: in transit, queued or in service
         self.timer_due = -1.0
         self.events_q, self.eid = sim.env._queue, sim.env._eid  # for `after` in line
+        self.on_done, self.on_timer = self._on_done, self._on_timer  # bound once, not once per event
         self.cur = 0  # the time bin the last batch started in, and below `sure` a batch lies
         self.sure = -1.0  # inside both it and the window for certain (`_tally`)
         self.busy = [0.0] * n
@@ -93,7 +94,7 @@ class Pool:
                     if self.timer_due != due:  # wait for the batch to fill, at most until `due`
                         self.timer_due = due
                         # `after(env, due - now, self._on_timer)` in line
-                        heappush(self.events_q, (now + (due - now), NORMAL, next(self.eid), Call(self._on_timer, None)))
+                        heappush(self.events_q, (now + (due - now), NORMAL, next(self.eid), Call(self.on_timer, None)))
                         self.sim.events += 1
                     return
             if n == 1 or max_batch == 1:
@@ -119,7 +120,7 @@ class Pool:
                 counted = self._tally(now, end, b, replica)
             self.running[replica] = (now, end, batch, counted)
             # `after(env, dt, self._on_done, (replica, self.gen[replica]))` in line
-            heappush(self.events_q, (now + dt, NORMAL, next(self.eid), Call(self._on_done, (replica, self.gen[replica]))))
+            heappush(self.events_q, (now + dt, NORMAL, next(self.eid), Call(self.on_done, (replica, self.gen[replica]))))
             self.sim.events += 1
 
     def _tally(self, now: float, end: float, b: int, replica: int) -> bool:
