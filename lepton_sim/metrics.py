@@ -351,14 +351,18 @@ def _jobs(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
             factor = 1.0
             for per_s, repair_s, _what in t.hazards:
                 # first order: failures of each kind (devices, servers, links of the route) at their
-                # rate, each costing its repair (none where another route goes round a link), the
-                # restart and half a checkpoint interval of iterations run again
-                factor += per_s * (repair_s + job.restart_s + job.checkpoint_every / 2 * mean)
+                # rate, each costing its repair, the restart and half a checkpoint interval of
+                # iterations run again; a link with a way round costs half an iteration on average
+                if repair_s is None:
+                    factor += per_s * mean / 2
+                else:
+                    factor += per_s * (repair_s + job.restart_s + job.checkpoint_every / 2 * mean)
             ttc_s = rec.end_s + left * mean * factor
             basis = (f"extrapolated: {t.completed} of {t.iterations_needed} iterations simulated, the other "
                      f"{left} at the mean iteration" + (f" x {factor:.4g} for the expected failures of "
                                                         f"{', '.join(w for _, _, w in t.hazards)} (first order: "
-                                                        "repair, restart, half a checkpoint interval each)"
+                                                        "repair, restart, half a checkpoint interval each; "
+                                                        "half an iteration for a link with a way round)"
                                                         if t.hazards else ""))
         hours = ttc_s / 3600.0
         usd_h = hw.cost_per_hour * t.devices
@@ -378,7 +382,7 @@ def _jobs(scenario: Scenario, rec: SimRecord) -> dict[str, Any]:
             "usd_per_hour": usd_h, "usd_total": usd_h * hours, "energy_kwh": watts * hours / 1e3,
             "deadline_h": job.deadline_h,
             "deadline_met": None if job.deadline_h is None else hours <= job.deadline_h,
-            "failures": t.failures, "lost_iterations": t.lost_iterations,
+            "failures": t.failures, "lost_iterations": t.lost_iterations, "rerouted_iterations": t.rerouted,
             "availability": 1.0 - t.stopped_s / max(1e-12, min(rec.duration_s, t.end_s if t.end_s is not None
                                                                else rec.duration_s) - rec.warmup_s),
         })

@@ -211,9 +211,11 @@ def print_jobs(c: Console, jobs: dict[str, Any]) -> None:
                   _f(j["usd_total"], ",.2f")] for name, j in jobs.items()])
     for name, j in jobs.items():
         if j.get("failures"):
+            n = j.get("rerouted_iterations")
+            rerouted = f", {n:,} run again over another route" if n else ""
             c.print(f"[yellow]{escape(name)}: {j['failures']} failures in the window (devices, servers or links "
-                    f"it needs), {j['lost_iterations']:,} iterations run again from the last checkpoint, running "
-                    f"{j['availability']:.2%} of the time[/yellow]")
+                    f"it needs), {j['lost_iterations']:,} iterations run again from the last checkpoint{rerouted}, "
+                    f"running {j['availability']:.2%} of the time[/yellow]")
         if j["time_to_complete_basis"] != "simulated":
             c.print(f"[dim]{escape(name)}: time to complete {escape(j['time_to_complete_basis'])}[/dim]")
         c.print(f"[dim]{escape(name)}: compute {escape(j['compute'])}; {escape(j['communication'])} "

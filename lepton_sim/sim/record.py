@@ -121,9 +121,11 @@ class JobTally:
     failures: int = 0  # failures that stopped the job inside the window (devices, servers, links on its route)
     lost_iterations: int = 0  # taken back to the last checkpoint (over the run)
     stopped_s: float = 0.0  # inside the window: something it needs down, or the job restarting
-    # what can stop it, modelled: (failures per second, seconds until it can restart, what), one per
-    # kind of device or server and per link of its route that fails (0 s where another route goes round)
-    hazards: tuple[tuple[float, float, str], ...] = ()
+    # what can interrupt it, modelled: (failures per second, seconds until it can restart, what), one
+    # per kind of device or server and per link of its route that fails (None where another route
+    # goes round a link: that costs the iteration in flight, not a stop)
+    hazards: tuple[tuple[float, float | None, str], ...] = ()
+    rerouted: int = 0  # iterations in flight run again over another route when a link on theirs failed (over the run)
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,14 @@ An iteration's life (`TrainingJob._start`, then `_done`):
 4. the iteration ends when its compute and its last bucket are done; the next starts at once.
 
 With `failures` each device of the job's hardware type and each parameter server of a failing
-type fails and is repaired on its own, and a failing link on the job's route (to its servers, or
-between its sites) fails like one. A failure stops the job (the iteration in flight is abandoned,
-the iterations since the last checkpoint are taken back: a collective does not survive a lost peer
-or connection). It restarts `restart_s` after every device and server is back and its sites are
-connected again, over the lowest-latency route that is up then, so that a cut link with another
-path round it costs a restart, not its repair (`_stop`, `_try_restart`, `_reroute`).
+type fails and is repaired on its own; the failure stops the job (the iteration in flight is
+abandoned, the iterations since the last checkpoint are taken back: a collective does not survive
+a lost peer), and it restarts `restart_s` after every device and server is back (`_stop`,
+`_try_restart`). A failing link on the job's route (to its servers, or between its sites) loses
+the transfers on it: where another route joins the sites, the network routes round it and the
+iteration in flight runs again from its start on that route (the job does not stop); where none
+does, the job stops as for a device until a route is back. When a link comes back, the job's
+later transfers take the lowest-latency route again (`link_down`, `link_up`, `_reroute`).
 
 Iterations that start inside the measured window are tallied (`JobTally`).
 """
@@ -107,6 +109,7 @@ class TrainingJob:
         self.down = 0  # devices down now
         self.failures = 0  # device failures inside the window
         self.lost = 0  # iterations lost to failures (run again)
+        self.rerun = 0  # iterations in flight run again over another route when a link on theirs failed
         self.stopped_s = 0.0  # seconds inside the window with a device down or restarting
         self._stop_since: float | None = None
         self.fail_spec = sim.scenario.failures.get(job.placement.hardware)
@@ -119,10 +122,11 @@ class TrainingJob:
         self.exposed: list[float] = []
         self.hazards = self._hazards()  # of its route while everything is up
 
-    def _hazards(self) -> tuple[tuple[float, float, str], ...]:
-        """What can stop the job, for the first-order extrapolation of its time to complete: per kind,
-        (failures per second, seconds until it can restart, what)."""
-        out = []
+    def _hazards(self) -> tuple[tuple[float, float | None, str], ...]:
+        """What can interrupt the job, for the first-order extrapolation of its time to complete: per
+        kind, (failures per second, seconds until it can restart, what); None for a link with a way
+        round it, which costs the iteration in flight, not a stop."""
+        out: list[tuple[float, float | None, str]] = []
         if self.fail_spec is not None:
             out.append((self.model.devices / (self.fail_spec.mtbf_h * 3600), self.fail_spec.mttr_h * 3600,
                         f"{self.model.devices} devices"))
@@ -138,7 +142,7 @@ class TrainingJob:
             if spec is None:
                 continue
             around = all(sim.topology.route(x, y, frozenset({i})) is not None for x, y in self.pairs)
-            out.append((1.0 / (spec.mtbf_h * 3600), 0.0 if around else spec.mttr_h * 3600,
+            out.append((1.0 / (spec.mtbf_h * 3600), None if around else spec.mttr_h * 3600,
                         f"link {a}--{b}" + (" (another route goes round it)" if around else "")))
         return tuple(out)
 
@@ -200,22 +204,31 @@ class TrainingJob:
         self._try_restart()
 
     def link_down(self, i: int) -> None:
-        """Link `i` failed (`Simulation.link_down`): if the job's route crosses it, the job stops and
-        finds another route, or waits for one."""
+        """Link `i` failed (`Simulation.link_down`). If the job's route crosses it, the transfers on
+        it are lost: with another route, the iteration in flight runs again from its start over that
+        route; without one, the job stops until a route is back."""
         if self.end_s is not None or i not in self.links:
             return
         if self.sim.window.in_window(self.sim.env.now):
             self.failures += 1
-        self._stop()
         self._reroute()
-        self._try_restart()
+        if self.cut:
+            self._stop()
+            return
+        if self._stop_since is None:  # running (not stopped for a device, nor restarting)
+            self.epoch += 1  # the iteration in flight is abandoned (its transfers on the link are lost)
+            self.rerun += 1
+            self._start()
 
     def link_up(self, i: int) -> None:
-        """Link `i` is back: a job cut off finds its route again (a running one keeps its own)."""
-        if self.end_s is not None or not self.cut:
+        """Link `i` is back: the job's later transfers take the lowest-latency route again, and a job
+        cut off restarts."""
+        if self.end_s is not None:
             return
+        was_cut = self.cut
         self._reroute()
-        self._try_restart()
+        if was_cut:
+            self._try_restart()
 
     def _reroute(self) -> None:
         """The job's routes with the links down now (`Simulation.down_links`); `cut` when one is missing."""
@@ -370,4 +383,5 @@ class TrainingJob:
                         model_compute_s=m.compute_s, model_communication_s=m.communication_s,
                         grad_bytes=m.grad_bytes, buckets=len(m.buckets), compute_detail=m.compute_detail,
                         sync_detail=m.sync_detail, scaling=self.scaling, failures=self.failures,
-                        lost_iterations=self.lost, stopped_s=self.stopped_s, hazards=self.hazards)
+                        lost_iterations=self.lost, stopped_s=self.stopped_s, hazards=self.hazards,
+                        rerouted=self.rerun)
