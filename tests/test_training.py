@@ -170,7 +170,7 @@ def test_bad_jobs_are_named(change: Any, path: str, words: str) -> None:
 
 
 def test_shipped_training_scenarios_run(tmp_path: Path) -> None:
-    for name in ("resnet50-ring", "resnet50-ps", "bert-large-wan", "bert-large-two-sites"):
+    for name in ("resnet50-ring", "resnet50-ps", "bert-large-wan", "bert-large-two-sites", "two-sites-failures"):
         out = subprocess.run([sys.executable, "-m", "lepton_sim", "simulate", str(ROOT / "scenarios" / "training" /
                               f"{name}.yaml"), "--out", str(tmp_path / name), "--report"], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
@@ -346,6 +346,16 @@ def test_a_failed_link_with_a_way_round_costs_the_iteration_in_flight() -> None:
     calm.pop("failures")
     c, _ = _stopped(calm)
     assert c.completed > t.completed  # the iterations run again, and the longer way round
+
+
+def test_the_shipped_failure_scenario_routes_round_the_wan() -> None:
+    s = load_scenario(ROOT / "scenarios" / "training" / "two-sites-failures.yaml")
+    m = build_metrics(s, simulate(s))["jobs"]["finetune"]
+    calm = build_metrics(s.model_copy(update={"failures": {}}), simulate(s.model_copy(update={"failures": {}})))
+    c = calm["jobs"]["finetune"]
+    assert m["failures"] >= 1 and m["rerouted_iterations"] >= 1 and m["lost_iterations"] == 0
+    assert m["availability"] == 1.0 and m["time_to_complete_basis"] == "simulated"
+    assert c["time_to_complete_h"] < m["time_to_complete_h"] < 2 * c["time_to_complete_h"]
 
 
 def test_parameter_server_failures_stop_the_job() -> None:
