@@ -261,13 +261,6 @@ class Simulation:
         times = batch_times_fn(model, model.variants[line.variant], self.scenario.hardware[line.hardware], b.max_batch)
         return Pool(self, i, line, b.max_batch, b.max_wait_ms / 1e3, svc.max_queue, times, None, times.times_s[0])
 
-    def path(self, src: str, dst: str) -> tuple[LinkDir, ...]:
-        """The link directions of the lowest-latency route from site `src` to site `dst`."""
-        route = self.topology.route(src, dst, frozenset())
-        if route is None:
-            raise ValueError(f"no network path from {src!r} to {dst!r}")
-        return self._dirs(route)
-
     def route_dirs(self, route: Route) -> tuple[LinkDir, ...]:
         """The link directions a route's hops cross, in order."""
         return self._dirs(route)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lepton_sim.network import link_id
 from lepton_sim.servicetime.training import Iteration, bucket_ready_s, iteration, iteration_length
 from lepton_sim.sim.common import after
 from lepton_sim.sim.record import JobTally
@@ -138,7 +139,7 @@ class TrainingJob:
         for i in sorted(self.links):
             link = sim.scenario.links[i]
             a, b = link.between
-            spec = sim.scenario.failures.get(f"{a}--{b}") or sim.scenario.failures.get(f"{b}--{a}")
+            spec = sim.scenario.failures.get(link_id(link)) or sim.scenario.failures.get(f"{b}--{a}")
             if spec is None:
                 continue
             around = all(sim.topology.route(x, y, frozenset({i})) is not None for x, y in self.pairs)

@@ -234,12 +234,6 @@ class Loopback:
     latency_s: float  # one way: half the median round trip of 1-byte messages
 
 
-def loopback(n_bytes: int = 64 * 1024 * 1024) -> tuple[float, float]:
-    """(bytes per second one way, one-way latency in seconds) of loopback TCP (`loopback_measured`)."""
-    m = loopback_measured(n_bytes)
-    return m.one_way_bps, m.latency_s
-
-
 def loopback_measured(n_bytes: int = 64 * 1024 * 1024) -> Loopback:
     """Loopback TCP between two processes: a bulk transfer one way, round trips of 1-byte messages,
     and bulk transfers both ways at once (each process sending while it receives)."""
