@@ -1,11 +1,12 @@
 """An LLM service's candidates and arcs in the planner's problem (`planner.llm` measures their capacity).
 
-A deployment line of an LLM service is (service, site, hardware, variant) as for any service; its
-tensor-parallel degree is a choice within the line: each degree is its own candidate (a *tier* of
-the line, so the MILP's one-tier-per-line constraint opens at most one degree per line). Within a
-degree, each distinct TTFT budget (target less the route's network time) is a tier as for other
-services. A replica uses `tensor_parallel` of the site's slots of its hardware and costs that many
-devices.
+A deployment line of an LLM service is (service, site, hardware, variant, tensor-parallel degree):
+each degree is its own line, so a site can run one hardware type and variant at two degrees as two
+pools (`chat@dc/big/int8` and `chat@dc/big/int8#2`, in the order of their degrees), a mix that can
+carry a rate neither degree carries alone at the same cost. Within a degree, each distinct TTFT
+budget (target less the route's network time) is a tier as for other services, and the MILP opens
+at most one tier per line. A replica uses `tensor_parallel` of the site's slots of its hardware and
+costs that many devices.
 """
 from __future__ import annotations
 

@@ -22,7 +22,9 @@ Constraints:
 - `demand_<service>_<site>`: all planned demand routed;
 - `pool_<line>_t<tier>`: routed rate <= factor x (cap(1) n, or sum_k increment_k r_k);
 - `order_..._k<k>`: r_k >= r_(k+1); `hi_`/`lo_`: a linear count within [1, max] when on, 0 when off;
-- `line_<line>`: at most one tier of a deployment line is on;
+- `line_<line>`: at most one tier of a deployment line is on (a line: a candidate's key and, for an LLM
+  service, its tensor-parallel degree, so two degrees of one hardware type and variant at a site can be
+  two pools);
 - `open_<arc>`: x <= peak x (the switch, or the count) of the candidate. Valid since x <= peak, and the
   facility-location strengthening: without it the LP relaxation buys a sliver of a replica for a
   small demand, with it the relaxation pays for the whole replica it routes all the demand to;
@@ -111,7 +113,7 @@ def build_model(problem: Problem, services: Collection[str], elastic: bool = Fal
     arcs = [problem.arcs[a] for c in cands for a in problem.arcs_of_candidate[c.index]]
     lines: dict[tuple, list[int]] = defaultdict(list)
     for c in cands:
-        lines[c.key].append(c.index)
+        lines[c.line].append(c.index)
     multi = {ci for ids in lines.values() if len(ids) > 1 for ci in ids}
     on: dict[int, pulp.LpVariable] = {}
     for c in cands:
@@ -120,9 +122,9 @@ def build_model(problem: Problem, services: Collection[str], elastic: bool = Fal
         c = problem.candidates[a.candidate]
         built.flows[a.index] = lp.add_variable(names("x", *a.demand, "", *c.key, f"t{c.tier}"), 0)
 
-    for key, ids in lines.items():
+    for (key, tp), ids in lines.items():
         if len(ids) > 1:
-            lp += _lin((on[ci], 1) for ci in ids) <= 1, names("line", *key)
+            lp += _lin((on[ci], 1) for ci in ids) <= 1, names("line", *key, *([f"tp{tp}"] if tp > 1 else []))
     for c in cands:
         routed = _lin((built.flows[a], 1) for a in problem.arcs_of_candidate[c.index])
         lp += routed <= _lin((v, c.factor * inc) for inc, v in zip(_increments(c), built.counts[c.index])), \
@@ -226,7 +228,7 @@ def _group_max(problem: Problem, cand: list[tuple[int, float]], arcs: list[tuple
     per_line: dict[tuple, float] = defaultdict(float)
     for ci, coef in cand:
         c = problem.candidates[ci]
-        per_line[c.key] = max(per_line[c.key], coef * c.max_count)
+        per_line[c.line] = max(per_line[c.line], coef * c.max_count)
     per_demand: dict[tuple[str, str], float] = defaultdict(float)
     for ai, coef in arcs:
         a = problem.arcs[ai]

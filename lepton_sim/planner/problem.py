@@ -80,6 +80,12 @@ class Candidate:
     tensor_parallel: int = 1  # devices per replica (LLM services)
     llm: Any = None  # an LLM candidate's `planner.llm.LLMInfo`: its replica's measured curve and targets
 
+    @property
+    def line(self) -> tuple[PoolKey, int]:
+        """The deployment line this candidate is a tier of: its key and tensor-parallel degree (an LLM service may
+        run two degrees of one hardware type and variant at a site as two pools)."""
+        return self.key, self.tensor_parallel
+
     def capacity_rps(self, count: int) -> float:
         """The planner's capacity for `count` replicas of this candidate (0 beyond `max_count`)."""
         return 0.0 if count > self.max_count else self.factor * self.table.at(count)
@@ -629,6 +635,8 @@ def capacity_precheck(p: Problem, d: DemandRate) -> None:
     for ai in p.arcs_of_demand[d.key]:
         c = p.candidates[p.arcs[ai].candidate]
         full = c.capacity_rps(c.max_count)
+        if c.llm is not None:  # lines of several degrees may share the slots: the best per device, in every slot
+            full = full / (c.max_count * c.tensor_parallel) * p.scenario.sites[c.key[1]].capacity[c.key[2]]
         best[c.key[:3]] = max(best.get(c.key[:3], 0.0), full)  # one line per (site, hardware) at most counts
         per_replica = max(per_replica, full / c.max_count)
     total = sum(best.values())
@@ -665,7 +673,7 @@ def _resource(p: Problem, rid: str, kind: str, limit: float, cand: dict[int, flo
     per_line: dict[tuple, float] = defaultdict(float)
     for ci, coef in cand.items():
         c = p.candidates[ci]
-        per_line[c.key] = max(per_line[c.key], coef * c.max_count)  # one tier per line
+        per_line[c.line] = max(per_line[c.line], coef * c.max_count)  # one tier per line
     per_demand: dict[DemandKey, float] = defaultdict(float)
     for ai, coef in arcs.items():
         a = p.arcs[ai]

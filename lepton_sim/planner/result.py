@@ -20,9 +20,11 @@ from lepton_sim.planner.solver import PlanStatus
 MIN_FRACTION = 1e-9  # routing fractions below this are dropped (solver noise)
 
 
-def pool_id(key: PoolKey) -> str:
-    """The id the simulator gives the pool of one deployment line."""
-    return f"{key[0]}@{key[1]}/{key[2]}/{key[3]}"
+def pool_id(key: PoolKey, ordinal: int = 1) -> str:
+    """The id the simulator gives the pool of one deployment line: the `ordinal`-th line of its key gets `#ordinal`
+    after it from the second on (`scenario.schema.pool_ids`)."""
+    base = f"{key[0]}@{key[1]}/{key[2]}/{key[3]}"
+    return base if ordinal == 1 else f"{base}#{ordinal}"
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,11 @@ class PoolPlan:
     weights: dict[str, float]  # demand site -> fraction of that site's demand
     tensor_parallel: int = 1  # devices per replica (LLM services)
     tpot_s: float | None = None  # an LLM pool: its replicas' TPOT at the target's percentile at the planned rate
+    ordinal: int = 1  # the pool's place among the plan's pools of its key (two tensor-parallel degrees: 1 and 2)
 
     @property
     def id(self) -> str:
-        return pool_id(self.key)
+        return pool_id(self.key, self.ordinal)
 
 
 @dataclass(frozen=True)
@@ -136,38 +139,40 @@ def assemble(problem: Problem, counts: dict[int, int], flows: dict[int, float], 
         load[a.candidate] += frac * problem.demands[a.demand].peak_rps
 
     pools: list[PoolPlan] = []
-    for ci in sorted(load, key=lambda i: problem.candidates[i].key):
+    ordinal: dict[int, int] = {}  # candidate -> its pool's place among the pools of its key
+    for ci in sorted(load, key=lambda i: problem.candidates[i].line):
         c, n = problem.candidates[ci], counts[ci]
+        ordinal[ci] = 1 + sum(1 for p in pools if p.key == c.key)
         weights = {problem.arcs[ai].demand[1]: fractions[ai] for ai in problem.arcs_of_candidate[ci] if ai in fractions}
         if c.llm is not None:  # the measured replica at its share of the load (the factor's correction applied)
             per = load[ci] / n / c.factor if c.factor > 0 else load[ci] / n
             sojourn = c.llm.curve.at(per, c.llm.ttft_level, "ttft_s")
             tpot = c.llm.curve.at(per, c.llm.tpot_level, "tpot_s")
             pools.append(PoolPlan(c.key, n, load[ci], c.capacity_rps(n), c.budget_s, sojourn, 0.0, c.factor, weights,
-                                  c.tensor_parallel, tpot))
+                                  c.tensor_parallel, tpot, ordinal[ci]))
             continue
         assert c.profile is not None
         sojourn = sojourn_quantile_s(c.profile, load[ci], n, c.miss, problem.options.latency_model)
         pools.append(PoolPlan(c.key, n, load[ci], c.capacity_rps(n), c.budget_s, sojourn, c.profile.batch_s,
                               c.factor, weights))
-    if len({p.key for p in pools}) != len(pools):
+    if len({(p.key, p.tensor_parallel) for p in pools}) != len(pools):
         raise ValueError("a solution opened two tiers of one deployment line")
 
     routing: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     route_ms: dict[str, dict[str, float]] = defaultdict(dict)
-    sojourn_of = {p.key: p.sojourn_s for p in pools}
-    tpot_of = {p.key: p.tpot_s for p in pools}
+    pool_of = {ci: pools[i] for i, ci in enumerate(sorted(load, key=lambda i: problem.candidates[i].line))}
     tpot_ms: dict[str, dict[str, float]] = defaultdict(dict)
     egress = 0.0
     for ai, frac in fractions.items():
         a = problem.arcs[ai]
         c = problem.candidates[a.candidate]
         svc, site = a.demand
-        routing[svc][site][pool_id(c.key)] = frac
-        ms = (a.path.latency_s + sojourn_of[c.key]) * 1e3
+        pool = pool_of[a.candidate]
+        routing[svc][site][pool.id] = frac
+        ms = (a.path.latency_s + pool.sojourn_s) * 1e3
         route_ms[svc][site] = max(route_ms[svc].get(site, 0.0), ms)
-        if tpot_of[c.key] is not None:
-            tpot_ms[svc][site] = max(tpot_ms[svc].get(site, 0.0), tpot_of[c.key] * 1e3)
+        if pool.tpot_s is not None:
+            tpot_ms[svc][site] = max(tpot_ms[svc].get(site, 0.0), pool.tpot_s * 1e3)
         egress += a.path.egress_usd_per_request * 3600.0 * problem.demands[a.demand].mean_rps * frac
 
     predicted = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lepton_sim.network import Topology
@@ -34,10 +34,11 @@ class Line:
     count: int
     weights: Mapping[str, float]  # demand site -> fraction of that site's requests for the service
     tensor_parallel: int = 1  # devices per replica (LLM services)
+    ordinal: int = 1  # the line's place among the deployment's lines of its key (`renumbered`)
 
     @property
     def id(self) -> str:
-        return pool_id(self.key)
+        return pool_id(self.key, self.ordinal)
 
     @property
     def service(self) -> str:
@@ -59,7 +60,17 @@ Lines = tuple[Line, ...]
 
 def lines_of(result: PlanResult) -> Lines:
     """The plan's deployment as lines, in the plan's order."""
-    return tuple(Line(p.key, p.count, dict(p.weights), p.tensor_parallel) for p in result.pools)
+    return tuple(Line(p.key, p.count, dict(p.weights), p.tensor_parallel, p.ordinal) for p in result.pools)
+
+
+def renumbered(lines: Sequence[Line]) -> Lines:
+    """`lines` with each one's `ordinal` its place among the lines of its key, as the simulator names their pools."""
+    seen: dict[PoolKey, int] = defaultdict(int)
+    out = []
+    for line in lines:
+        seen[line.key] += 1
+        out.append(line if line.ordinal == seen[line.key] else replace(line, ordinal=seen[line.key]))
+    return tuple(out)
 
 
 def deployment_mapping(lines: Sequence[Line]) -> dict[str, Any]:
@@ -83,7 +94,7 @@ def shrunk(lines: Lines, index: int) -> Lines | str:
     demand sites, why it cannot be removed."""
     line = lines[index]
     if line.count > 1:
-        return lines[:index] + (Line(line.key, line.count - 1, line.weights, line.tensor_parallel),) + lines[index + 1:]
+        return lines[:index] + (replace(line, count=line.count - 1),) + lines[index + 1:]
     rest = lines[:index] + lines[index + 1:]
     out = list(rest)
     for site, frac in sorted(line.weights.items()):
@@ -94,9 +105,8 @@ def shrunk(lines: Lines, index: int) -> Lines | str:
             return f"only pool serving {site}"
         total = sum(rest[i].weights[site] for i in others)
         for i in others:
-            out[i] = Line(out[i].key, out[i].count, {**out[i].weights, site: rest[i].weights[site] / total},
-                          out[i].tensor_parallel)
-    return tuple(out)
+            out[i] = replace(out[i], weights={**out[i].weights, site: rest[i].weights[site] / total})
+    return renumbered(out)
 
 
 def deployment_key(lines: Sequence[Line]) -> tuple[Any, ...]:

@@ -22,7 +22,7 @@ from lepton_sim.scenario import load_scenario, parse_scenario
 from lepton_sim.scenario.schema import Scenario
 from lepton_sim.verification.checks import check_lines
 from lepton_sim.verification.cli import main
-from lepton_sim.verification.deployment import Line
+from lepton_sim.verification.deployment import Line, renumbered
 from lepton_sim.verification.llm_meter import SimulatedReplicas, replica_scenario
 from lepton_sim.verification.loop import verify
 
@@ -197,9 +197,20 @@ def _brute_force(s: Scenario, limit: int) -> tuple[float, tuple[str, str, int, i
 def _cheaper_mix(s: Scenario, below: float) -> tuple[float, tuple[Line, ...]] | None:
     """The cheapest two-line deployment costing less than `below` that meets both targets when simulated: every
     pair of (hardware, variant, degree) shapes, every pair of counts within the slots, the second line's share of
-    the traffic from 0.1 to 0.9 in steps of 0.1; None when none does."""
+    the traffic from 0.1 to 0.9 in steps of 0.1; None when none does.
+
+    Skipped, as they cannot meet the TPOT target: a share `f` on a shape whose TPOT median alone, at 2 rps,
+    is above the target (at least half of its requests miss even then, and load only lengthens an iteration),
+    when `f` / 2 is more than the percentile's miss fraction."""
     shapes = [(hw, v, tp) for hw in ("big", "small") for v in ("fp16", "int8") for tp in (1, 2, 4)
               if not (hw == "small" and tp > 1)]
+    assert s.services["chat"].slo.tpot is not None
+    tpot, miss = s.services["chat"].slo.tpot.latency_ms, 1 - s.services["chat"].slo.tpot.percentile / 100
+    light = s.model_copy(update={"services": {"chat": s.services["chat"].model_copy(
+        update={"demand": [s.services["chat"].demand[0].model_copy(update={"rate_rps": 2.0})]})}})
+    slow = {shape for shape in shapes if check_lines(light, (Line(("chat", "dc", shape[0], shape[1]), 1, {"dc": 1.0},
+                                                                  shape[2]),), s.seed).metrics[
+        "services"]["chat"]["tpot_ms"]["p50"] > tpot}
     cap = s.sites["dc"].capacity
     tries = []
     for a, b in itertools.combinations(shapes, 2):
@@ -210,23 +221,23 @@ def _cheaper_mix(s: Scenario, below: float) -> tuple[float, tuple[Line, ...]] | 
                     used[hw] = used.get(hw, 0) + n * tp
                 cost = sum(n * tp * s.hardware[hw].cost_per_hour for (hw, _, tp), n in ((a, na), (b, nb)))
                 if cost < below and all(used[h] <= cap[h] for h in used):
-                    tries += [(cost, a, na, b, nb, k / 10) for k in range(1, 10)]
+                    tries += [(cost, a, na, b, nb, k / 10) for k in range(1, 10)
+                              if not (a in slow and (1 - k / 10) / 2 > miss) and not (b in slow and k / 20 > miss)]
     for cost, a, na, b, nb, f in sorted(tries):
         lines = (Line(("chat", "dc", a[0], a[1]), na, {"dc": 1 - f}, a[2]),
-                 Line(("chat", "dc", b[0], b[1]), nb, {"dc": f}, b[2]))
-        if check_lines(s, lines, s.seed).met:
+                 Line(("chat", "dc", b[0], b[1]), nb, {"dc": f}, b[2]), )
+        if check_lines(s, renumbered(lines), s.seed).met:
             return cost, lines
     return None
 
 
-# The cheapest verifying one-line deployments: 4, 2 and 1 big GPUs. Mixes of two lines are searched at 3 and 6 ms
-# (279 and 54 simulations below $8 and $4). At 2 ms the search (990 simulations below $16, over 3 minutes) finds
-# one: an int8 TP-1 and an int8 TP-2 replica splitting the traffic 30/70 verify at $12 (TPOT p90 1.97 ms), each
-# above the rate the planner holds it to (37 and 103 rps) because the SLO holds the mix to its percentile and the
-# planner holds every pool to it: a gap of the planner's, left in view here rather than searched on every run.
-@pytest.mark.parametrize("tpot_ms, mixes", [(2, False), (3, True), (6, True)])
+# The cheapest verifying one-line deployments: 4, 2 and 1 big GPUs. At 2 ms a mix does better: an int8 TP-1 and an
+# int8 TP-2 replica (two pools of one hardware type and variant) splitting the traffic about 25/75 verify at $12,
+# each above the rate the planner holds it to (37 and 103 rps measured alone at p90): the verify loop finds it by
+# relaxing the $16 plan's capacities. Mixes of two lines are searched below the plan's cost less 2 %.
+@pytest.mark.parametrize("tpot_ms", [2, 3, 6])
 def test_the_verified_plan_costs_at_most_2_percent_more_than_the_cheapest_deployment_that_verifies(
-        tpot_ms: float, mixes: bool) -> None:
+        tpot_ms: float) -> None:
     s = tiny(slo={"ttft": {"percentile": 90, "latency_ms": 150}, "tpot": {"percentile": 90, "latency_ms": tpot_ms}})
     v = verify(s, PlanOptions(tables=MemoryStore()), rounds=5)
     assert v.met and v.certificate.holds
@@ -234,8 +245,12 @@ def test_the_verified_plan_costs_at_most_2_percent_more_than_the_cheapest_deploy
     assert v.final.usd_per_hour <= 1.02 * cost + 1e-9, (v.final.lines, what)
     # the simulation agrees with the plan's own verdict on the final deployment
     assert all(c.met for c in v.final.services.values())
-    if mixes:  # no mix of two pools (hardware, variant, degree, count, split) verifies 2 % or more below the plan
-        assert _cheaper_mix(s, below=v.final.usd_per_hour / 1.02) is None
+    # no mix of two pools (hardware, variant, degree, count, split) verifies 2 % or more below the plan
+    assert _cheaper_mix(s, below=v.final.usd_per_hour / 1.02) is None
+    if tpot_ms == 2:  # the mix: one hardware type and variant at two degrees, as two pools
+        assert v.final.usd_per_hour == pytest.approx(12.0)
+        assert sorted(line.tensor_parallel for line in v.final.lines) == [1, 2]
+        assert [line.id for line in v.final.lines] == ["chat@dc/big/int8", "chat@dc/big/int8#2"]
 
 
 def test_plan_on_the_command_line_writes_tensor_parallel_and_a_scenario_that_simulates(
