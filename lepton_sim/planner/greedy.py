@@ -10,6 +10,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from lepton_sim.planner.options import PoolKey
+
+Line = tuple[PoolKey, int]  # a candidate's deployment line: key and tensor-parallel degree (`Candidate.line`)
 from lepton_sim.planner.problem import Candidate, Problem
 
 SLACK = 1e-9
@@ -19,11 +21,11 @@ SLACK = 1e-9
 class _State:
     """What the greedy has placed so far."""
 
-    line_cand: dict[PoolKey, int] = field(default_factory=dict)
-    count: dict[PoolKey, int] = field(default_factory=lambda: defaultdict(int))
-    load: dict[PoolKey, float] = field(default_factory=lambda: defaultdict(float))
-    members: dict[PoolKey, set[tuple[str, str]]] = field(default_factory=lambda: defaultdict(set))
-    slots: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    line_cand: dict[Line, int] = field(default_factory=dict)
+    count: dict[Line, int] = field(default_factory=lambda: defaultdict(int))
+    load: dict[Line, float] = field(default_factory=lambda: defaultdict(float))
+    members: dict[Line, set[tuple[str, str]]] = field(default_factory=lambda: defaultdict(set))
+    slots: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))  # devices taken
     watts: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     bits: dict[tuple[int, str], float] = field(default_factory=lambda: defaultdict(float))
     flows: dict[int, float] = field(default_factory=lambda: defaultdict(float))
@@ -63,17 +65,17 @@ def greedy(problem: Problem) -> tuple[dict[int, int], dict[int, float]] | str:
             _place(problem, st, arc_of, ai, need, take)
             left -= take
     cands = problem.candidates
-    return {ci: st.count[cands[ci].key] for ci in st.line_cand.values()}, dict(st.flows)
+    return {ci: st.count[cands[ci].line] for ci in st.line_cand.values()}, dict(st.flows)
 
 
 def _offer(problem: Problem, st: _State, ai: int, rate: float) -> tuple[float, int, float] | None:
     """(added cost, replicas then, rate taken) if arc `ai` takes up to `rate` more, or None."""
     a = problem.arcs[ai]
     c = problem.candidates[a.candidate]
-    key, (_, site, hw, _) = c.key, c.key
+    key, (_, site, hw, _), tp = c.line, c.key, c.tensor_parallel
     if not {s for _, s in st.members[key]} <= set(c.admits):
         return None  # this tier does not admit a demand site the line already serves
-    free = problem.scenario.sites[site].capacity[hw] - st.slots[(site, hw)] + st.count[key]
+    free = (problem.scenario.sites[site].capacity[hw] - st.slots[(site, hw)]) // tp + st.count[key]  # replicas
     budget = problem.options.power_budget_w.get(site)
     if budget is not None and c.power_w > 0:
         free = min(free, st.count[key] + int((budget * (1 + SLACK) - st.watts[site]) / c.power_w))
@@ -96,12 +98,12 @@ def _offer(problem: Problem, st: _State, ai: int, rate: float) -> tuple[float, i
 def _place(problem: Problem, st: _State, arc_of: dict, ai: int, need: int, take: float) -> None:
     a = problem.arcs[ai]
     c = problem.candidates[a.candidate]
-    key, (_, site, hw, _) = c.key, c.key
+    key, (_, site, hw, _) = c.line, c.key
     old = st.line_cand.get(key)
     if old is not None and old != c.index:  # the line moves to a tier admitting everyone
         for dk in st.members[key]:
             st.flows[arc_of[(dk, c.index)]] += st.flows.pop(arc_of[(dk, old)], 0.0)
-    st.slots[(site, hw)] += need - st.count[key]
+    st.slots[(site, hw)] += (need - st.count[key]) * c.tensor_parallel
     st.watts[site] += (need - st.count[key]) * c.power_w
     for dr, b in a.path.loads:
         st.bits[dr] += take * b

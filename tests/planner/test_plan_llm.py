@@ -15,6 +15,7 @@ import yaml
 
 from lepton_sim.errors import ScenarioError
 from lepton_sim.planner import PlanOptions, plan
+from lepton_sim.planner.greedy import greedy
 from lepton_sim.planner.llm import REL_TOL, LLMShape, Search, requests_for
 from lepton_sim.planner.measured import MemoryStore
 from lepton_sim.planner.problem import build_problem
@@ -128,6 +129,32 @@ def test_tensor_parallel_replicas_use_their_devices_and_cost_them() -> None:
             assert coef == p.candidates[ci].tensor_parallel
 
 
+@pytest.mark.parametrize("rate", [300.0, 570.0, 600.0])
+def test_the_greedy_counts_a_tensor_parallel_replica_as_its_devices(rate: float) -> None:
+    """The greedy (a baseline, and every solve's start) fills a site's slots in devices: once two TP-2 replicas
+    take the four big slots, no TP-1 replica fits beside them. At most 2 x 222 + 6 x 22 = 576 rps fit."""
+    class Shapes(FakeMeter):
+        def measure(self, scenario: Scenario, service: str, hardware: str, variant: str, tensor_parallel: int,
+                    rate_rps: float, *rest: Any) -> dict[str, list[float]]:
+            self.ttft_at = self.tpot_at = {1: 60.0, 2: 200.0, 4: 330.0}[tensor_parallel] * (hardware == "big") + 22.0
+            return super().measure(scenario, service, hardware, variant, tensor_parallel, rate_rps, *rest)
+
+    p = build_problem(tiny(demand=[{"site": "dc", "rate_rps": rate}]), PlanOptions(llm_meter=Shapes(1, 1),
+                                                                                   baselines=False))
+    out = greedy(p)
+    if rate > 576:
+        assert isinstance(out, str) and "greedy found no pool" in out, out
+        return
+    assert not isinstance(out, str), out
+    counts, flows = out
+    devices: dict[str, int] = {}
+    for ci, n in counts.items():
+        c = p.candidates[ci]
+        devices[c.key[2]] = devices.get(c.key[2], 0) + n * c.tensor_parallel
+    assert all(n <= p.scenario.sites["dc"].capacity[hw] for hw, n in devices.items()), devices
+    assert sum(flows.values()) == pytest.approx(rate)
+
+
 def test_the_plan_is_the_cheapest_under_its_own_capacities() -> None:
     """With a meter whose capacities are known, the MILP's choice is the cheapest combination (enumerated)."""
     class PerShape(FakeMeter):
@@ -145,11 +172,8 @@ def test_the_plan_is_the_cheapest_under_its_own_capacities() -> None:
     demand = 150.0
     caps = PerShape.caps
     best = math.inf
-    # every deployment: per (hardware, variant) line one degree and a count, within the slots (4 big, 6 small)
-    lines = {}
-    for (hw, v, tp), cap in caps.items():
-        lines.setdefault((hw, v), []).append((tp, cap))
-    keys = sorted(lines)
+    # every deployment: a count (0 or more) of each (hardware, variant, degree) line, within the slots (4 big, 6 small)
+    keys = sorted(caps)
 
     def walk(i: int, used: dict[str, int], cap: float, cost: float) -> None:
         nonlocal best
@@ -157,15 +181,13 @@ def test_the_plan_is_the_cheapest_under_its_own_capacities() -> None:
             if cap >= demand * (1 - 1e-9):
                 best = min(best, cost)
             return
-        walk(i + 1, used, cap, cost)
-        hw, v = keys[i]
-        price = s.hardware[hw].cost_per_hour
-        for tp, c in lines[keys[i]]:
-            n = 1
-            while used.get(hw, 0) + n * tp <= s.sites["dc"].capacity[hw]:
-                # capacities were measured within 2 %: the plan may use slightly less than `c` per replica
-                walk(i + 1, {**used, hw: used.get(hw, 0) + n * tp}, cap + n * c * (1 - REL_TOL), cost + n * tp * price)
-                n += 1
+        hw, v, tp = keys[i]
+        price, n = s.hardware[hw].cost_per_hour, 0
+        while used.get(hw, 0) + n * tp <= s.sites["dc"].capacity[hw]:
+            # capacities were measured within 2 %: the plan may use slightly less than `c` per replica
+            walk(i + 1, {**used, hw: used.get(hw, 0) + n * tp}, cap + n * caps[keys[i]] * (1 - REL_TOL),
+                 cost + n * tp * price)
+            n += 1
 
     walk(0, {}, 0.0, 0.0)
     assert r.usd_per_hour == pytest.approx(best)
@@ -173,6 +195,11 @@ def test_the_plan_is_the_cheapest_under_its_own_capacities() -> None:
     assert {"greedy", "single:big", "single:small", "no-quantisation", "tp1-only"} <= names
     for b in r.baselines:
         assert b.usd_per_hour is None or b.usd_per_hour >= r.usd_per_hour - 1e-9
+    for name, got in [("plan", r)] + [(b.name, b.plan) for b in r.baselines if b.plan is not None]:
+        devices: dict[str, int] = {}
+        for pool in got.pools:  # every plan, the greedy's too, within the slots in devices
+            devices[pool.key[2]] = devices.get(pool.key[2], 0) + pool.count * pool.tensor_parallel
+        assert all(n <= s.sites["dc"].capacity[hw] for hw, n in devices.items()), (name, devices)
 
 
 def _brute_force(s: Scenario, limit: int) -> tuple[float, tuple[str, str, int, int]]:
