@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from lepton_sim.cli import main as lepton_main
 from lepton_sim.errors import ScenarioError
 from lepton_sim.planner import PlanOptions, plan
 from lepton_sim.planner.greedy import greedy
@@ -299,6 +300,30 @@ def test_plan_on_the_command_line_writes_tensor_parallel_and_a_scenario_that_sim
     assert [r.tensor_parallel for r in planned.deployment.replicas] == tps
     tp1 = next(b for b in doc["baselines"] if b["name"] == "tp1-only")
     assert tp1["usd_per_hour"] is None or tp1["usd_per_hour"] >= doc["usd_per_hour"]
+
+
+def test_two_degrees_of_one_line_are_written_as_two_pools_that_simulate_as_planned(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """At TPOT 2 ms the verified plan is an int8 TP-1 and an int8 TP-2 replica at one site: plan.json names them
+    as the simulator does, and the planned scenario simulates them as two pools with the planned routing."""
+    monkeypatch.setenv("LEPTON_SIM_CACHE", str(tmp_path / "cache"))
+    f = tmp_path / "chat.yaml"
+    f.write_text(yaml.safe_dump(copy.deepcopy(TINY)))
+    assert main(["plan", str(f), "--verify", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "chat@dc/big/int8#2" in out
+    doc = json.loads((tmp_path / "out" / "plan.json").read_text())
+    assert set(doc["pools"]) == {"chat@dc/big/int8", "chat@dc/big/int8#2"}
+    assert [p["tensor_parallel"] for p in doc["pools"].values()] == [1, 2]
+    assert set(doc["routing"]["chat"]["dc"]) == set(doc["pools"])
+    planned = load_scenario(tmp_path / "out" / "scenario.planned.yaml")
+    assert [(r.variant, r.tensor_parallel) for r in planned.deployment.replicas] == [("int8", 1), ("int8", 2)]
+    assert lepton_main(["simulate", str(tmp_path / "out" / "scenario.planned.yaml"), "--out", str(tmp_path / "sim")]) == 0
+    m = json.loads((tmp_path / "sim" / "metrics.json").read_text())
+    assert {pid: pool["devices"] for pid, pool in m["pools"].items()} == {"chat@dc/big/int8": 1,
+                                                                           "chat@dc/big/int8#2": 2}
+    share = m["pools"]["chat@dc/big/int8#2"]["throughput_rps"] / m["services"]["chat"]["throughput_rps"]
+    assert share == pytest.approx(doc["routing"]["chat"]["dc"]["chat@dc/big/int8#2"], abs=0.03)
 
 
 def test_llm_services_the_planner_cannot_plan_are_refused_by_name(
