@@ -41,3 +41,18 @@ def test_a_chunked_stream_holds_a_small_list() -> None:
     u = Uniforms(stream(1, "m"))
     u()
     assert len(u._buf) == streams.CHUNK < streams.BLOCK
+
+
+def test_constant_arrivals_are_the_whole_blocks_and_a_short_stream_draws_little() -> None:
+    n = arrivals.BLOCK + 5
+    d = Demand.model_validate({"site": "a", "rate_rps": 7.0, "arrival": {"kind": "constant"}})
+    ref = stream(4, "c")
+    phase = float(ref.random()) * (1.0 / 7.0)
+    want = (phase + np.arange(n, dtype=np.int64).astype(np.float64) * (1.0 / 7.0)).tolist()
+    assert list(itertools.islice(arrivals.arrival_times(d, stream(4, "c")), n)) == want
+    # ten Poisson arrivals draw the first piece only: the stream is then FIRST draws along
+    rng, ref = stream(3, "p"), stream(3, "p")
+    it = arrivals.arrival_times(Demand.model_validate({"site": "a", "rate_rps": 2.0}), rng)
+    list(itertools.islice(it, 10))
+    ref.exponential(1.0, arrivals.FIRST)
+    assert rng.random() == ref.random() and arrivals.FIRST < arrivals.BLOCK

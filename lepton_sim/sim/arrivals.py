@@ -18,6 +18,7 @@ from lepton_sim.scenario.schema import MMPP, Constant, Demand, Diurnal, Poisson,
 __all__ = ["arrival_blocks", "arrival_chunks", "arrival_times", "mean_rate"]
 
 BLOCK = 4096
+FIRST = 64  # the first piece of a Poisson or constant stream's first block (`_pieces`)
 # A block's times are handed out as Python floats CHUNK at a time: a whole block as a list would
 # hold about 130 kB per demand line (10,000-site fleets have tens of thousands of lines), and the
 # values are the block's own either way.
@@ -56,22 +57,45 @@ def arrival_blocks(demand: Demand, rng: np.random.Generator) -> Iterator[np.ndar
     raise TypeError(f"unknown arrival kind {a!r}")
 
 
-def _poisson(rate: float, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    t = 0.0
-    scale = 1.0 / rate
+def _pieces() -> Iterator[tuple[int, int]]:
+    """The first block as (start, stop) pieces of FIRST, FIRST, 2 FIRST, ... up to BLOCK, then whole blocks.
+
+    A short run (a fleet of thousands of demand lines, each with a few dozen arrivals in the horizon)
+    then draws a few dozen values per line, not a whole block. The pieces' values are the whole
+    block's: a generator's draws are sequential whatever the sizes of the calls, and a running sum
+    carried across pieces adds in the same order as `np.cumsum` over the block."""
+    start, size = 0, FIRST
+    while start < BLOCK:
+        yield start, start + size
+        start, size = start + size, min(start + size, BLOCK - start - size)
     while True:
-        times = t + np.cumsum(rng.exponential(scale, BLOCK))
+        yield 0, BLOCK
+
+
+def _poisson(rate: float, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    t = 0.0  # where the block starts
+    scale = 1.0 / rate
+    run = 0.0  # the block's running sum so far
+    for lo, hi in _pieces():
+        gaps = rng.exponential(scale, hi - lo)
+        if lo:  # the sum carried in: the same additions, in the same order, as the block's cumsum
+            sums = np.cumsum(np.concatenate(((run,), gaps)))[1:]
+        else:
+            sums = np.cumsum(gaps)
+        times = t + sums
         yield times
-        t = float(times[-1])
+        run = float(sums[-1])
+        if hi == BLOCK:
+            t, run = float(times[-1]), 0.0
 
 
 def _constant(rate: float, rng: np.random.Generator) -> Iterator[np.ndarray]:
     gap = 1.0 / rate
     phase = float(rng.random()) * gap  # a random phase, so that constant streams do not align
     k = 0
-    while True:  # phase + k * gap, k = 0, 1, ... (the same float operations as in Python)
-        yield phase + np.arange(k, k + BLOCK, dtype=np.int64).astype(np.float64) * gap
-        k += BLOCK
+    for lo, hi in _pieces():  # phase + k * gap, k = 0, 1, ... (the same float operations as in Python)
+        yield phase + np.arange(k, k + hi - lo, dtype=np.int64).astype(np.float64) * gap
+        k += hi - lo
 
 
 def _mmpp(a: MMPP, rate_rps: float | None, rng: np.random.Generator) -> Iterator[np.ndarray]:
