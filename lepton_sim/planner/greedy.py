@@ -10,9 +10,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from lepton_sim.planner.options import PoolKey
+from lepton_sim.planner.problem import Candidate, Problem
 
 Line = tuple[PoolKey, int]  # a candidate's deployment line: key and tensor-parallel degree (`Candidate.line`)
-from lepton_sim.planner.problem import Candidate, Problem
 
 SLACK = 1e-9
 

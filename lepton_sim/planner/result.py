@@ -139,33 +139,33 @@ def assemble(problem: Problem, counts: dict[int, int], flows: dict[int, float], 
         load[a.candidate] += frac * problem.demands[a.demand].peak_rps
 
     pools: list[PoolPlan] = []
-    ordinal: dict[int, int] = {}  # candidate -> its pool's place among the pools of its key
+    pool_of: dict[int, PoolPlan] = {}  # candidate -> its pool
     for ci in sorted(load, key=lambda i: problem.candidates[i].line):
         c, n = problem.candidates[ci], counts[ci]
-        ordinal[ci] = 1 + sum(1 for p in pools if p.key == c.key)
+        ordinal = 1 + sum(1 for p in pools if p.key == c.key)  # its place among the pools of its key
         weights = {problem.arcs[ai].demand[1]: fractions[ai] for ai in problem.arcs_of_candidate[ci] if ai in fractions}
         if c.llm is not None:  # the measured replica at its share of the load (the factor's correction applied)
             per = load[ci] / n / c.factor if c.factor > 0 else load[ci] / n
             sojourn = c.llm.curve.at(per, c.llm.ttft_level, "ttft_s")
             tpot = c.llm.curve.at(per, c.llm.tpot_level, "tpot_s")
             pools.append(PoolPlan(c.key, n, load[ci], c.capacity_rps(n), c.budget_s, sojourn, 0.0, c.factor, weights,
-                                  c.tensor_parallel, tpot, ordinal[ci]))
+                                  c.tensor_parallel, tpot, ordinal))
+            pool_of[ci] = pools[-1]
             continue
         assert c.profile is not None
         sojourn = sojourn_quantile_s(c.profile, load[ci], n, c.miss, problem.options.latency_model)
         pools.append(PoolPlan(c.key, n, load[ci], c.capacity_rps(n), c.budget_s, sojourn, c.profile.batch_s,
-                              c.factor, weights))
+                              c.factor, weights, ordinal=ordinal))
+        pool_of[ci] = pools[-1]
     if len({(p.key, p.tensor_parallel) for p in pools}) != len(pools):
         raise ValueError("a solution opened two tiers of one deployment line")
 
     routing: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     route_ms: dict[str, dict[str, float]] = defaultdict(dict)
-    pool_of = {ci: pools[i] for i, ci in enumerate(sorted(load, key=lambda i: problem.candidates[i].line))}
     tpot_ms: dict[str, dict[str, float]] = defaultdict(dict)
     egress = 0.0
     for ai, frac in fractions.items():
         a = problem.arcs[ai]
-        c = problem.candidates[a.candidate]
         svc, site = a.demand
         pool = pool_of[a.candidate]
         routing[svc][site][pool.id] = frac
