@@ -203,17 +203,21 @@ def test_the_plan_is_the_cheapest_under_its_own_capacities() -> None:
         assert all(n <= s.sites["dc"].capacity[hw] for hw, n in devices.items()), (name, devices)
 
 
+def _shapes(s: Scenario) -> list[tuple[str, str, int]]:
+    """Every (hardware, variant, degree) the site could run: degrees above 1 on hardware with an interconnect,
+    within the site's slots."""
+    cap = s.sites["dc"].capacity
+    return [(hw, v, tp) for hw in sorted(cap) for v in ("fp16", "int8") for tp in (1, 2, 4)
+            if tp <= cap[hw] and (tp == 1 or s.hardware[hw].interconnect_gbps is not None)]
+
+
 def _brute_force(s: Scenario, limit: int) -> tuple[float, tuple[str, str, int, int]]:
     """The cheapest one-line deployment (hardware, variant, degree, count) that meets both targets when simulated,
     trying deployments in order of cost (at most `limit` simulations)."""
     tries = []
-    for hw in ("big", "small"):
-        for v in ("fp16", "int8"):
-            for tp in (1, 2, 4):
-                if tp > 1 and hw == "small":
-                    continue
-                for n in range(1, s.sites["dc"].capacity[hw] // tp + 1):
-                    tries.append((n * tp * s.hardware[hw].cost_per_hour, (hw, v, tp, n)))
+    for hw, v, tp in _shapes(s):
+        for n in range(1, s.sites["dc"].capacity[hw] // tp + 1):
+            tries.append((n * tp * s.hardware[hw].cost_per_hour, (hw, v, tp, n)))
     tries.sort()
     for cost, (hw, v, tp, n) in tries[:limit]:
         sim = check_lines(s, (Line(("chat", "dc", hw, v), n, {"dc": 1.0}, tp),), s.seed)
@@ -230,8 +234,7 @@ def _cheaper_mix(s: Scenario, below: float) -> tuple[float, tuple[Line, ...]] | 
     Skipped, as they cannot meet the TPOT target: a share `f` on a shape whose TPOT median alone, at 2 rps,
     is above the target (at least half of its requests miss even then, and load only lengthens an iteration),
     when `f` / 2 is more than the percentile's miss fraction."""
-    shapes = [(hw, v, tp) for hw in ("big", "small") for v in ("fp16", "int8") for tp in (1, 2, 4)
-              if not (hw == "small" and tp > 1)]
+    shapes = _shapes(s)
     assert s.services["chat"].slo.tpot is not None
     tpot, miss = s.services["chat"].slo.tpot.latency_ms, 1 - s.services["chat"].slo.tpot.percentile / 100
     light = s.model_copy(update={"services": {"chat": s.services["chat"].model_copy(
@@ -279,6 +282,31 @@ def test_the_verified_plan_costs_at_most_2_percent_more_than_the_cheapest_deploy
         assert v.final.usd_per_hour == pytest.approx(12.0)
         assert sorted(line.tensor_parallel for line in v.final.lines) == [1, 2]
         assert [line.id for line in v.final.lines] == ["chat@dc/big/int8", "chat@dc/big/int8#2"]
+
+
+def three_types(tpot_ms: float) -> Scenario:
+    """The small instance with a third GPU type between the two (120 fp16 TFLOPS, 900 GB/s, $1.80/h, an
+    interconnect): 2 big, 4 mid and 6 small slots."""
+    raw = copy.deepcopy(TINY)
+    raw["hardware"]["mid"] = {**GPU, "peak_tflops": {"fp16": 120, "int8": 240}, "memory_bandwidth_gbps": 900,
+                              "cost_per_hour": 1.8, "power_w": 300, "idle_power_w": 60, "interconnect_gbps": 100}
+    raw["sites"]["dc"]["capacity"] = {"big": 2, "mid": 4, "small": 6}
+    raw["services"]["chat"]["slo"]["tpot"]["latency_ms"] = tpot_ms
+    return parse_scenario(raw, file="<test>")
+
+
+# Three GPU types: the verified plans mix two of them (TPOT 3 ms: a big int8 TP-1 and a mid int8 TP-2 replica,
+# $7.60; 4 ms: a big and a mid int8 TP-1 replica, $5.80), cheaper than any one-line deployment that verifies.
+@pytest.mark.parametrize("tpot_ms", [3.0, 4.0])
+def test_with_three_gpu_types_no_deployment_of_one_or_two_pools_verifies_2_percent_below_the_plan(
+        tpot_ms: float) -> None:
+    s = three_types(tpot_ms)
+    v = verify(s, PlanOptions(tables=MemoryStore()), rounds=5)
+    assert v.met and v.certificate.holds
+    cost, what = _brute_force(s, limit=60)
+    assert v.final.usd_per_hour <= 1.02 * cost + 1e-9, (v.final.lines, what)
+    assert _cheaper_mix(s, below=v.final.usd_per_hour / 1.02) is None
+    assert len({line.key[2] for line in v.final.lines}) == 2  # a GPU mix
 
 
 def test_plan_on_the_command_line_writes_tensor_parallel_and_a_scenario_that_simulates(
