@@ -102,14 +102,16 @@ def verified_document(scenario: Scenario, v: Verified, options: PlanOptions, rou
                            "energy_usd_per_hour": energy})
     doc["deployment"] = deployment_mapping(final.lines)
     doc["routing"] = routing_of(final.lines)
-    own = {line.id: line for line in lines_of(final.plan)}
+    # the plan's pool of each line: by key and degree (a line removed before another of its key renumbers it)
+    own = {(line.key, line.tensor_parallel): line for line in lines_of(final.plan)}
     planned = {(s, site): d["planned_rps"] for s, sites in final.plan.demand.items() for site, d in sites.items()}
     pools = {}
     for line in final.lines:
-        entry = dict(doc["pools"][line.id])
-        if own[line.id] != line:
+        mine = own[(line.key, line.tensor_parallel)]
+        entry = dict(doc["pools"][mine.id])
+        if (mine.count, dict(mine.weights)) != (line.count, dict(line.weights)):
             load = sum(f * planned[(line.service, site)] for site, f in line.weights.items())
-            entry.update(replicas=line.count, milp_replicas=own[line.id].count, capacity_rps=None,
+            entry.update(replicas=line.count, milp_replicas=mine.count, capacity_rps=None,
                          planned_utilization=None, predicted_ms=None, planned_rps=rounded(load))
         pools[line.id] = entry
     doc["pools"] = pools

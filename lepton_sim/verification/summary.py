@@ -80,11 +80,11 @@ def print_verified(v: Verified, console: Console | None = None) -> None:
                  Col("outcome", "left", wrap=True)),
                 [[str(r.index), r.action, f"{r.usd_per_hour:.4f}", slo_words(r), r.note] for r in v.rounds])
     if v.final_from == "local search":
-        own = {p.id: p.count for p in final.plan.pools}
-        now = {line.id: line.count for line in final.lines}
+        # by key and degree: a line removed before another of its key renumbers the other's pool id
+        now = {(line.key, line.tensor_parallel): line.count for line in final.lines}
         print_table(c, f"Final deployment (local search from round {v.milp_round.index}'s MILP plan)",
                     (Col("pool", "left"), Col("MILP replicas"), Col("replicas")),
-                    [[pid, str(n), str(now.get(pid, 0))] for pid, n in own.items()])
+                    [[p.id, str(p.count), str(now.get((p.key, p.tensor_parallel), 0))] for p in final.plan.pools])
     cert = v.certificate
     state = "holds" if cert.holds else ("incomplete" if not cert.complete else "does not hold")
     print_table(c, f"Local-optimality certificate (seed {cert.seed}): {state}",

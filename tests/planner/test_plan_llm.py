@@ -24,7 +24,7 @@ from lepton_sim.scenario import load_scenario, parse_scenario
 from lepton_sim.scenario.schema import Scenario
 from lepton_sim.verification.checks import check_lines
 from lepton_sim.verification.cli import main
-from lepton_sim.verification.deployment import Line, renumbered
+from lepton_sim.verification.deployment import Line, renumbered, shrunk
 from lepton_sim.verification.llm_meter import SimulatedReplicas, replica_scenario
 from lepton_sim.verification.loop import verify
 
@@ -352,6 +352,18 @@ def test_two_degrees_of_one_line_are_written_as_two_pools_that_simulate_as_plann
                                                                            "chat@dc/big/int8#2": 2}
     share = m["pools"]["chat@dc/big/int8#2"]["throughput_rps"] / m["services"]["chat"]["throughput_rps"]
     assert share == pytest.approx(doc["routing"]["chat"]["dc"]["chat@dc/big/int8#2"], abs=0.03)
+
+
+def test_removing_the_first_of_two_lines_of_one_key_renames_the_other_as_the_simulator_will() -> None:
+    key = ("chat", "dc", "big", "int8")
+    lines = renumbered((Line(key, 1, {"dc": 0.25}, 1), Line(key, 1, {"dc": 0.75}, 2)))
+    assert [line.id for line in lines] == ["chat@dc/big/int8", "chat@dc/big/int8#2"]
+    left = shrunk(lines, 0)
+    assert not isinstance(left, str)
+    assert [(line.id, line.tensor_parallel, dict(line.weights)) for line in left] == [("chat@dc/big/int8", 2,
+                                                                                       {"dc": 1.0})]
+    again = shrunk(lines, 1)
+    assert not isinstance(again, str) and [line.id for line in again] == ["chat@dc/big/int8"]
 
 
 def test_llm_services_the_planner_cannot_plan_are_refused_by_name(
