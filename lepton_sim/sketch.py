@@ -372,14 +372,17 @@ class LatencySummary(_Moments):
             raise ValueError("cannot merge a summary into itself")
         if other._alpha != self._alpha or other._min_positive != self._min_positive:
             raise ValueError("cannot merge summaries with different alpha or min_positive")
-        keep, at_most = [], []
-        for t in np.union1d(self._thresholds, other._thresholds):
-            mine, theirs = self._exact_count_at_most(float(t)), other._exact_count_at_most(float(t))
-            if mine is not None and theirs is not None:
-                keep.append(t)
-                at_most.append(mine + theirs)
-        self._thresholds = np.asarray(keep, dtype=np.float64)
-        self._at_most = np.asarray(at_most, dtype=np.int64)
+        if np.array_equal(self._thresholds, other._thresholds):  # the common case: both count every one
+            self._at_most = self._at_most + other._at_most
+        else:
+            keep, at_most = [], []
+            for t in np.union1d(self._thresholds, other._thresholds):
+                mine, theirs = self._exact_count_at_most(float(t)), other._exact_count_at_most(float(t))
+                if mine is not None and theirs is not None:
+                    keep.append(t)
+                    at_most.append(mine + theirs)
+            self._thresholds = np.asarray(keep, dtype=np.float64)
+            self._at_most = np.asarray(at_most, dtype=np.int64)
         if not other._count:
             return
         self._count += other._count
