@@ -277,6 +277,7 @@ def test_summary_merge_modes_and_thresholds() -> None:
     d = LatencySummary(thresholds=[0.01], exact_limit=10)
     d.merge(a)
     assert d.count == x.size and d.fraction_at_most(0.01) == a.fraction_at_most(0.01)
+    assert d.thresholds == (0.01,) and d.fraction_at_most(0.01) == np.count_nonzero(x <= 0.01) / x.size
     with pytest.raises(ValueError):
         a.merge(a)
     with pytest.raises(ValueError):
