@@ -169,10 +169,21 @@ class Search:
         self.curve = ReplicaCurve(shape, levels, {}, lone_s)
         self._base = _shape_key(scenario, shape, levels)
 
-    def trial(self, rate: float, requests: int) -> Trial:
+    def _key(self, rate: float, requests: int) -> str:
         meter = f"{type(self.meter).__module__}.{type(self.meter).__qualname__}"  # another meter, other figures
         key = hashlib.sha256(json.dumps([self._base, meter, repr(rate), requests, SEED]).encode()).hexdigest()
-        key = f"{METHOD}:{key}"
+        return f"{METHOD}:{key}"
+
+    def _quick(self) -> int:
+        """Requests in a doubling trial."""
+        return max(MIN_REQUESTS // 2, int(self.requests * BRACKET_SHARE))
+
+    def started(self) -> bool:
+        """Whether the store holds this shape's first trial (a search run before, here or elsewhere)."""
+        return self.store.get(self._key(1.0 / self.curve.lone_s, self._quick())) is not None
+
+    def trial(self, rate: float, requests: int) -> Trial:
+        key = self._key(rate, requests)
         got = self.store.get(key)
         if got is not None:
             STATS.cached += 1
@@ -198,7 +209,7 @@ class Search:
 
         lo = 0.0
         hi = 1.0 / self.curve.lone_s
-        quick = max(MIN_REQUESTS // 2, int(self.requests * BRACKET_SHARE))
+        quick = self._quick()
         for _ in range(MAX_DOUBLINGS):
             if not meets(self.trial(hi, quick)):
                 break

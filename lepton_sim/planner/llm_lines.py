@@ -7,9 +7,15 @@ carry a rate neither degree carries alone at the same cost. Within a degree, eac
 budget (target less the route's network time) is a tier as for other services, and the MILP opens
 at most one tier per line. A replica uses `tensor_parallel` of the site's slots of its hardware and
 costs that many devices.
+
+The capacity searches of replica types not searched before run first, one type at a time in two
+forked processes (`_search_in_parallel`, as `problem.py` prepares large problems); the services
+are then added in this process from the trials the children stored, so the problem does not
+depend on which child searched which type (`tests/planner/test_prepare_parallel.py`).
 """
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,9 +25,11 @@ from lepton_sim.network import Topology
 from lepton_sim.planner.errors import Reason
 from lepton_sim.planner.llm import (LLMInfo, Option, Search, check_service, levels_of, linear_table, options_of,
                                     require_meter)
+from lepton_sim.planner.measured import MEMORY, STATS
 from lepton_sim.planner.options import PlanOptions
 from lepton_sim.planner.paths import network_floor_s
-from lepton_sim.planner.problem import NEGLIGIBLE, Arc, Candidate, Problem, Ticker, explain_unserved, needed_count
+from lepton_sim.planner.problem import (NEGLIGIBLE, Arc, Candidate, Problem, RecordingStore, Ticker, explain_unserved,
+                                        needed_count, prep_processes)
 from lepton_sim.planner.variants import compression_order
 from lepton_sim.errors import ScenarioError
 from lepton_sim.scenario.schema import Scenario
@@ -75,12 +83,87 @@ def possible_routes(scenario: Scenario, topology: Topology, hosts: dict[str, lis
 
 def add_llm_services(p: Problem, replicas: dict[str, list[Option]], hosts: dict[str, list[tuple[str, int]]],
                      tell: Ticker) -> None:
-    """Candidates and arcs of every LLM service; a reason for each demand site none can serve."""
+    """Candidates and arcs of every LLM service; a reason for each demand site none can serve.
+
+    Replica types whose capacity searches have not run before are searched first in two forked
+    processes where there are two or more (`_search_in_parallel`); the services are then added here
+    from the trials they stored, in order, so the problem is the one a single process builds."""
     meter = require_meter(p.options.llm_meter, list(replicas))
+    done = _search_in_parallel(p, replicas, hosts, meter, tell)
     for i, (name, opts) in enumerate(replicas.items()):
         if opts:
             _add_service(p, name, opts, hosts, meter)
         tell(lambda: f"planner: LLM replica capacities of {i + 1}/{len(replicas)} services")
+    STATS.trials += done[0]  # the children's trials, which the pass above read back as cache hits
+    STATS.cached -= done[0]
+    STATS.seconds += done[1]
+
+
+PARALLEL_MIN_SHAPES = 2  # replica types to search before two processes are worth forking
+_FORKED: tuple[Any, ...] = ()  # (problem, replica types, hosts, meter) as the children inherit them
+_CHILD_STORE: RecordingStore | None = None
+
+
+def _search_in_parallel(p: Problem, replicas: dict[str, list[Option]], hosts: dict[str, list[tuple[str, int]]],
+                        meter: Any, tell: Ticker) -> tuple[int, float]:
+    """Run the capacity searches of every replica type not searched before, one type at a time in whichever of
+    two forked children is free, each exactly as `_add_service` runs it (on a scratch problem), and put the
+    trials they made into the plan's store. (trials run, seconds of simulation) in the children."""
+    global _FORKED
+    store = p.options.tables if p.options.tables is not None else MEMORY
+    jobs = []
+    for name, opts in replicas.items():
+        svc = p.scenario.services[name]
+        levels = _levels(svc)
+        for i, opt in enumerate(opts):
+            if not Search(p.scenario, opt.shape, meter, store, levels, opt.lone_s).started():
+                jobs.append((name, i))
+    workers = prep_processes(p.options, len(jobs), PARALLEL_MIN_SHAPES)
+    if workers <= 1:
+        return 0, 0.0
+    _FORKED = (p, replicas, hosts, meter)
+    try:
+        pool = multiprocessing.get_context("fork").Pool(workers)
+    except OSError:
+        _FORKED = ()
+        return 0, 0.0  # this process searches them as it adds the services
+    trials, seconds = 0, 0.0
+    try:
+        for k, (added, n, s) in enumerate(pool.imap_unordered(_search_one, jobs)):
+            if hasattr(store, "put_many"):
+                store.put_many(added)
+            else:
+                for key, value in added.items():
+                    store.put(key, value)
+            trials += n
+            seconds += s
+            tell(lambda: f"planner: LLM replica capacities of {k + 1}/{len(jobs)} replica types in {workers} "
+                         f"processes ({trials} replica trials)")
+    finally:
+        pool.terminate()
+        _FORKED = ()
+    return trials, seconds
+
+
+def _search_one(job: tuple[str, int]) -> tuple[dict[str, dict], int, float]:
+    """In a child: one replica type's searches, as `_add_service` runs them; the trials added, their count and
+    seconds."""
+    global _CHILD_STORE
+    p, replicas, hosts, meter = _FORKED
+    if _CHILD_STORE is None:
+        _CHILD_STORE = RecordingStore.copy_of(p.options.tables)
+    name, i = job
+    q = Problem(p.scenario, p.options.with_(tables=_CHILD_STORE, progress=None), p.paths, p.demands,
+                demand_keys_of_service=p.demand_keys_of_service)
+    trials, seconds = STATS.trials, STATS.seconds
+    _add_service(q, name, [replicas[name][i]], hosts, meter)
+    return _CHILD_STORE.hand_over(), STATS.trials - trials, STATS.seconds - seconds
+
+
+def _levels(svc: Any) -> tuple[float, ...]:
+    """The quantile levels a service's replicas are measured at (`levels_of`, in order)."""
+    free, linked, tpot_level = levels_of(svc)
+    return tuple(sorted({free, linked, tpot_level}))
 
 
 def _add_service(p: Problem, name: str, opts: list[Option], hosts: dict[str, list[tuple[str, int]]],
@@ -90,7 +173,7 @@ def _add_service(p: Problem, name: str, opts: list[Option], hosts: dict[str, lis
     assert svc.slo.ttft is not None and svc.slo.tpot is not None
     demands = p.demands_of(name)
     free, linked, tpot_level = levels_of(svc)
-    levels = tuple(sorted({free, linked, tpot_level}))
+    levels = _levels(svc)
     ttft_s, tpot_s = svc.slo.ttft.latency_ms / 1e3, svc.slo.tpot.latency_ms / 1e3
     route_miss = 1.0 - svc.slo.ttft.percentile / 100.0
     peak = {d.site: d for d in demands}

@@ -220,18 +220,24 @@ PARALLEL_MIN_SERVICES = 100  # below this many services a problem is prepared in
 def _workers(options: PlanOptions, services: int) -> int:
     """Processes to prepare the problem in: `options.prep_workers`, else, for a problem of PARALLEL_MIN_SERVICES
     or more planned from a program's main process (not a sweep's worker), up to 2 on Linux."""
+    return prep_processes(options, services, PARALLEL_MIN_SERVICES)
+
+
+def prep_processes(options: PlanOptions, jobs: int, minimum: int) -> int:
+    """Forked processes for `jobs` independent pieces of preparation: `options.prep_workers`, else, from `minimum`
+    jobs on in a program's main process (not a sweep's worker), up to 2 on Linux; 1 means this process."""
     if options.prep_workers is not None:
         n = options.prep_workers
-    elif services >= PARALLEL_MIN_SERVICES and multiprocessing.parent_process() is None:
+    elif jobs >= minimum and multiprocessing.parent_process() is None:
         n = min(2, os.cpu_count() or 1)
     else:
         n = 1
     if n <= 1 or sys.platform != "linux" or multiprocessing.current_process().daemon:
         return 1  # fork is Linux's; a daemonic process may not start children
-    return min(n, services)
+    return min(n, jobs)
 
 
-class _Recording:
+class RecordingStore:
     """A table store for a preparing child: reads through to the plan's store, keeps what it adds for the parent
     (`added`, since it last handed them over; `kept`, handed over and still read here)."""
 
@@ -248,6 +254,17 @@ class _Recording:
 
     def put(self, key: str, value: dict) -> None:
         self.added[key] = value
+
+    @classmethod
+    def copy_of(cls, tables: Any) -> RecordingStore:
+        """A child's store over its own copy of the plan's `tables` (the in-process memory when None)."""
+        return cls(pickle.loads(pickle.dumps(tables)) if tables is not None else MEMORY)
+
+    def hand_over(self) -> dict[str, dict]:
+        """The entries added since the last hand-over (still read here afterwards)."""
+        added, self.added = self.added, {}
+        self.kept.update(added)
+        return added
 
 
 @dataclass
@@ -287,7 +304,7 @@ def _pieces(p: Problem, options: PlanOptions, names: list[str], hosts: dict[str,
     return out
 
 
-_CHILD_STORE: _Recording | None = None  # a child's store, kept from one group to the next
+_CHILD_STORE: RecordingStore | None = None  # a child's store, kept from one group to the next
 
 
 def _prepare_part(names: list[str]) -> _Part:
@@ -295,16 +312,13 @@ def _prepare_part(names: list[str]) -> _Part:
     global _CHILD_STORE
     p, hosts, runnable = _FORKED
     if _CHILD_STORE is None:
-        _CHILD_STORE = _Recording(pickle.loads(pickle.dumps(p.options.tables)) if p.options.tables is not None
-                                  else MEMORY)
+        _CHILD_STORE = RecordingStore.copy_of(p.options.tables)
     store = _CHILD_STORE
     before = replace(STATS)
     pieces = _pieces(p, p.options.with_(tables=store, progress=None), names, hosts, runnable, Ticker(None), "")
     stats = (STATS.entries - before.entries, STATS.trials - before.trials, STATS.cached - before.cached,
              STATS.seconds - before.seconds, STATS.worst_rel_se)
-    added, store.added = store.added, {}
-    store.kept.update(added)  # still read by this child's next groups
-    return _Part(pieces, added, stats)
+    return _Part(pieces, store.hand_over(), stats)
 
 
 def _groups(p: Problem, names: list[str]) -> list[list[str]]:

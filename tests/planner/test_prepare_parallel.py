@@ -48,3 +48,32 @@ def test_the_plan_is_the_same(generator: Callable[..., dict[str, Any]]) -> None:
     b = plan(s, PlanOptions(baselines=False, prep_workers=2, tables=MemoryStore()))
     assert a.deployment() == b.deployment() and a.usd_per_hour == pytest.approx(b.usd_per_hour, rel=1e-12)
     assert np.isfinite(a.usd_per_hour)
+
+
+@pytest.mark.parametrize("kind", ["memory", "disk"])
+def test_llm_replica_types_searched_in_two_processes_give_the_same_problem(tmp_path: Path, kind: str) -> None:
+    """Each replica type's capacity search in a forked child, the services then added from the stored trials:
+    the same candidates, capacities and curves as one process, the same count of trials, and nothing simulated
+    when prepared again from the store."""
+    from tests.planner.test_plan_llm import tiny  # noqa: PLC0415 - the small LLM instance
+
+    from lepton_sim.verification.llm_meter import SimulatedReplicas  # noqa: PLC0415
+
+    s = tiny()
+    trials, cached = STATS.trials, STATS.cached
+    one = build_problem(s, PlanOptions(baselines=False, prep_workers=1, tables=MemoryStore(),
+                                       llm_meter=SimulatedReplicas()))
+    serial = (STATS.trials - trials, STATS.cached - cached)
+    store = MemoryStore() if kind == "memory" else DiskStore(tmp_path)
+    trials, cached = STATS.trials, STATS.cached
+    two = build_problem(s, PlanOptions(baselines=False, prep_workers=2, tables=store, llm_meter=SimulatedReplicas()))
+    # the children's trials are counted as trials, not as the cache hits this process read them back as
+    assert serial[0] > 20 and (STATS.trials - trials, STATS.cached - cached) == serial
+    assert _facts(two) == _facts(one)
+    assert [sorted(c.llm.curve.trials.items()) for c in two.candidates] == \
+        [sorted(c.llm.curve.trials.items()) for c in one.candidates]
+    if kind == "disk":
+        store = DiskStore(tmp_path)
+    trials = STATS.trials
+    again = build_problem(s, PlanOptions(baselines=False, prep_workers=2, tables=store, llm_meter=SimulatedReplicas()))
+    assert STATS.trials == trials and _facts(again) == _facts(one)
