@@ -29,7 +29,7 @@ from lepton_sim.planner.measured import MEMORY, STATS
 from lepton_sim.planner.options import PlanOptions
 from lepton_sim.planner.paths import network_floor_s
 from lepton_sim.planner.problem import (NEGLIGIBLE, Arc, Candidate, Problem, RecordingStore, Ticker, explain_unserved,
-                                        needed_count, prep_processes)
+                                        needed_count, prep_processes, put_all)
 from lepton_sim.planner.variants import compression_order
 from lepton_sim.errors import ScenarioError
 from lepton_sim.scenario.schema import Scenario
@@ -130,11 +130,7 @@ def _search_in_parallel(p: Problem, replicas: dict[str, list[Option]], hosts: di
     trials, seconds = 0, 0.0
     try:
         for k, (added, n, s) in enumerate(pool.imap_unordered(_search_one, jobs)):
-            if hasattr(store, "put_many"):
-                store.put_many(added)
-            else:
-                for key, value in added.items():
-                    store.put(key, value)
+            put_all(store, added)
             trials += n
             seconds += s
             tell(lambda: f"planner: LLM replica capacities of {k + 1}/{len(jobs)} replica types in {workers} "

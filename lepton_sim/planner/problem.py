@@ -267,6 +267,15 @@ class RecordingStore:
         return added
 
 
+def put_all(store: Any, added: dict[str, dict]) -> None:
+    """Put a child's added entries into the plan's store (in one transaction where the store has one)."""
+    if hasattr(store, "put_many"):
+        store.put_many(added)
+    else:
+        for key, value in added.items():
+            store.put(key, value)
+
+
 @dataclass
 class _Piece:
     """One service prepared apart: its candidates and arcs (numbered from 0), reasons and pruning counts."""
@@ -354,11 +363,7 @@ def _add_services_in_parallel(p: Problem, names: list[str], hosts: dict[str, lis
         for part in pool.imap_unordered(_prepare_part, groups):
             for piece in part.pieces:
                 pieces[piece.name] = piece
-            if hasattr(store, "put_many"):
-                store.put_many(part.added)
-            else:
-                for key, value in part.added.items():
-                    store.put(key, value)
+            put_all(store, part.added)
             entries, n, cached, seconds, worst = part.stats
             STATS.entries += entries
             STATS.trials += n

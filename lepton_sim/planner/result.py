@@ -140,9 +140,11 @@ def assemble(problem: Problem, counts: dict[int, int], flows: dict[int, float], 
 
     pools: list[PoolPlan] = []
     pool_of: dict[int, PoolPlan] = {}  # candidate -> its pool
+    of_key: dict[PoolKey, int] = defaultdict(int)  # pools of each key so far
     for ci in sorted(load, key=lambda i: problem.candidates[i].line):
         c, n = problem.candidates[ci], counts[ci]
-        ordinal = 1 + sum(1 for p in pools if p.key == c.key)  # its place among the pools of its key
+        of_key[c.key] += 1
+        ordinal = of_key[c.key]  # its place among the pools of its key
         weights = {problem.arcs[ai].demand[1]: fractions[ai] for ai in problem.arcs_of_candidate[ci] if ai in fractions}
         if c.llm is not None:  # the measured replica at its share of the load (the factor's correction applied)
             per = load[ci] / n / c.factor if c.factor > 0 else load[ci] / n
