@@ -57,8 +57,11 @@ def catalogue_rows(held_out: bool) -> list[dict[str, object]]:
         name = p.extra["hardware"]
         before = simulated(p, datasheet_hardware(name))
         after = simulated(p, calibrated_hardware(name))
-        rows.append({"hardware": name, "point": p.label, "unit": "/s" if p.kind == "throughput_per_s" else " ms",
-                     "published": p.value, "datasheet": before, "calibrated": after, "source": p.source})
+        # A throughput measured with engines beside the modelled one counts its modelled share only
+        # (the row's `share`; the Orin's GPU beside its two DLAs): published x share is the target.
+        label = p.label if p.share == 1.0 else f"{p.label} x{p.share:.3g}"
+        rows.append({"hardware": name, "point": label, "unit": "/s" if p.kind == "throughput_per_s" else " ms",
+                     "published": p.target, "datasheet": before, "calibrated": after, "source": p.source})
     return rows
 
 
@@ -127,7 +130,7 @@ def main() -> None:
 
     fitted = print_catalogue("1. calibration points (the fit saw these)",
                              catalogue_rows(held_out=False))
-    print(f"  calibrated: every point within {max(abs(e) for e in fitted):.1%} of its published figure\n")
+    print(f"  calibrated: every point within {max(abs(e) for e in fitted):.1%} of its published figure (times its share, where the row gives one)\n")
     held = print_catalogue("2. held out: BERT-large, a model the fit never saw", catalogue_rows(held_out=True))
     abs_err = [abs(e) for e in held]
     print(f"  calibrated: median |error| {statistics.median(abs_err):.1%}, worst {max(abs_err):.1%}; "

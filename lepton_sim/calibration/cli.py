@@ -104,7 +104,8 @@ def show(result: "Fit", basis: str) -> None:
     rows = []
     for p in result.points:
         unit = p.point.unit
-        rows.append([str(p.point.row), p.point.label, _num(p.point.value) + unit, _num(p.fitted) + unit,
+        share = f" x {p.point.share:.4g}" if p.point.share != 1.0 else ""
+        rows.append([str(p.point.row), p.point.label, _num(p.point.value) + unit + share, _num(p.fitted) + unit,
                      _pct(p.error), "n/a" if p.loo is None else _num(p.loo) + unit, _pct(p.loo_error),
                      p.point.source or "-"])
     cols = [Col("row"), Col("point", "left"), Col("measured"), Col("fitted"), Col("error"),

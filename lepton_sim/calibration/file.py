@@ -56,6 +56,7 @@ class PointRec(_Rec):
     tensor_parallel: int | None = None
     measure: Literal["throughput_per_s", "latency_ms", "ttft_ms", "tpot_ms", "output_tokens_per_s"]
     measured: float
+    share: float | None = None  # the part of `measured` the modelled hardware delivers (the fit's target)
     fitted: float
     error: float
     loo: float | None
@@ -107,7 +108,8 @@ def calibration_document(fit: Fit, hardware: Any, measurements: str, command: st
                        output_tokens=p.point.output_tokens,
                        tensor_parallel=p.point.tensor_parallel if p.point.tensor_parallel > 1 else None,
                        measure=p.point.kind,  # type: ignore[arg-type]
-                       measured=p.point.value, fitted=_round(p.fitted), error=_round(p.error),
+                       measured=p.point.value, share=p.point.share if p.point.share != 1.0 else None,
+                       fitted=_round(p.fitted), error=_round(p.error),
                        loo=None if p.loo is None else _round(p.loo),
                        loo_error=None if p.loo_error is None else _round(p.loo_error), source=p.point.source)
               for p in fit.points]
@@ -130,13 +132,13 @@ def _round(x: float) -> float:
     return float(f"{x:.6g}") if math.isfinite(x) else x
 
 
-LLM_KEYS = ("prompt_tokens", "output_tokens", "tensor_parallel")
+OPTIONAL_KEYS = ("prompt_tokens", "output_tokens", "tensor_parallel", "share")
 
 
 def dumps(doc: CalibrationFile) -> str:
     data = doc.model_dump(mode="json")
     for p in data["points"]:
-        for k in LLM_KEYS:  # an LLM row's own; a layered model's point keeps the keys it always had
+        for k in OPTIONAL_KEYS:  # written when given; a layered model's point keeps the keys it always had
             if p.get(k) is None:
                 p.pop(k, None)
     return json.dumps(data, indent=2) + "\n"

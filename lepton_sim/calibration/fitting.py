@@ -80,12 +80,12 @@ class PointFit:
 
     @property
     def error(self) -> float:
-        """Relative error of the fitted prediction: fitted / measured - 1."""
-        return self.fitted / self.point.value - 1.0
+        """Relative error of the fitted prediction: fitted / (measured x share) - 1."""
+        return self.fitted / self.point.target - 1.0
 
     @property
     def loo_error(self) -> float | None:
-        return None if self.loo is None else self.loo / self.point.value - 1.0
+        return None if self.loo is None else self.loo / self.point.target - 1.0
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ def _solve(prob: _Problem, free: tuple[str, ...], indices: Sequence[int]) -> np.
     lo = np.log([_bounds(n)[0] for n in free])
     hi = np.log([_bounds(n)[1] for n in free])
     prior = np.log([prob.held[n] for n in free])
-    measured = np.log([prob.points[i].value for i in indices])
+    measured = np.log([prob.points[i].target for i in indices])
 
     def residuals(z: np.ndarray) -> np.ndarray:
         compute, memory, overhead = prob.efficiencies(np.exp(z), free)

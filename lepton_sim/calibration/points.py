@@ -2,7 +2,7 @@
 
 One row per measurement of a zoo model variant at one batch size:
 
-    model,variant,batch,throughput_per_s,latency_ms,seq_len,source
+    model,variant,batch,throughput_per_s,latency_ms,seq_len,share,source
 
 and for a zoo LLM (`kind: llm`: llama-2-7b, llama-3-8b, ...) token-level figures instead:
 
@@ -14,6 +14,11 @@ and for a zoo LLM (`kind: llm`: llama-2-7b, llama-3-8b, ...) token-level figures
 - exactly one of ``throughput_per_s`` (requests per second of one busy replica) and
   ``latency_ms`` (seconds of one batch, in ms);
 - ``seq_len`` (optional) the sequence length of a model that takes one (BERT);
+- ``share`` (optional, a throughput's only; default 1) the fraction of the measured throughput
+  that the hardware type as modelled delivers, when the measurement also ran engines the model does
+  not have beside it (MLPerf's Jetson AGX Orin ResNet-50 Offline runs two DLAs beside the GPU): the
+  fit then reproduces ``throughput_per_s x share``. Where the fraction comes from belongs in
+  ``source``;
 - ``source`` (optional) where the figure comes from; it is kept in the calibration file.
 
 An LLM row gives ``prompt_tokens`` and exactly one of ``ttft_ms`` (first-token latency of
@@ -41,7 +46,7 @@ from lepton_sim.scenario.schema import LLMModelSpec, ModelSpec
 
 REQUIRED = ("model", "variant", "batch")
 MEASURES = ("throughput_per_s", "latency_ms")
-OPTIONAL = ("seq_len", "source")
+OPTIONAL = ("seq_len", "share", "source")
 LLM_MEASURES = ("ttft_ms", "tpot_ms", "output_tokens_per_s")
 LLM_OPTIONAL = ("prompt_tokens", "output_tokens", "tensor_parallel")
 COLUMNS = (*REQUIRED, *MEASURES, *OPTIONAL, *LLM_MEASURES, *LLM_OPTIONAL)
@@ -66,6 +71,12 @@ class Point:
     prompt_tokens: int | None = None  # LLM rows only
     output_tokens: int | None = None
     tensor_parallel: int = 1
+    share: float = 1.0  # the part of a measured throughput the modelled hardware delivers
+
+    @property
+    def target(self) -> float:
+        """What the model should reproduce: the measured figure times its ``share``."""
+        return self.value * self.share
 
     @property
     def variant(self) -> Any:
@@ -104,6 +115,8 @@ class Point:
                 out[k] = getattr(self, k)
         if self.tensor_parallel > 1:
             out["tensor_parallel"] = self.tensor_parallel
+        if self.share != 1.0:
+            out["share"] = self.share
         if self.source:
             out["source"] = self.source
         return out
@@ -221,6 +234,16 @@ def _point(i: int, row: dict[str, str], file: str,
             value = math.nan
         if not (math.isfinite(value) and value > 0):
             bad(kind, f"{text!r} is not a positive number")
+    share = 1.0
+    if row.get("share"):
+        try:
+            share = float(row["share"])
+        except ValueError:
+            share = math.nan
+        if not (math.isfinite(share) and 0.0 < share <= 1.0):
+            bad("share", f"{row['share']!r} is not a fraction in (0, 1]")
+        elif kind and kind not in ("throughput_per_s", "output_tokens_per_s"):
+            bad("share", f"share is the modelled part of a throughput; this row gives {kind}")
     prompt = output = None
     tp = 1
     if llm:
@@ -236,7 +259,7 @@ def _point(i: int, row: dict[str, str], file: str,
     if len(problems) > before or model is None or batch is None:
         return None
     return Point(i, name, vname, batch, kind, value, seq_len, row.get("source", ""), model,
-                 {k: v for k, v in row.items() if k not in COLUMNS}, prompt, output, tp)
+                 {k: v for k, v in row.items() if k not in COLUMNS}, prompt, output, tp, share)
 
 
 def _positive_int(text: str, col: str, bad: Any, most: int) -> int | None:
