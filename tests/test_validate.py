@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 VALIDATION = ROOT / "scenarios" / "validation"
 
 
-def _validate(name: str, out: Path, duration: float = 2.0) -> dict:
-    assert main(["validate", str(VALIDATION / name), "--duration", str(duration), "--out", str(out)]) == 0
+def _validate(name: str, out: Path, duration: float = 2.0, *more: str) -> dict:
+    assert main(["validate", str(VALIDATION / name), "--duration", str(duration), "--out", str(out), *more]) == 0
     return json.loads((out / "validation.json").read_text())
 
 
@@ -50,6 +50,14 @@ def test_a_short_validation_runs_end_to_end(tmp_path: Path, capsys: pytest.Captu
     assert fwd["served_ms"] > 0 and fwd["profiled_ms"] > 0
     for key in ("loopback_round_trip", "send_lateness", "server_batch_handling"):
         assert v["overhead_ms"][key]["n"] > 0
+    # Where the threads ran: with a core to spare, the worker saw only its own; otherwise all of them.
+    c = v["cores"]
+    seen = c["worker_cores_seen"]["infer@here/cpu/fp32"]
+    if c["pinned"]:
+        assert c["workers"] == [[max(c["usable"])]] and seen == c["workers"]
+        assert c["harness"] == sorted(set(c["usable"]) - {max(c["usable"])})
+    else:
+        assert seen == [c["usable"]] and c["describe"].startswith("cores: shared")
     profile = json.loads((tmp_path / "v" / "profile.json").read_text())
     assert [m["model"] for m in profile["models"]] == ["infer"]
     assert [m["weight_bytes"] for m in profile["models"]] == [4 * (1024 * 2048 + 2048 * 2048 + 2048 * 10 + 2048 * 2 + 10)]
@@ -80,7 +88,10 @@ def test_links_and_codec_are_emulated_for_real(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_a_batching_pool_batches_for_real(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _validate("batching-16.yaml", tmp_path / "b")
+    v = _validate("batching-16.yaml", tmp_path / "b", 2.0, "--shared-cores")
+    # --shared-cores leaves placement to the OS: the worker may run on every core
+    assert not v["cores"]["pinned"] and v["cores"]["why"] == "as asked (--shared-cores)"
+    assert v["cores"]["worker_cores_seen"]["infer@here/cpu/fp32"] == [v["cores"]["usable"]]
     pools = json.loads((tmp_path / "b" / "metrics.measured.json").read_text())["pools"]
     (pool,) = pools.values()
     assert 1 < pool["mean_batch"] <= 16

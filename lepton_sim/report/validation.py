@@ -82,6 +82,7 @@ def validation_report(run_dir: Path) -> Report:
     sections.append(Section("Harness overhead", (
         Table("measured costs of the harness itself (ms), not subtracted from the latencies",
               ("what", "mean", "p50", "p99", "max", "n"), over),
+        *((Text(v["cores"]["describe"]),) if v.get("cores") else ()),
         Text(v.get("basis", "")))))
     return Report(f"lepton-sim validation: {v['scenario']}", f"real run on this machine against simulation, "
                   f"{v['duration_s']:g} s of arrivals, seed {v['seed']}", tuple(sections), tuple(facts))

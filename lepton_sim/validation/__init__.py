@@ -8,6 +8,8 @@ The real half (no simulated clock anywhere):
             times) on `count` worker threads, one BLAS thread each.
 - `shaper`  one process for every link on the routes: each link direction serialises frames one at
             a time at its bandwidth (FIFO), then holds each for its propagation delay.
+- `cores`   where the threads run: each replica worker on a core of its own when one is left over for
+            the harness (the generator, the shaper, the servers' connection readers), else shared.
 - `loadgen` the scenario's own arrival streams (same kinds, same seeds as the simulator), real
             payload bytes (compressed by the real codec when the service has `payload:`), latency
             from the request's creation (when the generator makes it, a little after its scheduled

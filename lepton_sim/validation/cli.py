@@ -1,4 +1,4 @@
-"""`lepton-sim validate SCENARIO [--duration S] [--seed N] [--out DIR]`: serve it for real here; measured vs simulated.
+"""`lepton-sim validate SCENARIO [--duration S] [--seed N] [--out DIR] [--shared-cores]`: serve it for real here; measured vs simulated.
 
 Exit codes: 0 when both runs completed (whatever the errors: the command measures, it does not
 judge); 2 for a scenario it cannot read or cannot run on this machine (every reason at once).
@@ -27,6 +27,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="seconds of arrivals (default: the scenario's horizon; its warm-up share is kept)")
     p.add_argument("--seed", type=int_at_least(0), metavar="N", help="arrival seed (default: the scenario's)")
     p.add_argument("--out", metavar="DIR", help="write validation.json, both metrics, the profile used and a report")
+    p.add_argument("--shared-cores", action="store_true",
+                   help="let the OS place replicas and harness on every core (default: when a core is left over, "
+                        "each replica worker on a core of its own and the harness on the rest)")
     p.set_defaults(func=cmd_validate)
     return p
 
@@ -57,7 +60,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     def progress(msg: str) -> None:
         print(f"validate: {msg}", file=sys.stderr, flush=True)
 
-    outcome = validate(scenario, raw, args.scenario, path.parent, spec, horizon, progress)
+    outcome = validate(scenario, raw, args.scenario, path.parent, spec, horizon, progress, shared=args.shared_cores)
     if is_llm_spec(spec):
         services = {name: compare_service(name, outcome.measured, outcome.simulated, outcome.simulated_as_served,
                                           outcome.fits, outcome.latencies_ms.get(name), outcome.simulated_other)
@@ -66,7 +69,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         services = compare(outcome.measured, outcome.simulated, outcome.profile, outcome.simulated_as_served)
     result = {"scenario": scenario.name, "seed": spec.seed, "duration_s": spec.duration_s,
               "warmup_s": spec.warmup_s, "services": services, "overhead_ms": outcome.overhead_ms,
-              "wall_s": outcome.wall_s,
+              "cores": outcome.cores, "wall_s": outcome.wall_s,
               "basis": LLM_BASIS if is_llm_spec(spec) else "measured: a real run on this machine (server processes, loopback TCP, emulated links); "
                        "simulated: the same scenario and seed, service times from profile.json (whole-model "
                        "timings taken in the server processes just before the run); simulated as served: the "
@@ -155,6 +158,8 @@ def _print(result: dict[str, Any]) -> None:
                      if f["profiled_ms"] is not None][:6]
             if parts:
                 console.print(f"  {pid}: forward pass as served / as profiled: {', '.join(parts)}")
+    if result.get("cores"):
+        console.print(result["cores"]["describe"])
     console.print("harness overhead (ms, measured, not subtracted):")
     for k, v in result["overhead_ms"].items():
         if v is not None:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from lepton_sim.validation import wire
+from lepton_sim.validation import cores, wire
 from lepton_sim.validation.spec import LLMPoolSpec, RunSpec, StreamSpec
 
 FIT_TERMS = ("1", "G(tokens)", "tokens", "samples", "attn_pairs", "kv_tokens")
@@ -43,8 +43,9 @@ def gemm_rows(pool: LLMPoolSpec) -> list[int]:
     return sorted({2 ** i for i in range(top.bit_length()) if 2 ** i <= top} | {1, top})
 
 
-def server_config(pool: LLMPoolSpec, seed: int) -> dict[str, Any]:
-    return {"model": pool.model, "seed": seed, "count": pool.count, "max_num_seqs": pool.max_num_seqs,
+def server_config(pool: LLMPoolSpec, seed: int, where: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The LLM server process's configuration; `where`: its cores (`cores.CorePlan.config`)."""
+    return {**(where or {}), "model": pool.model, "seed": seed, "count": pool.count, "max_num_seqs": pool.max_num_seqs,
             "max_batched_tokens": pool.max_batched_tokens, "chunked_prefill": pool.chunked_prefill,
             "block_tokens": pool.block_tokens, "replica_routing": pool.replica_routing,
             "kv_tokens": pool.kv_tokens, "gemm_rows": gemm_rows(pool),
@@ -443,33 +444,36 @@ def is_llm_spec(spec: RunSpec) -> bool:
 # --- the whole LLM validation --------------------------------------------------------------------
 
 
-def serve(spec: RunSpec, scenario: Any, progress: Any) -> tuple[dict[str, Any], dict[int, dict[str, Any]],
-                                                                dict[int, dict[str, Any]], dict[str, Any]]:
+def serve(spec: RunSpec, scenario: Any, progress: Any, shared: bool = False) -> tuple[dict[str, Any], dict[int, dict[str, Any]],
+                                                                dict[int, dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """The real half: the LLM servers, the load, stop; measured metrics, ready lines, final stats, overheads."""
     from lepton_sim.validation.run import Child, _stats_ms, drive, loopback_rtt_ms
 
     children: list[Any] = []
     runs: list[LLMStreamRun] = []
+    plan = cores.plan([p.count for p in spec.pools], shared=shared)
+    progress(plan.describe())
     try:
         servers: dict[int, Any] = {}
-        for pool in spec.pools:
+        for i, pool in enumerate(spec.pools):
             assert isinstance(pool, LLMPoolSpec)
             progress(f"starting {pool.id}: building the transformer, timing its GEMMs at {len(gemm_rows(pool))} "
                      f"row counts")
-            servers[pool.index] = Child("lepton_sim.validation.llm_server", server_config(pool, spec.seed),
+            servers[pool.index] = Child("lepton_sim.validation.llm_server", server_config(pool, spec.seed, plan.config(i)),
                                         f"LLM server {pool.id}")
             children.append(servers[pool.index])
         ready = {i: c.ready for i, c in servers.items()}
         ports = {i: int(c.ready["port"]) for i, c in servers.items()}
-        rtt = [x for port in ports.values() for x in loopback_rtt_ms(port)]
-        pools = {p.index: p for p in spec.pools}
-        for n, s in enumerate(spec.streams):
-            p = pools[s.pool]
-            assert isinstance(p, LLMPoolSpec)
-            runs.append(LLMStreamRun(s, wire.connect(ports[s.pool]), p.model["vocab"], spec.seed * 1000 + n,
-                                     base=(n + 1) << wire.STREAM_SHIFT))
-        t0 = drive(runs, spec, progress, "LLM requests")
-        stats = {i: c.finish() for i, c in servers.items()}
+        with cores.harness(plan):  # pings and generator threads on the harness's cores
+            rtt = [x for port in ports.values() for x in loopback_rtt_ms(port)]
+            pools = {p.index: p for p in spec.pools}
+            for n, s in enumerate(spec.streams):
+                p = pools[s.pool]
+                assert isinstance(p, LLMPoolSpec)
+                runs.append(LLMStreamRun(s, wire.connect(ports[s.pool]), p.model["vocab"], spec.seed * 1000 + n,
+                                         base=(n + 1) << wire.STREAM_SHIFT))
+            t0 = drive(runs, spec, progress, "LLM requests")
+            stats = {i: c.finish() for i, c in servers.items()}
     finally:
         for r in runs:
             r.sock.close()
@@ -497,11 +501,13 @@ def serve(spec: RunSpec, scenario: Any, progress: Any) -> tuple[dict[str, Any], 
         handling += list((it["sent"] - it["sched"]) - (it["end"] - it["start"]))
     overhead = {"loopback_round_trip": _stats_ms(np.asarray(rtt) / 1e3), "send_lateness": _stats_ms(lag),
                 "direct_path_to_queue": _stats_ms(up), "server_iteration_handling": _stats_ms(handling)}
-    return measured, ready, stats, overhead
+    placement = {**plan.as_dict(), "describe": plan.describe(),
+                 "worker_cores_seen": {p.id: stats[p.index].get("worker_cores") for p in spec.pools}}
+    return measured, ready, stats, overhead, placement
 
 
 def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Any, spec: RunSpec, horizon: dict[str, float],
-             progress: Any) -> Any:
+             progress: Any, shared: bool = False) -> Any:
     """Serve the LLM pools for real, simulate with the GEMMs just timed, then with the iterations as served."""
     import json
 
@@ -509,7 +515,7 @@ def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Any, spec:
     from lepton_sim.validation.run import Outcome, simulate
 
     t_start = time.perf_counter()
-    measured, ready, stats, overhead = serve(spec, scenario, progress)
+    measured, ready, stats, overhead, placement = serve(spec, scenario, progress, shared)
     ttft = measured.pop("_ttft_ms")
     t0 = measured.pop("_t0")
     base = json.loads(reference_profile_path().read_text(encoding="utf-8"))
@@ -537,4 +543,4 @@ def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Any, spec:
                              *(round(x - t0, 7) for x in r[1:4]), r[4]] for r in stats[p.index]["requests"]]
                      for p in spec.pools}}}
     return Outcome(spec, measured, simulated, profile, served, overhead, ttft, {}, time.perf_counter() - t_start,
-                   fits=fits, files=files, simulated_other={"llm_model": gemm_model})
+                   fits=fits, files=files, simulated_other={"llm_model": gemm_model}, cores=placement)

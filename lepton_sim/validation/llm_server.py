@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from lepton_sim.validation import wire
+from lepton_sim.validation import cores, wire
 
 OUTPUT = struct.Struct("!I")  # the request's output token count, before its prompt's token ids
 ITERATION_FIELDS = ("sched", "start", "end", "sent", "tokens", "samples", "attn_pairs", "kv_tokens", "seqs", "running",
@@ -117,6 +117,7 @@ class LLMServer:
         self.requests: list[tuple[int, float, float, float, int]] = []  # id, enqueued, first sent, last sent, preemptions
         self.dropped = 0
         self.preempted = 0
+        self.worker_cores: list[list[int]] = []  # each replica thread's cores, as it saw them
 
     # --- arrivals -----------------------------------------------------------------------------
 
@@ -231,6 +232,12 @@ class LLMServer:
 
     def worker(self, r: Replica) -> None:
         from kernels.transformer import iteration
+
+        cpus = self.cfg.get("cpus") or []
+        if cpus:
+            cores.pin([cpus[r.index]])
+        with self.cond:
+            self.worker_cores.append(cores.current())
 
         while True:
             with self.cond:
@@ -413,18 +420,20 @@ def main() -> None:
 
     threadpool_limits(1)  # one BLAS thread per replica
     sys.setswitchinterval(2e-4)
+    cores.pin((cfg.get("cpus") or [])[:1])  # time on a core a replica will serve on
     model = build(Config(**cfg["model"]), int(cfg["seed"]))
     gemms = time_gemms(model, [int(m) for m in cfg["gemm_rows"]])
     ceil = ceilings()
     profiled = profile_iterations(model, int(cfg["max_num_seqs"]), int(cfg["max_batched_tokens"]),
                                   int(cfg.get("longest_prompt", cfg["max_batched_tokens"])))
+    cores.pin(cfg.get("harness_cpus"))  # connection readers start from this thread: the harness's cores
     server = LLMServer(cfg, model)
     sock = wire.listen()
     print(json.dumps({"port": sock.getsockname()[1], "gemm": gemms, "weight_bytes": model.weight_bytes,
                       "kv_blocks": server.total_blocks, "ceilings": ceil, "iteration_profile": profiled}), flush=True)
     server.serve(sock)
     print(json.dumps({"iterations": server.iterations, "requests": server.requests, "dropped": server.dropped,
-                      "preempted": server.preempted}), flush=True)
+                      "preempted": server.preempted, "worker_cores": server.worker_cores}), flush=True)
 
 
 if __name__ == "__main__":

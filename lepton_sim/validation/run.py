@@ -4,7 +4,9 @@
 
 1. `spec.run_spec` plans the harness, or says why the scenario cannot run here.
 2. One server process per pool starts and times its forward pass at every batch size the pool can
-   form (one BLAS thread, just before serving: the profile the simulation reads is this machine now).
+   form (one BLAS thread, just before serving: the profile the simulation reads is this machine now),
+   on the core its first worker will serve on (`cores.plan`: when a core is left for the harness,
+   each worker has one of its own and the harness's threads run on the rest).
 3. Payloads are built from the service's data kind; with a codec, its ratio and speeds are
    measured on exactly those payloads.
 4. A shaper process carries every route that crosses links; the load generator sends each stream's
@@ -34,7 +36,7 @@ from typing import Any, Callable
 import numpy as np
 
 from lepton_sim.errors import RunError
-from lepton_sim.validation import wire
+from lepton_sim.validation import cores, wire
 from lepton_sim.validation.spec import PoolSpec, RunSpec, StreamSpec
 
 N_PAYLOADS = 64  # distinct payloads per pool, used in turn
@@ -98,8 +100,9 @@ def time_batches(pool: PoolSpec) -> list[int]:
     return sizes
 
 
-def server_config(pool: PoolSpec, seed: int) -> dict[str, Any]:
-    return {"layers": pool.layers, "precision": pool.precision, "seed": seed, "features": pool.features,
+def server_config(pool: PoolSpec, seed: int, where: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The server process's configuration; `where`: its cores (`cores.CorePlan.config`)."""
+    return {**(where or {}), "layers": pool.layers, "precision": pool.precision, "seed": seed, "features": pool.features,
             "input_bytes": pool.input_bytes, "output_bytes": pool.output_bytes, "max_batch": pool.max_batch,
             "max_wait_ms": pool.max_wait_ms, "count": pool.count, "codec": pool.codec,
             "time_batches": time_batches(pool)}
@@ -252,6 +255,7 @@ class Outcome:
     fits: dict[str, Any] = field(default_factory=dict)  # LLM pools: the iteration-time model fitted as served
     files: dict[str, Any] = field(default_factory=dict)  # further JSON files for --out (name -> document)
     simulated_other: dict[str, Any] = field(default_factory=dict)  # LLM: further simulations, by name
+    cores: dict[str, Any] = field(default_factory=dict)  # where the run's threads ran (`cores.CorePlan`)
 
 
 def profile_doc(base: dict[str, Any], spec: RunSpec, timings: dict[int, dict[str, Any]],
@@ -411,41 +415,49 @@ def _entry(lat_s: np.ndarray, arrived: int, slo: Any, window: float) -> dict[str
                     "met": attainment is not None and attainment >= slo.percentile / 100}}
 
 
-def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet) -> tuple[
-        dict[str, Any], dict[str, np.ndarray], dict[int, dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """The real half: start the processes, run the load, stop; measured metrics, timings, codec runs, overheads."""
+def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet, shared: bool = False) -> tuple[
+        dict[str, Any], dict[str, np.ndarray], dict[int, dict[str, Any]], list[dict[str, Any]], dict[str, Any],
+        dict[str, Any]]:
+    """The real half: start the processes, run the load, stop; measured metrics, timings, codec runs,
+    overheads, and where the threads ran (`cores.plan`: replica workers on cores of their own when the
+    machine has one to spare for the harness)."""
     children: list[Child] = []
     runs: list[StreamRun] = []
+    plan = cores.plan([p.count for p in spec.pools], shared=shared)
+    progress(plan.describe())
     try:
         servers: dict[int, Child] = {}
-        for pool in spec.pools:
+        for i, pool in enumerate(spec.pools):
             progress(f"starting {pool.id}: timing its forward pass at {len(time_batches(pool))} batch sizes")
-            servers[pool.index] = Child("lepton_sim.validation.server", server_config(pool, spec.seed), f"server {pool.id}")
+            servers[pool.index] = Child("lepton_sim.validation.server", server_config(pool, spec.seed, plan.config(i)),
+                                        f"server {pool.id}")
             children.append(servers[pool.index])
         ports = {i: int(c.ready["port"]) for i, c in servers.items()}
         timings = {i: {"timings": c.ready["timings"], "after_idle": c.ready["after_idle"],
                        "weight_bytes": c.ready["weight_bytes"]} for i, c in servers.items()}
-        bodies = {p.index: payloads(p, spec.seed) for p in spec.pools}
-        codecs = []
-        for p in spec.pools:
-            if p.codec is not None:
-                progress(f"measuring {p.codec} level {p.level} on {p.id}'s payloads")
-                codecs.append(codec_run(p, bodies[p.index]))
-        shaper = None
-        linked = [s for s in spec.streams if s.there]
-        if linked:
-            routes = {s.name: {"there": list(s.there), "back": list(s.back), "port": ports[s.pool]} for s in linked}
-            shaper = Child("lepton_sim.validation.shaper", {"directions": spec.directions, "routes": routes}, "shaper")
-            children.append(shaper)
-        rtt = [x for port in ports.values() for x in loopback_rtt_ms(port)]
-        pools = {p.index: p for p in spec.pools}
-        for n, s in enumerate(spec.streams):
-            p = pools[s.pool]
-            runs.append(StreamRun(s, _open(s, ports, shaper.ready["port"] if shaper else None), bodies[p.index],
-                                  p.codec, p.level, base=(n + 1) << wire.STREAM_SHIFT))
-        t0 = drive(runs, spec, progress, "requests")
-        stats = {i: c.finish() for i, c in servers.items()}
-        shaped = shaper.finish() if shaper is not None else None
+        # From here on the harness (codec runs, shaper, pings, generator threads) runs on its own cores.
+        with cores.harness(plan):
+            bodies = {p.index: payloads(p, spec.seed) for p in spec.pools}
+            codecs = []
+            for p in spec.pools:
+                if p.codec is not None:
+                    progress(f"measuring {p.codec} level {p.level} on {p.id}'s payloads")
+                    codecs.append(codec_run(p, bodies[p.index]))
+            shaper = None
+            linked = [s for s in spec.streams if s.there]
+            if linked:
+                routes = {s.name: {"there": list(s.there), "back": list(s.back), "port": ports[s.pool]} for s in linked}
+                shaper = Child("lepton_sim.validation.shaper", {"directions": spec.directions, "routes": routes}, "shaper")
+                children.append(shaper)
+            rtt = [x for port in ports.values() for x in loopback_rtt_ms(port)]
+            pools = {p.index: p for p in spec.pools}
+            for n, s in enumerate(spec.streams):
+                p = pools[s.pool]
+                runs.append(StreamRun(s, _open(s, ports, shaper.ready["port"] if shaper else None), bodies[p.index],
+                                      p.codec, p.level, base=(n + 1) << wire.STREAM_SHIFT))
+            t0 = drive(runs, spec, progress, "requests")
+            stats = {i: c.finish() for i, c in servers.items()}
+            shaped = shaper.finish() if shaper is not None else None
     finally:
         for r in runs:
             r.sock.close()
@@ -470,7 +482,9 @@ def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet) -> tuple[
     if shaped is not None:
         overhead["shaper_serialise_overshoot"] = _stats_ms([x for v in shaped["serialise_late_s"].values() for x in v])
         overhead["shaper_deliver_lateness"] = _stats_ms(shaped["deliver_late_s"])
-    return measured, lat, timings, codecs, overhead
+    placement = {**plan.as_dict(), "describe": plan.describe(),
+                 "worker_cores_seen": {p.id: stats[p.index].get("worker_cores") for p in spec.pools}}
+    return measured, lat, timings, codecs, overhead, placement
 
 
 def _path_delays(runs: list[StreamRun], stats: dict[int, dict[str, Any]]) -> tuple[list[float], list[float]]:
@@ -575,15 +589,17 @@ def _errors(m: dict[str, Any], s: dict[str, Any]) -> dict[str, float | None]:
 
 
 def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec,
-             horizon: dict[str, float], progress: Progress = _quiet) -> Outcome:
-    """Serve `spec` for real, simulate it with the timings measured, and compare."""
+             horizon: dict[str, float], progress: Progress = _quiet, shared: bool = False) -> Outcome:
+    """Serve `spec` for real, simulate it with the timings measured, and compare; `shared`: no core
+    of its own per replica (`cores.plan`)."""
     from lepton_sim.profiles import reference_profile_path
     from lepton_sim.validation import llm_run
 
     if llm_run.is_llm_spec(spec):
-        return llm_run.validate(scenario, raw, file, base_dir, spec, horizon, progress)  # type: ignore[no-any-return]
+        return llm_run.validate(scenario, raw, file, base_dir, spec, horizon, progress,  # type: ignore[no-any-return]
+                                shared=shared)
     t_start = time.perf_counter()
-    measured, lat, timings, codecs, overhead = serve(spec, scenario, progress)
+    measured, lat, timings, codecs, overhead, placement = serve(spec, scenario, progress, shared)
     base = json.loads(reference_profile_path().read_text(encoding="utf-8"))
     profile = profile_doc(base, spec, timings, codecs)
     progress("simulating the same scenario with the timings just measured")
@@ -591,4 +607,5 @@ def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Path, spec
     progress("simulating it again with the forward-pass times as served in the real run")
     served_profile = profile_doc(base, spec, as_served(timings, measured, spec), codecs)
     served, _ = simulate(raw, file, base_dir, spec, served_profile, horizon)
-    return Outcome(spec, measured, simulated, profile, served, overhead, lat, cdf, time.perf_counter() - t_start)
+    return Outcome(spec, measured, simulated, profile, served, overhead, lat, cdf, time.perf_counter() - t_start,
+                   cores=placement)

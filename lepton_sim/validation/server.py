@@ -16,6 +16,10 @@ queue is one FIFO for the pool; an idle worker takes the first `max_batch` reque
 wait, or when the oldest has waited `max_wait_ms`, else waits for whichever comes first
 (`lepton_sim.sim.pools.Pool`). Each response is the output row's bytes, padded or cut to the
 model's `output_bytes`.
+
+With `cpus` in its configuration (`lepton_sim.validation.cores`), the forward pass is timed on the
+first of them, each worker thread serves on its own, and the connection readers run on
+`harness_cpus`; each worker reports the cores it ran on.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from lepton_sim.validation import wire
+from lepton_sim.validation import cores, wire
 
 
 def _forward(cfg: dict[str, Any]) -> tuple[Any, int]:
@@ -100,6 +104,7 @@ class Server:
         self.decode_s: list[float] = []
         self.requests: list[tuple[int, float, float, float]] = []  # id, enqueued, taken, response sending
         self.lock = threading.Lock()
+        self.worker_cores: list[list[int]] = []  # each worker's cores, as it saw them
 
     def decode(self, payload: bytes) -> None:
         """What arrival at the pool does to a payload: decompress it (with a codec), check its size."""
@@ -142,7 +147,11 @@ class Server:
                     self.cond.notify()  # another idle worker may start on what is left
                 return batch
 
-    def worker(self) -> None:
+    def worker(self, cpu: int | None = None) -> None:
+        if cpu is not None:
+            cores.pin([cpu])
+        with self.lock:
+            self.worker_cores.append(cores.current())
         while True:
             batch = self.take()
             if batch is None:
@@ -167,7 +176,8 @@ class Server:
                 self.batches.append((t_take, t0, t1, t2, len(batch)))
 
     def serve(self, sock: Any) -> None:
-        workers = [threading.Thread(target=self.worker, daemon=True) for _ in range(int(self.cfg["count"]))]
+        cpus = self.cfg.get("cpus") or [None] * int(self.cfg["count"])
+        workers = [threading.Thread(target=self.worker, args=(c,), daemon=True) for c in cpus]
         wire.serve_until_stdin_closes(sock, self.reader, workers, self.stop)
 
     def stop(self) -> None:
@@ -184,15 +194,19 @@ def main() -> None:
     # A thread waiting for the interpreter lock gets it within 0.2 ms instead of the default 5 ms, so a
     # worker done with its forward pass is not held up behind another thread's Python code.
     sys.setswitchinterval(2e-4)
+    cpus = cfg.get("cpus") or []
+    cores.pin(cpus[:1])  # time the forward pass on a core a worker will serve on
     forward, weight_bytes = _forward(cfg)
     timings = _time_batches(forward, int(cfg["features"]), [int(b) for b in cfg["time_batches"]])
     idle = _time_after_idle(forward, int(cfg["features"]), sorted({1, int(cfg["max_batch"])}))
+    cores.pin(cfg.get("harness_cpus"))  # connection readers start from this thread: the harness's cores
     server = Server(cfg, forward)
     sock = wire.listen()
     print(json.dumps({"port": sock.getsockname()[1], "timings": {str(k): v for k, v in timings.items()},
                       "after_idle": idle, "weight_bytes": weight_bytes}), flush=True)
     server.serve(sock)
-    print(json.dumps({"batches": server.batches, "decode_s": server.decode_s, "requests": server.requests}),
+    print(json.dumps({"batches": server.batches, "decode_s": server.decode_s, "requests": server.requests,
+                      "worker_cores": server.worker_cores}),
           flush=True)
 
 

@@ -1,0 +1,49 @@
+"""Where `lepton-sim validate` runs its threads (`lepton_sim.validation.cores`)."""
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from lepton_sim.validation import cores
+
+
+def test_each_replica_worker_gets_a_core_of_its_own_and_the_harness_the_rest() -> None:
+    p = cores.plan([1], cores=(0, 1), pinnable=True)
+    assert p.pinned and p.workers == ((1,),) and p.harness == (0,)
+    assert p.config(0) == {"cpus": [1], "harness_cpus": [0]}
+    assert p.describe() == "cores: replica workers on 1, harness on 0"
+    p = cores.plan([2, 1], cores=(4, 5, 6, 7), pinnable=True)  # pools in order, on the highest cores
+    assert p.workers == ((5, 6), (7,)) and p.harness == (4,)
+    assert p.config(1) == {"cpus": [7], "harness_cpus": [4]}
+
+
+@pytest.mark.parametrize("counts, usable, pinnable, shared, why", [
+    ([2], (0, 1), True, False, "2 replicas and 2 cores leave none for the harness"),
+    ([1, 1], (0, 1), True, False, "2 replicas and 2 cores leave none for the harness"),
+    ([1], (0,), True, False, "1 replica and 1 cores leave none for the harness"),
+    ([1], (0, 1), False, False, "no per-thread affinity on this platform"),
+    ([1], (0, 1), True, True, "as asked (--shared-cores)"),
+])
+def test_without_a_core_to_spare_everything_shares_and_says_why(counts: list[int], usable: tuple[int, ...],
+                                                                pinnable: bool, shared: bool, why: str) -> None:
+    p = cores.plan(counts, cores=usable, pinnable=pinnable, shared=shared)
+    assert not p.pinned and p.why == why and p.harness == usable
+    assert all(w == () for w in p.workers) and len(p.workers) == len(counts)
+    assert p.config(0) == {}
+    assert why in p.describe()
+
+
+@pytest.mark.skipif(not cores.can_pin() or len(cores.usable()) < 2, reason="needs per-thread affinity and 2 cores")
+def test_the_harness_context_moves_the_calling_thread_and_what_it_starts_then_restores() -> None:
+    before = cores.current()
+    p = cores.plan([1], pinnable=True)
+    seen: list[list[int]] = []
+    with cores.harness(p):
+        assert cores.current() == list(p.harness)
+        t = threading.Thread(target=lambda: seen.append(cores.current()))
+        t.start()
+        t.join()
+    assert seen == [list(p.harness)]  # a thread started inside inherits the harness's cores
+    assert cores.current() == before == sorted(os.sched_getaffinity(0))
