@@ -48,8 +48,11 @@ def test_a_short_validation_runs_end_to_end(tmp_path: Path, capsys: pytest.Captu
         assert s["simulated"]["latency_ms"][k] > 0
     fwd = s["forward_pass"]["infer@here/cpu/fp32"]["1"]
     assert fwd["served_ms"] > 0 and fwd["profiled_ms"] > 0
-    for key in ("loopback_round_trip", "send_lateness", "server_batch_handling"):
+    for key in ("loopback_round_trip", "send_lateness", "server_batch_handling", "idle_worker_wake"):
         assert v["overhead_ms"][key]["n"] > 0
+    # at about 30% utilisation most requests find the worker idle; its wake-up is a fraction of a forward pass
+    assert v["overhead_ms"]["idle_worker_wake"]["n"] > 0.3 * measured["completed"]
+    assert 0 <= v["overhead_ms"]["idle_worker_wake"]["p50"] < fwd["served_ms"]
     # Where the threads ran: with a core to spare, the worker saw only its own; otherwise all of them.
     c = v["cores"]
     seen = c["worker_cores_seen"]["infer@here/cpu/fp32"]

@@ -47,3 +47,26 @@ def test_the_harness_context_moves_the_calling_thread_and_what_it_starts_then_re
         t.join()
     assert seen == [list(p.harness)]  # a thread started inside inherits the harness's cores
     assert cores.current() == before == sorted(os.sched_getaffinity(0))
+
+
+def test_idle_worker_wake_counts_only_requests_that_found_a_worker_idle() -> None:
+    from types import SimpleNamespace
+
+    from lepton_sim.validation.run import _idle_wakes
+
+    pool = SimpleNamespace(index=0, count=1, max_wait_ms=0.0)
+    # batches: taken, forward start, forward end, sent, size
+    batches = [[0.0, 0.0, 1.0, 1.0, 1], [1.0, 1.0, 1.9, 1.9, 2], [2.05, 2.05, 3.0, 3.0, 1]]
+    # requests: id, enqueued, taken, sending
+    requests = [[1, -0.1, 0.0, 1.0],  # idle worker: waits 0.1 for it to wake
+                [2, 0.5, 1.0, 1.9],  # the worker is busy
+                [3, 0.6, 1.0, 1.9],  # busy, and queued behind request 2
+                [4, 2.0, 2.05, 3.0]]  # idle again: 0.05
+    stats = {0: {"batches": batches, "requests": requests}}
+    assert _idle_wakes(SimpleNamespace(pools=[pool]), stats) == pytest.approx([0.1, 0.05])
+    two = SimpleNamespace(index=0, count=2, max_wait_ms=0.0)  # a second worker was idle for request 2
+    stats2 = {0: {"batches": [[0.0, 0.0, 1.0, 1.0, 1], [0.52, 0.52, 1.5, 1.5, 1]],
+                  "requests": [[1, -0.1, 0.0, 1.0], [2, 0.5, 0.52, 1.5]]}}
+    assert _idle_wakes(SimpleNamespace(pools=[two]), stats2) == pytest.approx([0.1, 0.02])
+    waits = SimpleNamespace(index=0, count=1, max_wait_ms=2.0)  # waits on purpose: left out
+    assert _idle_wakes(SimpleNamespace(pools=[waits]), stats) == []

@@ -16,7 +16,8 @@
 
 Nothing is subtracted from the measured latencies: the harness's own costs (the generator's send
 lateness, the shaper's sleep overshoot, the server's per-batch handling besides the forward pass,
-a loopback round trip) are measured and reported beside them in `overhead_ms`.
+an idle worker's wake-up, a loopback round trip) are measured and reported beside them in
+`overhead_ms`.
 """
 from __future__ import annotations
 
@@ -479,6 +480,7 @@ def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet, shared: boo
     up, down = _path_delays(runs, stats)
     overhead["direct_path_to_queue"] = _stats_ms(up)
     overhead["direct_path_back"] = _stats_ms(down)
+    overhead["idle_worker_wake"] = _stats_ms(_idle_wakes(spec, stats))
     if shaped is not None:
         overhead["shaper_serialise_overshoot"] = _stats_ms([x for v in shaped["serialise_late_s"].values() for x in v])
         overhead["shaper_deliver_lateness"] = _stats_ms(shaped["deliver_late_s"])
@@ -506,6 +508,36 @@ def _path_delays(runs: list[StreamRun], stats: dict[int, dict[str, Any]]) -> tup
             if not np.isnan(r.recv[k]):
                 down.append(r.recv[k] - t_sent)
     return up, down
+
+
+def _idle_wakes(spec: RunSpec, stats: dict[int, dict[str, Any]]) -> list[float]:
+    """Queue to batch taken, for requests that arrived while a worker of their pool sat idle.
+
+    The simulation starts such a request at once; the real worker first wakes from its condition
+    wait. Pools with `max_wait_ms` wait on purpose and are left out. A request found a worker
+    idle when fewer than `count` of the pool's batches were between taken and sent at its enqueue
+    time (and no request was queued before it).
+    """
+    out: list[float] = []
+    for pool in spec.pools:
+        if pool.max_wait_ms > 0 or pool.index not in stats:
+            continue
+        rows = np.asarray(stats[pool.index]["batches"], float).reshape(-1, 5)
+        reqs = np.asarray([(r[1], r[2]) for r in stats[pool.index]["requests"]], float).reshape(-1, 2)
+        if not len(rows) or not len(reqs):
+            continue
+        take, sent = np.sort(rows[:, 0]), np.sort(rows[:, 3])
+        enq = reqs[:, 0]
+        busy = np.searchsorted(take, enq, side="right") - np.searchsorted(sent, enq, side="right")
+        order = np.argsort(enq, kind="stable")
+        taken_sorted = reqs[order, 1]
+        # queued before it and not yet taken: an earlier-enqueued request taken after this one's enqueue
+        later_max = np.maximum.accumulate(np.concatenate([[-np.inf], taken_sorted[:-1]]))
+        alone = np.empty(len(enq), bool)
+        alone[order] = later_max <= enq[order]
+        idle = (busy < pool.count) & alone
+        out += list(reqs[idle, 1] - reqs[idle, 0])
+    return out
 
 
 def simulate(raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec, profile: dict[str, Any],
