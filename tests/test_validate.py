@@ -53,6 +53,11 @@ def test_a_short_validation_runs_end_to_end(tmp_path: Path, capsys: pytest.Captu
     # at about 30% utilisation most requests find the worker idle; its wake-up is a fraction of a forward pass
     assert v["overhead_ms"]["idle_worker_wake"]["n"] > 0.3 * measured["completed"]
     assert 0 <= v["overhead_ms"]["idle_worker_wake"]["p50"] < fwd["served_ms"]
+    # The harness's own hop, rehearsed before the load and simulated as a link from the demand's client
+    path = v["client_path"]
+    assert path["to_queue"]["n"] == path["back"]["n"] == 200
+    assert 0 < path["one_way_ms"] < fwd["served_ms"] and 0 < path["as_served_one_way_ms"] < fwd["served_ms"]
+    assert "rehearsal_path_to_queue" in v["overhead_ms"]
     # Where the threads ran: with a core to spare, the worker saw only its own; otherwise all of them.
     c = v["cores"]
     seen = c["worker_cores_seen"]["infer@here/cpu/fp32"]

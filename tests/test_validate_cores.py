@@ -70,3 +70,34 @@ def test_idle_worker_wake_counts_only_requests_that_found_a_worker_idle() -> Non
     assert _idle_wakes(SimpleNamespace(pools=[two]), stats2) == pytest.approx([0.1, 0.02])
     waits = SimpleNamespace(index=0, count=1, max_wait_ms=2.0)  # waits on purpose: left out
     assert _idle_wakes(SimpleNamespace(pools=[waits]), stats) == []
+
+
+def test_the_client_path_moves_each_demand_to_a_linked_client_with_the_same_requests() -> None:
+    """`with_client_path`: the harness's hop as a link; the simulated requests are the same, each
+    `2 x one_way` later back (a route of its own link only, 4 kB at 10 Tbit/s: nanoseconds)."""
+    from pathlib import Path
+
+    import yaml
+
+    from lepton_sim.metrics import build_metrics
+    from lepton_sim.scenario.load import parse_scenario
+    from lepton_sim.sim import Simulation
+    from lepton_sim.validation.run import with_client_path
+
+    root = Path(__file__).resolve().parents[1] / "scenarios" / "validation"
+    raw = yaml.safe_load((root / "one-pool-30.yaml").read_text())
+    raw["horizon"] = {"duration_s": 4, "warmup_s": 0.5, "drain_s": 1}
+    raw["services"]["infer"]["service_time"] = {"dist": "deterministic", "ms": 1.0}  # no profile needed
+    moved = with_client_path(raw, 0.25)
+    assert raw["services"]["infer"]["demand"][0]["site"] == "here"  # the input is left alone
+    assert moved["services"]["infer"]["demand"][0]["site"] == "here.client"
+    assert moved["sites"]["here.client"] == {"kind": "datacenter"}
+    assert moved["links"] == [{"between": ["here.client", "here"], "bandwidth_gbps": 1e4, "latency_ms": 0.25}]
+    runs = []
+    for doc in (raw, moved):
+        s = parse_scenario(doc, file="t.yaml", base_dir=root)
+        runs.append(build_metrics(s, Simulation(s, 3).run())["services"]["infer"])
+    before, after = runs
+    assert after["arrived"] == before["arrived"] > 400  # the same arrivals
+    for k in ("mean", "p50", "p99"):
+        assert after["latency_ms"][k] - before["latency_ms"][k] == pytest.approx(0.5, abs=0.02), k

@@ -83,6 +83,10 @@ def validation_report(run_dir: Path) -> Report:
         Table("measured costs of the harness itself (ms), not subtracted from the latencies",
               ("what", "mean", "p50", "p99", "max", "n"), over),
         *((Text(v["cores"]["describe"]),) if v.get("cores") else ()),
+        *((Text(f"harness path, simulated as a link: {v['client_path']['one_way_ms']:.3f} ms each way in the "
+                f"forecast" + (f", {v['client_path']['as_served_one_way_ms']:.3f} ms as served"
+                               if v["client_path"].get("as_served_one_way_ms") is not None else "")
+                + f" ({v['client_path']['basis']})"),) if v.get("client_path") else ()),
         Text(v.get("basis", "")))))
     return Report(f"lepton-sim validation: {v['scenario']}", f"real run on this machine against simulation, "
                   f"{v['duration_s']:g} s of arrivals, seed {v['seed']}", tuple(sections), tuple(facts))

@@ -69,7 +69,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         services = compare(outcome.measured, outcome.simulated, outcome.profile, outcome.simulated_as_served)
     result = {"scenario": scenario.name, "seed": spec.seed, "duration_s": spec.duration_s,
               "warmup_s": spec.warmup_s, "services": services, "overhead_ms": outcome.overhead_ms,
-              "cores": outcome.cores, "wall_s": outcome.wall_s,
+              "cores": outcome.cores, "client_path": outcome.client_path or None, "wall_s": outcome.wall_s,
               "basis": LLM_BASIS if is_llm_spec(spec) else "measured: a real run on this machine (server processes, loopback TCP, emulated links); "
                        "simulated: the same scenario and seed, service times from profile.json (whole-model "
                        "timings taken in the server processes just before the run); simulated as served: the "
@@ -160,6 +160,12 @@ def _print(result: dict[str, Any]) -> None:
                 console.print(f"  {pid}: forward pass as served / as profiled: {', '.join(parts)}")
     if result.get("cores"):
         console.print(result["cores"]["describe"])
+    if result.get("client_path"):
+        c = result["client_path"]
+        served = c.get("as_served_one_way_ms")
+        console.print(f"harness path, simulated as a link: {c['one_way_ms']:.3f} ms each way in the forecast (rehearsal "
+                      f"to the queue p50 {c['to_queue']['p50']:.3f}, back p50 {c['back']['p50']:.3f} ms)"
+                      + (f", {served:.3f} ms as served" if served is not None else ""))
     console.print("harness overhead (ms, measured, not subtracted):")
     for k, v in result["overhead_ms"].items():
         if v is not None:

@@ -9,10 +9,12 @@
    each worker has one of its own and the harness's threads run on the rest).
 3. Payloads are built from the service's data kind; with a codec, its ratio and speeds are
    measured on exactly those payloads.
-4. A shaper process carries every route that crosses links; the load generator sends each stream's
-   arrivals at their real times and records each response's arrival.
+4. A shaper process carries every route that crosses links. A rehearsal of null requests through
+   each server's queue and a worker (`rehearse`) times the harness's own hop; then the load
+   generator sends each stream's arrivals at their real times and records each response's arrival.
 5. The scenario is simulated with a profile holding those timings and codec figures (`profile`),
-   same seed, same horizon; both sides become metrics objects of the same shape, compared.
+   same seed, same horizon, the harness's hop as a link from each demand site's client
+   (`with_client_path`); both sides become metrics objects of the same shape, compared.
 
 Nothing is subtracted from the measured latencies: the harness's own costs (the generator's send
 lateness, the shaper's sleep overshoot, the server's per-batch handling besides the forward pass,
@@ -42,6 +44,8 @@ from lepton_sim.validation.spec import PoolSpec, RunSpec, StreamSpec
 
 N_PAYLOADS = 64  # distinct payloads per pool, used in turn
 PINGS = 200
+REHEARSALS = 200  # null requests per server before the load, one every REHEARSAL_GAP_S
+REHEARSAL_GAP_S = 0.004
 Progress = Callable[[str], None]
 
 
@@ -222,6 +226,59 @@ def _open(stream: StreamSpec, ports: dict[int, int], shaper_port: int | None) ->
     return wire.connect(ports[stream.pool])
 
 
+def rehearse(port: int, n: int = REHEARSALS, gap_s: float = REHEARSAL_GAP_S) -> tuple[np.ndarray, np.ndarray]:
+    """Send n null requests (stream `wire.REHEARSAL`) one every gap_s from a sender thread, receive
+    them in this one, as a stream's two threads do: each one's creation and arrival-back times."""
+    sock = wire.connect(port)
+    created, back = np.full(n, np.nan), np.full(n, np.nan)
+
+    def send() -> None:
+        t0 = time.perf_counter() + 0.02
+        for k in range(n):
+            left = t0 + k * gap_s - time.perf_counter()
+            if left > 0:
+                time.sleep(left)
+            created[k] = time.perf_counter()
+            sock.sendall(wire.pack(k, b""))
+
+    th = threading.Thread(target=send, daemon=True)
+    th.start()
+    try:
+        for _ in range(n):
+            frame = wire.recv_frame(sock)
+            if frame is None:
+                break
+            back[frame[0] & wire.SEQ] = time.perf_counter()
+    finally:
+        th.join()
+        sock.close()
+    return created, back
+
+
+def client_path(rehearsals: dict[int, tuple[np.ndarray, np.ndarray]], stats: dict[int, dict[str, Any]]
+                ) -> dict[str, Any] | None:
+    """The harness's own hop between the load generator and a server, from the rehearsal before the load:
+    creation to the server's queue and response sent to its arrival back, per null request; the
+    simulations model it as a link of one-way latency (median up + median down) / 2 from every
+    demand site's client (`with_client_path`)."""
+    up, down = [], []
+    for i, (created, back) in rehearsals.items():
+        for rid, t_enq, _, t_sent in stats[i].get("rehearsal", []):
+            k = int(rid) & wire.SEQ
+            up.append(t_enq - created[k])
+            down.append(back[k] - t_sent)
+    up_a, down_a = np.asarray(up), np.asarray(down)
+    up_a, down_a = up_a[~np.isnan(up_a)], down_a[~np.isnan(down_a)]
+    if not len(up_a) or not len(down_a):
+        return None
+    one_way = (float(np.median(up_a)) + float(np.median(down_a))) / 2
+    return {"one_way_ms": round(one_way * 1e3, 6), "to_queue": _stats_ms(up_a), "back": _stats_ms(down_a),
+            "basis": f"the forecast: {len(up_a)} null requests before the load, one every {REHEARSAL_GAP_S * 1e3:g} ms "
+                     "per server, through the queue and a worker without a forward pass, (median to the queue + "
+                     "median back) / 2; as served: the same medians of the run's own requests on routes without "
+                     "links, where it has any; simulated as a link from each demand site's client to the site"}
+
+
 def loopback_rtt_ms(port: int, n: int = PINGS) -> list[float]:
     """Round trips of an empty frame to a server and back (no queue, no model): the harness's floor."""
     sock = wire.connect(port)
@@ -257,6 +314,7 @@ class Outcome:
     files: dict[str, Any] = field(default_factory=dict)  # further JSON files for --out (name -> document)
     simulated_other: dict[str, Any] = field(default_factory=dict)  # LLM: further simulations, by name
     cores: dict[str, Any] = field(default_factory=dict)  # where the run's threads ran (`cores.CorePlan`)
+    client_path: dict[str, Any] = field(default_factory=dict)  # the harness's hop as simulated (`client_path`)
 
 
 def profile_doc(base: dict[str, Any], spec: RunSpec, timings: dict[int, dict[str, Any]],
@@ -451,6 +509,8 @@ def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet, shared: boo
                 shaper = Child("lepton_sim.validation.shaper", {"directions": spec.directions, "routes": routes}, "shaper")
                 children.append(shaper)
             rtt = [x for port in ports.values() for x in loopback_rtt_ms(port)]
+            progress(f"rehearsing the harness's own path: {REHEARSALS} null requests per server")
+            rehearsals = {i: rehearse(port) for i, port in ports.items()}
             pools = {p.index: p for p in spec.pools}
             for n, s in enumerate(spec.streams):
                 p = pools[s.pool]
@@ -486,7 +546,11 @@ def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet, shared: boo
         overhead["shaper_deliver_lateness"] = _stats_ms(shaped["deliver_late_s"])
     placement = {**plan.as_dict(), "describe": plan.describe(),
                  "worker_cores_seen": {p.id: stats[p.index].get("worker_cores") for p in spec.pools}}
-    return measured, lat, timings, codecs, overhead, placement
+    path = client_path(rehearsals, stats)
+    if path is not None:
+        overhead["rehearsal_path_to_queue"] = path["to_queue"]
+        overhead["rehearsal_path_back"] = path["back"]
+    return measured, lat, timings, codecs, overhead, placement, path
 
 
 def _path_delays(runs: list[StreamRun], stats: dict[int, dict[str, Any]]) -> tuple[list[float], list[float]]:
@@ -540,13 +604,46 @@ def _idle_wakes(spec: RunSpec, stats: dict[int, dict[str, Any]]) -> list[float]:
     return out
 
 
+CLIENT_GBPS = 1e4  # the client link's bandwidth: loopback, which no payload here notices (4 kB: 3 ns)
+
+
+def with_client_path(doc: dict[str, Any], one_way_ms: float) -> dict[str, Any]:
+    """The scenario document with each demand site's requests created at a client site of its own
+    (`<site>.client`, no hardware), linked to the site by a link of `one_way_ms` each way: the
+    harness's hop from the load generator to the servers, which the real run has and the scenario
+    does not. Arrival and routing streams are seeded by service and demand position, not site, so
+    the requests are the same."""
+    doc = copy.deepcopy(doc)
+    sites = doc.setdefault("sites", {}) or {}
+    doc["sites"] = sites
+    links = list(doc.get("links") or [])
+    clients: dict[str, str] = {}
+    for svc in (doc.get("services") or {}).values():
+        for d in (svc.get("demand") or []) if isinstance(svc, dict) else []:
+            site = d.get("site")
+            if not isinstance(site, str):
+                continue
+            if site not in clients:
+                name, k = f"{site[:57]}.client", 1
+                while name in sites:
+                    k += 1
+                    name = f"{site[:55]}.client{k}"
+                clients[site] = name
+                sites[name] = {"kind": (sites.get(site) or {}).get("kind", "edge")}
+                links.append({"between": [name, site], "bandwidth_gbps": CLIENT_GBPS, "latency_ms": one_way_ms})
+            d["site"] = clients[site]
+    doc["links"] = links
+    return doc
+
+
 def simulate(raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec, profile: dict[str, Any],
              horizon: dict[str, float], models: dict[int, Any] | None = None,
-             hardware: dict[str, Any] | None = None,
+             hardware: dict[str, Any] | None = None, client_ms: float | None = None,
              ) -> tuple[dict[str, Any], dict[str, tuple[list[float], list[float]]]]:
     """The scenario simulated with `profile` for every this-machine type and payload codec (and, given
     `models`, those LLM pools' iteration times from them: `llm_run.simulation_with`; given
-    `hardware`, those keys set on every this-machine type: `llm_run.hardware_overrides`)."""
+    `hardware`, those keys set on every this-machine type: `llm_run.hardware_overrides`; given
+    `client_ms`, the harness's own hop as a link from each demand site's client: `with_client_path`)."""
     from lepton_sim.catalogue import THIS_MACHINE
     from lepton_sim.metrics import build_metrics
     from lepton_sim.profiles.format import dumps_profile
@@ -556,7 +653,7 @@ def simulate(raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec, prof
     with tempfile.TemporaryDirectory(prefix="lepton-validate-") as tmp:
         path = Path(tmp) / "profile.json"
         path.write_text(dumps_profile(profile), encoding="utf-8")
-        doc = copy.deepcopy(raw)
+        doc = copy.deepcopy(raw) if client_ms is None else with_client_path(raw, client_ms)
         doc["horizon"] = {**(doc.get("horizon") or {}), **horizon}
         for entry in (doc.get("hardware") or {}).values():
             if isinstance(entry, dict) and entry.get("from") == THIS_MACHINE:
@@ -631,13 +728,18 @@ def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Path, spec
         return llm_run.validate(scenario, raw, file, base_dir, spec, horizon, progress,  # type: ignore[no-any-return]
                                 shared=shared)
     t_start = time.perf_counter()
-    measured, lat, timings, codecs, overhead, placement = serve(spec, scenario, progress, shared)
+    measured, lat, timings, codecs, overhead, placement, path = serve(spec, scenario, progress, shared)
     base = json.loads(reference_profile_path().read_text(encoding="utf-8"))
     profile = profile_doc(base, spec, timings, codecs)
+    client_ms = path["one_way_ms"] if path is not None else None
     progress("simulating the same scenario with the timings just measured")
-    simulated, cdf = simulate(raw, file, base_dir, spec, profile, horizon)
+    simulated, cdf = simulate(raw, file, base_dir, spec, profile, horizon, client_ms=client_ms)
     progress("simulating it again with the forward-pass times as served in the real run")
     served_profile = profile_doc(base, spec, as_served(timings, measured, spec), codecs)
-    served, _ = simulate(raw, file, base_dir, spec, served_profile, horizon)
+    up, down = overhead.get("direct_path_to_queue"), overhead.get("direct_path_back")
+    if path is not None and up and down:  # the hop as the run's own requests crossed it
+        path["as_served_one_way_ms"] = round((up["p50"] + down["p50"]) / 2, 6)
+        client_ms = path["as_served_one_way_ms"]
+    served, _ = simulate(raw, file, base_dir, spec, served_profile, horizon, client_ms=client_ms)
     return Outcome(spec, measured, simulated, profile, served, overhead, lat, cdf, time.perf_counter() - t_start,
-                   cores=placement)
+                   cores=placement, client_path=path or {})

@@ -2,8 +2,8 @@
 
 It reads its configuration as one JSON line on stdin, builds the model variant's forward pass
 (`kernels.forward.compile_forward`, weights He-initialised from the seed: timing does not depend on
-their values), times it at the batch sizes the simulation needs (back to back, and right after
-idle gaps at the smallest and largest), listens on a loopback port and
+their values), times it at the batch sizes the simulation needs (back to back, and after idle gaps
+at the smallest and largest, from the notify that wakes the worker), listens on a loopback port and
 prints one JSON line: the port and those timings. It then serves until stdin closes, and prints
 one JSON line of what it did (every batch's times, on the machine's monotonic clock, which
 `time.perf_counter` reads in every process alike).
@@ -16,6 +16,9 @@ queue is one FIFO for the pool; an idle worker takes the first `max_batch` reque
 wait, or when the oldest has waited `max_wait_ms`, else waits for whichever comes first
 (`lepton_sim.sim.pools.Pool`). Each response is the output row's bytes, padded or cut to the
 model's `output_bytes`.
+
+Requests of stream 0 (`wire.REHEARSAL`, sent before the load) take the same path through the queue
+and a worker but get their response without a forward pass; their times are reported apart.
 
 With `cpus` in its configuration (`lepton_sim.validation.cores`), the forward pass is timed on the
 first of them, each worker thread serves on its own, and the connection readers run on
@@ -60,13 +63,36 @@ IDLE_GAPS_S = (0.5e-3, 2e-3, 8e-3, 32e-3)
 IDLE_SAMPLES = 11
 
 
-def _time_after_idle(forward: Any, features: int, batches: list[int]) -> list[dict[str, Any]]:
-    """The forward pass timed right after sleeping each of IDLE_GAPS_S (one call per sample, median kept).
+def _time_after_idle(forward: Any, features: int, batches: list[int],
+                     notifier_cores: list[int] | None = None) -> list[dict[str, Any]]:
+    """The forward pass after idling each of IDLE_GAPS_S, timed as a serving worker meets it (median kept).
 
     Back-to-back timing keeps the weights in caches; a serving replica that waited for work finds
-    them partly evicted (on a virtual machine, by other tenants too) and runs slower.
+    them partly evicted (on a virtual machine, by other tenants too) and runs slower. And it waited
+    in a condition wait that a connection reader's notify ends, on another core: the time runs from
+    that notify (by a thread on `notifier_cores`, the harness's, as the readers are) to the forward
+    pass's end, so the worker's wake-up is in it too (the simulation charges it to the batch, during
+    which the replica is not free either).
     """
     rng = np.random.default_rng(0)
+    cond = threading.Condition()
+    state: dict[str, Any] = {"waiting": False, "go": None}
+    plan = [gap for _ in batches for gap in IDLE_GAPS_S for _ in range(IDLE_SAMPLES)]
+
+    def notifier() -> None:
+        cores.pin(notifier_cores)
+        for gap in plan:
+            with cond:
+                while not state["waiting"]:
+                    cond.wait()
+                state["waiting"] = False
+            time.sleep(gap)  # the worker sits in its condition wait meanwhile
+            with cond:
+                state["go"] = time.perf_counter()
+                cond.notify_all()
+
+    th = threading.Thread(target=notifier, daemon=True)
+    th.start()
     out = []
     for b in batches:
         x = rng.standard_normal((b, features)).astype(np.float32)
@@ -74,13 +100,18 @@ def _time_after_idle(forward: Any, features: int, batches: list[int]) -> list[di
         for gap in IDLE_GAPS_S:
             ts = []
             for _ in range(IDLE_SAMPLES):
-                time.sleep(gap)
-                t = time.perf_counter()
+                with cond:
+                    state["waiting"] = True
+                    cond.notify_all()
+                    while state["go"] is None:
+                        cond.wait()
+                    t, state["go"] = state["go"], None
                 forward(x)
                 ts.append(time.perf_counter() - t)
             q1, med, q3 = (float(v) for v in np.quantile(ts, [0.25, 0.5, 0.75]))
             out.append({"batch": b, "gap_s": gap, "timing": {"median_s": med, "q1_s": q1, "q3_s": q3,
                                                                "repeats": IDLE_SAMPLES, "inner": 1}})
+    th.join()
     return out
 
 
@@ -105,6 +136,7 @@ class Server:
         self.requests: list[tuple[int, float, float, float]] = []  # id, enqueued, taken, response sending
         self.lock = threading.Lock()
         self.worker_cores: list[list[int]] = []  # each worker's cores, as it saw them
+        self.rehearsal: list[tuple[int, float, float, float]] = []  # as `requests`, the rehearsal's
 
     def decode(self, payload: bytes) -> None:
         """What arrival at the pool does to a payload: decompress it (with a codec), check its size."""
@@ -121,7 +153,8 @@ class Server:
         send_lock = threading.Lock()
         peer = (conn, send_lock)
         for rid, payload in wire.requests(conn, send_lock):
-            self.decode(payload)
+            if not wire.is_rehearsal(rid):
+                self.decode(payload)
             with self.cond:
                 self.queue.append((time.perf_counter(), rid, peer))
                 self.cond.notify()
@@ -157,6 +190,9 @@ class Server:
             if batch is None:
                 return
             t_take = time.perf_counter()
+            if all(wire.is_rehearsal(rid) for _, rid, _ in batch):
+                self.answer_rehearsal(batch, t_take)
+                continue
             x = self.rows[: len(batch)]
             t0 = time.perf_counter()
             y = self.forward(x)
@@ -174,6 +210,16 @@ class Server:
             self.requests.extend(done)
             with self.lock:
                 self.batches.append((t_take, t0, t1, t2, len(batch)))
+
+    def answer_rehearsal(self, batch: list[tuple[float, int, Any]], t_take: float) -> None:
+        """Rehearsal requests (before the load): the same path through the queue and the worker, no
+        forward pass; their times are kept apart from the run's."""
+        body = bytes(self.out_bytes)
+        for t_enq, rid, (conn, send_lock) in batch:
+            t_send = time.perf_counter()
+            with send_lock:
+                conn.sendall(wire.pack(rid, body))
+            self.rehearsal.append((rid, t_enq, t_take, t_send))
 
     def serve(self, sock: Any) -> None:
         cpus = self.cfg.get("cpus") or [None] * int(self.cfg["count"])
@@ -198,7 +244,8 @@ def main() -> None:
     cores.pin(cpus[:1])  # time the forward pass on a core a worker will serve on
     forward, weight_bytes = _forward(cfg)
     timings = _time_batches(forward, int(cfg["features"]), [int(b) for b in cfg["time_batches"]])
-    idle = _time_after_idle(forward, int(cfg["features"]), sorted({1, int(cfg["max_batch"])}))
+    idle = _time_after_idle(forward, int(cfg["features"]), sorted({1, int(cfg["max_batch"])}),
+                            cfg.get("harness_cpus"))
     cores.pin(cfg.get("harness_cpus"))  # connection readers start from this thread: the harness's cores
     server = Server(cfg, forward)
     sock = wire.listen()
@@ -206,7 +253,7 @@ def main() -> None:
                       "after_idle": idle, "weight_bytes": weight_bytes}), flush=True)
     server.serve(sock)
     print(json.dumps({"batches": server.batches, "decode_s": server.decode_s, "requests": server.requests,
-                      "worker_cores": server.worker_cores}),
+                      "worker_cores": server.worker_cores, "rehearsal": server.rehearsal}),
           flush=True)
 
 

@@ -11,6 +11,11 @@ HEADER = struct.Struct("!QI")  # request id, payload length
 PING = 1 << 63  # ids with this bit set are echoed at once by the server, without queueing
 STREAM_SHIFT = 40  # a request id is its stream's number (from 1) << STREAM_SHIFT | its position in the stream
 SEQ = (1 << STREAM_SHIFT) - 1
+REHEARSAL = 0  # stream 0: a layered server queues these like requests but answers without a forward pass
+
+
+def is_rehearsal(rid: int) -> bool:
+    return rid >> STREAM_SHIFT == REHEARSAL
 
 
 def pack(rid: int, payload: bytes) -> bytes:
