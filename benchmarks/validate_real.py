@@ -20,6 +20,9 @@ the iterations the server ran) and for `lepton_sim.servicetime.llm`'s iteration 
 machine (the decoder GEMMs timed just before the run, the rest rooflined). Goal: within 10% at p50
 and 15% at p99.
 
+`one-pool-30` and `one-pool-80` run with `--utilisation 0.3` and `0.8`: their demand rates scaled
+so that the forecast puts the pool at that utilisation on this machine as it is that day.
+
 With --out DIR, the last repeat of each scenario is kept as DIR/<scenario>/ (validation.json,
 both metrics, the profile used, report.html and report.md).
 
@@ -42,11 +45,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios" / "validation").glob("*.yaml"))
 
 
+# The scenarios named for a utilisation run at it whatever the host's speed that day (`--utilisation`:
+# demand rates scaled with the forward pass timed just before); the others at their own rates.
+UTILISATION = {"one-pool-30": 0.3, "one-pool-80": 0.8}
+
+
 def run(path: Path, duration: float | None, out: Path, shared: bool = False) -> dict:
     from lepton_sim.cli import main
 
     argv = ["validate", str(path), "--out", str(out)] + (["--duration", str(duration)] if duration else [])
     argv += ["--shared-cores"] if shared else []
+    argv += ["--utilisation", str(UTILISATION[path.stem])] if path.stem in UTILISATION else []
     with contextlib.redirect_stdout(io.StringIO()):
         rc = main(argv)
     if rc != 0:

@@ -125,3 +125,35 @@ def test_scenarios_it_cannot_run_here_are_refused_with_every_reason(tmp_path: Pa
     assert "service_time" in err  # no real forward pass to run
     assert "one pool per service" in err
     assert not out.exists()  # nothing written for a refused scenario
+
+
+def test_utilisation_scales_every_demand_rate_to_the_asked_load(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    v = _validate("one-pool-30.yaml", tmp_path / "u", 2.0, "--utilisation", "0.5")
+    scaled = v["rates_scaled"]
+    # sized with the forward pass timed by a first start of the servers: the simulation at that rate
+    # puts the pool at the asked utilisation (the run's own profile, timed again, may differ a little)
+    assert scaled["target"] == 0.5 and scaled["simulated_utilisation"] == pytest.approx(0.5, abs=0.005)
+    rate = 150 * scaled["factor"]
+    measured = json.loads((tmp_path / "u" / "metrics.measured.json").read_text())["services"]["infer"]
+    simulated = json.loads((tmp_path / "u" / "metrics.simulated.json").read_text())["services"]["infer"]
+    assert measured["arrived"] == simulated["arrived"]  # the scaled arrivals, the same on both sides
+    window = v["duration_s"] - v["warmup_s"]
+    assert measured["arrived"] == pytest.approx(rate * window, rel=0.25)
+    assert 0.2 < v["services"]["infer"]["utilization"]["infer@here/cpu/fp32"]["simulated"] < 0.8
+    assert "demand rates x" in capsys.readouterr().err
+
+
+def test_a_utilisation_it_cannot_scale_to_is_refused_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "n"
+    assert main(["validate", str(VALIDATION / "one-pool-30.yaml"), "--out", str(out), "--utilisation", "1"]) == 2
+    assert "above 0 and below 1" in capsys.readouterr().err
+    doc = yaml.safe_load((VALIDATION / "one-pool-30.yaml").read_text())
+    doc["services"]["infer"]["demand"][0] = {"site": "here", "arrival": {"kind": "mmpp", "rates_rps": [100, 200],
+                                                                           "mean_dwell_s": [1, 1]}}
+    path = tmp_path / "mmpp.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert main(["validate", str(path), "--out", str(out), "--utilisation", "0.5"]) == 2
+    assert "services.infer.demand[0] does not give" in capsys.readouterr().err
+    assert not out.exists()

@@ -1,4 +1,4 @@
-"""`lepton-sim validate SCENARIO [--duration S] [--seed N] [--out DIR] [--shared-cores]`: serve it for real here; measured vs simulated.
+"""`lepton-sim validate SCENARIO [--duration S] [--seed N] [--out DIR] [--utilisation U] [--shared-cores]`: serve it for real here; measured vs simulated.
 
 Exit codes: 0 when both runs completed (whatever the errors: the command measures, it does not
 judge); 2 for a scenario it cannot read or cannot run on this machine (every reason at once).
@@ -27,11 +27,52 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="seconds of arrivals (default: the scenario's horizon; its warm-up share is kept)")
     p.add_argument("--seed", type=int_at_least(0), metavar="N", help="arrival seed (default: the scenario's)")
     p.add_argument("--out", metavar="DIR", help="write validation.json, both metrics, the profile used and a report")
+    p.add_argument("--utilisation", type=positive_float, metavar="U",
+                   help="scale every demand's rate_rps by one factor so that the busiest pool's simulated "
+                        "utilisation is U (0 < U < 1), with its forward pass timed here first: the same load "
+                        "on a faster or slower day")
     p.add_argument("--shared-cores", action="store_true",
                    help="let the OS place replicas and harness on every core (default: when a core is left over, "
                         "each replica worker on a core of its own and the harness on the rest)")
     p.set_defaults(func=cmd_validate)
     return p
+
+
+def _check_utilisation(u: float, raw: dict[str, Any], spec: Any) -> None:
+    """What `--utilisation` cannot scale, refused before anything starts or is written."""
+    from lepton_sim.errors import InputError
+    from lepton_sim.validation.llm_run import is_llm_spec
+
+    if not 0 < u < 1:
+        raise InputError(f"--utilisation {u:g}: give a utilisation above 0 and below 1")
+    if is_llm_spec(spec):
+        raise InputError("--utilisation scales layered pools' demand; this scenario's pools are LLM pools")
+    missing = [f"services.{name}.demand[{i}]" for name, svc in (raw.get("services") or {}).items()
+               for i, d in enumerate(svc.get("demand") or []) if d.get("rate_rps") is None]
+    if missing:
+        raise InputError(f"--utilisation scales rate_rps, which {', '.join(missing)} does not give")
+
+
+def _at_utilisation(args: argparse.Namespace, raw: dict[str, Any], horizon: dict[str, float], path: Path,
+                    spec: Any, progress: Any) -> tuple[dict[str, Any], Any, Any, dict[str, Any]]:
+    """`--utilisation U`: the scenario with its demand rates scaled to U (`run.scale_to_utilisation`),
+    parsed and planned again; with what was scaled, for validation.json."""
+    from lepton_sim.scenario.load import parse_scenario
+    from lepton_sim.validation.run import scale_to_utilisation
+    from lepton_sim.validation.spec import run_spec
+
+    scaled_raw, factor, u = scale_to_utilisation(raw, args.scenario, path.parent, spec, horizon, args.utilisation,
+                                                 progress, args.shared_cores)
+    progress(f"demand rates x{factor:.4f}: the busiest pool's simulated utilisation {u:.3f} "
+             f"(asked {args.utilisation:g}), with the forward pass just timed")
+    scenario = parse_scenario({**scaled_raw, "horizon": {**(scaled_raw.get("horizon") or {}), **horizon}},
+                              file=args.scenario, base_dir=path.parent)
+    spec = run_spec(scenario, scaled_raw, args.scenario, args.seed)
+    return scaled_raw, scenario, spec, {"target": args.utilisation, "factor": round(factor, 6),
+                                        "simulated_utilisation": round(u, 6),
+                                        "basis": "every demand's rate_rps times the factor; the busiest pool's "
+                                                 "utilisation simulated with the forward pass timed by a first "
+                                                 "start of the servers just before the run"}
 
 
 def _horizon(scenario: Any, duration: float | None) -> dict[str, float]:
@@ -55,10 +96,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     doc = {**raw, "horizon": {**(raw.get("horizon") or {}), **horizon}}
     scenario = parse_scenario(doc, file=args.scenario, base_dir=path.parent)
     spec = run_spec(scenario, raw, args.scenario, args.seed)  # every reason it cannot run here, before anything starts
+    if args.utilisation is not None:
+        _check_utilisation(args.utilisation, raw, spec)
     out_dir = make_out_dir(args.out) if args.out is not None else None
 
     def progress(msg: str) -> None:
         print(f"validate: {msg}", file=sys.stderr, flush=True)
+
+    scaled = None
+    if args.utilisation is not None:
+        raw, scenario, spec, scaled = _at_utilisation(args, raw, horizon, path, spec, progress)
 
     outcome = validate(scenario, raw, args.scenario, path.parent, spec, horizon, progress, shared=args.shared_cores)
     if is_llm_spec(spec):
@@ -69,7 +116,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         services = compare(outcome.measured, outcome.simulated, outcome.profile, outcome.simulated_as_served)
     result = {"scenario": scenario.name, "seed": spec.seed, "duration_s": spec.duration_s,
               "warmup_s": spec.warmup_s, "services": services, "overhead_ms": outcome.overhead_ms,
-              "cores": outcome.cores, "client_path": outcome.client_path or None, "wall_s": outcome.wall_s,
+              "cores": outcome.cores, "client_path": outcome.client_path or None, "rates_scaled": scaled,
+              "wall_s": outcome.wall_s,
               "basis": LLM_BASIS if is_llm_spec(spec) else "measured: a real run on this machine (server processes, loopback TCP, emulated links); "
                        "simulated: the same scenario and seed, service times from profile.json (whole-model "
                        "timings taken in the server processes just before the run); simulated as served: the "

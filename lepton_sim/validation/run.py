@@ -342,6 +342,57 @@ def profile_doc(base: dict[str, Any], spec: RunSpec, timings: dict[int, dict[str
     return doc
 
 
+def profile_servers(spec: RunSpec, progress: Progress = _quiet, shared: bool = False) -> dict[int, dict[str, Any]]:
+    """Start each pool's server, keep the timings it takes before serving, and stop it (no load)."""
+    plan = cores.plan([p.count for p in spec.pools], shared=shared)
+    children: list[Child] = []
+    try:
+        timings = {}
+        for i, pool in enumerate(spec.pools):
+            progress(f"sizing: timing {pool.id}'s forward pass")
+            c = Child("lepton_sim.validation.server", server_config(pool, spec.seed, plan.config(i)), f"server {pool.id}")
+            children.append(c)
+            timings[pool.index] = {"timings": c.ready["timings"], "after_idle": c.ready["after_idle"],
+                                   "weight_bytes": c.ready["weight_bytes"]}
+        for c in children:
+            c.finish()
+    finally:
+        for c in children:
+            c.kill()
+    return timings
+
+
+def scaled_rates(doc: dict[str, Any], factor: float) -> dict[str, Any]:
+    """The scenario document with every demand's `rate_rps` multiplied by `factor`."""
+    out = copy.deepcopy(doc)
+    for svc in (out.get("services") or {}).values():
+        for d in svc.get("demand") or []:
+            d["rate_rps"] = round(float(d["rate_rps"]) * factor, 6)
+    return out
+
+
+def scale_to_utilisation(raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec, horizon: dict[str, float],
+                         target: float, progress: Progress = _quiet, shared: bool = False
+                         ) -> tuple[dict[str, Any], float, float]:
+    """The scenario document with its demand rates scaled by one factor so that its busiest pool's
+    simulated utilisation is `target`, with the forward pass timed by the servers on this machine now
+    (a first start of them, before the run's own): (document, factor, simulated utilisation).
+    Utilisation grows about linearly with the rate; the factor is refined until within 0.005."""
+    from lepton_sim.profiles import reference_profile_path
+
+    timings = profile_servers(spec, progress, shared)
+    base = json.loads(reference_profile_path().read_text(encoding="utf-8"))
+    profile = profile_doc(base, spec, timings, [])
+    factor, u = 1.0, 0.0
+    for _ in range(8):
+        metrics, _ = simulate(scaled_rates(raw, factor), file, base_dir, spec, profile, horizon)
+        u = max(float(p["utilization"]) for p in metrics["pools"].values())
+        if abs(u - target) <= 0.005 or u <= 0:
+            break
+        factor *= target / u
+    return scaled_rates(raw, factor), factor, u
+
+
 def as_served(timings: dict[int, dict[str, Any]], measured: dict[str, Any], spec: RunSpec) -> dict[int, dict[str, Any]]:
     """The timings with each batch size's time as the real run's replicas spent on it while serving.
 
