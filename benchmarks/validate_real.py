@@ -7,7 +7,8 @@ profile timed just before the run, after-idle timings included) and for the simu
 batch size's time as the replicas spent it while serving (which leaves the simulator's queueing,
 batching and network model alone to blame). It also prints utilisation measured and simulated,
 the forward pass as served over as profiled at batch 1 (where the forecast misses, that ratio
-says whether the kernel profile is why), and the harness's p99 send lateness and p99 path from
+says whether the kernel profile is why), the drift: the same back-to-back timing taken again after
+the run over the one before it, minus 1 (the host's own change while the run went on), and the harness's p99 send lateness and p99 path from
 creation to the server's queue (ms; a route without links has none in the simulation).
 With --compare-shared each repeat also runs with `--shared-cores` (rows "<scenario>/shared"), in
 alternation with the default (each replica worker on a core of its own when one is left for the
@@ -104,7 +105,7 @@ def main() -> None:
     args = ap.parse_args()
     chosen = [p for p in SCENARIOS if not args.only or p.stem in args.only]
     print(f"{'scenario':<24}{'rep':>4}{'p50 ms':>9}{'p99 ms':>9}{'err p50':>9}{'err p99':>9}"
-          f"{'served p50':>11}{'served p99':>11}{'util m/s':>13}{'fwd b1 s/p':>11}{'late p99':>9}{'path p99':>9}"
+          f"{'served p50':>11}{'served p99':>11}{'util m/s':>13}{'fwd b1 s/p':>11}{'drift':>8}{'late p99':>9}{'path p99':>9}"
           f"{'wall s':>8}")
     summary: dict[str, list[tuple[float, float, float, float]]] = {}
     llm: dict[str, list[dict[str, float]]] = {}
@@ -134,10 +135,11 @@ def main() -> None:
                     (pid, u), = s["utilization"].items()
                     fwd = s["forward_pass"][pid].get("1") or next(iter(s["forward_pass"][pid].values()))
                     ratio = fwd["ratio"]
+                    drift = fwd.get("drift")
                     path_p99 = (v["overhead_ms"].get("direct_path_to_queue") or {}).get("p99")
                     print(f"{label:<24}{rep + 1:>4}{m['p50']:>9.3f}{m['p99']:>9.3f}{pct(e['p50']):>9}{pct(e['p99']):>9}"
                           f"{pct(es['p50']):>11}{pct(es['p99']):>11}{u['measured']:>6.3f}/{u['simulated']:.3f}"
-                          f"{ratio:>11.2f}{v['overhead_ms']['send_lateness']['p99']:>9.3f}"
+                          f"{ratio:>11.2f}{pct(drift):>8}{v['overhead_ms']['send_lateness']['p99']:>9.3f}"
                           f"{path_p99 if path_p99 is not None else float('nan'):>9.3f}{wall:>8.0f}", flush=True)
                     summary.setdefault(label, []).append((e["p50"], e["p99"], es["p50"], es["p99"]))
     if summary:

@@ -64,14 +64,17 @@ def validation_report(run_dir: Path) -> Report:
         if util:
             blocks.append(Table(f"{name}: pool utilisation", ("pool", "measured", "simulated"), util,
                                 "Measured: forward-pass time within the window over replicas x window."))
-        fwd = tuple((pid, b, fmt(f["served_ms"]), fmt(f["profiled_ms"]), fmt(f["ratio"]))
+        fwd = tuple((pid, b, fmt(f["served_ms"]), fmt(f["profiled_ms"]), fmt(f["ratio"]),
+                     fmt(f.get("after_run_ms")), fmt(f.get("drift"), True))
                     for pid, by_b in s.get("forward_pass", {}).items() for b, f in by_b.items())
         if fwd:
             blocks.append(Table(f"{name}: forward pass (ms), as served in the real run and as profiled before it",
-                                ("pool", "batch", "served", "profiled", "ratio"), fwd,
-                                "Profiled: back to back in the server process before the load started. A ratio "
-                                "above 1 is time the forecast could not know of (caches and cores shared with "
-                                "the load generator and the shaper, host contention)."))
+                                ("pool", "batch", "served", "profiled", "ratio", "after the run", "drift"), fwd,
+                                "Profiled: back to back in the server process before the load started; after the "
+                                "run: the same timing again once the load stopped (drift: after over before, "
+                                "minus 1, the host's own change meanwhile). A ratio above 1 is time the forecast "
+                                "could not know of (caches and cores shared with the load generator and the "
+                                "shaper, idle gaps, host contention)."))
         if name in cdf:
             blocks.append(_cdf_figure(name, cdf[name]))
         sections.append(Section(name, tuple(blocks)))

@@ -113,7 +113,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
                                           outcome.fits, outcome.latencies_ms.get(name), outcome.simulated_other)
                     for name in outcome.measured["services"]}
     else:
-        services = compare(outcome.measured, outcome.simulated, outcome.profile, outcome.simulated_as_served)
+        services = compare(outcome.measured, outcome.simulated, outcome.profile, outcome.simulated_as_served,
+                           outcome.after_run)
     result = {"scenario": scenario.name, "seed": spec.seed, "duration_s": spec.duration_s,
               "warmup_s": spec.warmup_s, "services": services, "overhead_ms": outcome.overhead_ms,
               "cores": outcome.cores, "client_path": outcome.client_path or None, "rates_scaled": scaled,
@@ -206,6 +207,10 @@ def _print(result: dict[str, Any]) -> None:
                      if f["profiled_ms"] is not None][:6]
             if parts:
                 console.print(f"  {pid}: forward pass as served / as profiled: {', '.join(parts)}")
+            drift = [f"b{b} {f['after_run_ms']:.3f} ms ({f['drift']:+.1%})" for b, f in by_b.items() if "drift" in f]
+            if drift:
+                console.print(f"  {pid}: timed again after the run (back to back, against as profiled): "
+                              f"{', '.join(drift)}")
     if result.get("cores"):
         console.print(result["cores"]["describe"])
     if result.get("client_path"):

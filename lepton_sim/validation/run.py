@@ -46,6 +46,7 @@ N_PAYLOADS = 64  # distinct payloads per pool, used in turn
 PINGS = 200
 REHEARSALS = 200  # null requests per server before the load, one every REHEARSAL_GAP_S
 REHEARSAL_GAP_S = 0.004
+SIZING_S = 60.0  # simulated seconds at least of each `--utilisation` sizing run
 Progress = Callable[[str], None]
 
 
@@ -315,6 +316,7 @@ class Outcome:
     simulated_other: dict[str, Any] = field(default_factory=dict)  # LLM: further simulations, by name
     cores: dict[str, Any] = field(default_factory=dict)  # where the run's threads ran (`cores.CorePlan`)
     client_path: dict[str, Any] = field(default_factory=dict)  # the harness's hop as simulated (`client_path`)
+    after_run: dict[str, Any] = field(default_factory=dict)  # per pool id: forward timings after the load
 
 
 def profile_doc(base: dict[str, Any], spec: RunSpec, timings: dict[int, dict[str, Any]],
@@ -377,19 +379,25 @@ def scale_to_utilisation(raw: dict[str, Any], file: str, base_dir: Path, spec: R
     """The scenario document with its demand rates scaled by one factor so that its busiest pool's
     simulated utilisation is `target`, with the forward pass timed by the servers on this machine now
     (a first start of them, before the run's own): (document, factor, simulated utilisation).
-    Utilisation grows about linearly with the rate; the factor is refined until within 0.005."""
+    Utilisation grows about linearly with the rate; the factor is refined until within 0.005 (the
+    closest of eight tries otherwise), each try simulating at least SIZING_S seconds."""
     from lepton_sim.profiles import reference_profile_path
 
     timings = profile_servers(spec, progress, shared)
     base = json.loads(reference_profile_path().read_text(encoding="utf-8"))
     profile = profile_doc(base, spec, timings, [])
-    factor, u = 1.0, 0.0
+    # at least a minute simulated, so that the utilisation is the rate's, not one short sample path's
+    sizing = {**horizon, "duration_s": max(float(horizon["duration_s"]), SIZING_S)}
+    sizing["warmup_s"] = float(horizon["warmup_s"]) * sizing["duration_s"] / float(horizon["duration_s"])
+    factor, best = 1.0, (math.inf, 1.0, 0.0)
     for _ in range(8):
-        metrics, _ = simulate(scaled_rates(raw, factor), file, base_dir, spec, profile, horizon)
+        metrics, _ = simulate(scaled_rates(raw, factor), file, base_dir, spec, profile, sizing)
         u = max(float(p["utilization"]) for p in metrics["pools"].values())
+        best = min(best, (abs(u - target), factor, u))
         if abs(u - target) <= 0.005 or u <= 0:
             break
         factor *= target / u
+    _, factor, u = best
     return scaled_rates(raw, factor), factor, u
 
 
@@ -597,6 +605,8 @@ def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet, shared: boo
         overhead["shaper_deliver_lateness"] = _stats_ms(shaped["deliver_late_s"])
     placement = {**plan.as_dict(), "describe": plan.describe(),
                  "worker_cores_seen": {p.id: stats[p.index].get("worker_cores") for p in spec.pools}}
+    for i, st in stats.items():
+        timings[i]["after_run"] = st.get("timings_after") or {}
     path = client_path(rehearsals, stats)
     if path is not None:
         overhead["rehearsal_path_to_queue"] = path["to_queue"]
@@ -730,8 +740,10 @@ def simulate(raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec, prof
 
 
 def compare(measured: dict[str, Any], simulated: dict[str, Any],
-            profile: dict[str, Any] | None = None, served: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Per service: measured and simulated figures and the relative errors (simulated / measured - 1)."""
+            profile: dict[str, Any] | None = None, served: dict[str, Any] | None = None,
+            after_run: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Per service: measured and simulated figures and the relative errors (simulated / measured - 1);
+    `after_run`: per pool id, the forward pass timed again after the load, by batch size."""
     out = {}
     for name, m in measured["services"].items():
         s = simulated["services"][name]
@@ -748,8 +760,11 @@ def compare(measured: dict[str, Any], simulated: dict[str, Any],
         for pid, p in pools_m.items():
             run = next((r for r in (profile or {}).get("models", []) if r["model"] == name), None)
             timed = {int(b["batch"]): b["timing"]["median_s"] * 1e3 for b in run["batches"]} if run else {}
+            again = {int(b): t["median_s"] * 1e3 for b, t in ((after_run or {}).get(pid) or {}).items()}
             forward[pid] = {str(b): {"served_ms": ms, "profiled_ms": timed.get(b),
-                                     "ratio": ms / timed[b] if timed.get(b) else None}
+                                     "ratio": ms / timed[b] if timed.get(b) else None,
+                                     **({"after_run_ms": again[b], "drift": again[b] / timed[b] - 1}
+                                        if b in again and timed.get(b) else {})}
                             for b, ms in p["forward_ms_by_batch"].items()}
         out[name] = {"measured": side(m), "simulated": side(s), "error": err, "utilization": util,
                      "forward_pass": forward}
@@ -792,5 +807,6 @@ def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Path, spec
         path["as_served_one_way_ms"] = round((up["p50"] + down["p50"]) / 2, 6)
         client_ms = path["as_served_one_way_ms"]
     served, _ = simulate(raw, file, base_dir, spec, served_profile, horizon, client_ms=client_ms)
+    after = {p.id: timings[p.index].get("after_run") or {} for p in spec.pools}
     return Outcome(spec, measured, simulated, profile, served, overhead, lat, cdf, time.perf_counter() - t_start,
-                   cores=placement, client_path=path or {})
+                   cores=placement, client_path=path or {}, after_run=after)

@@ -6,7 +6,8 @@ their values), times it at the batch sizes the simulation needs (back to back, a
 at the smallest and largest, from the notify that wakes the worker), listens on a loopback port and
 prints one JSON line: the port and those timings. It then serves until stdin closes, and prints
 one JSON line of what it did (every batch's times, on the machine's monotonic clock, which
-`time.perf_counter` reads in every process alike).
+`time.perf_counter` reads in every process alike, and the forward pass timed back to back again
+after the load, at the smallest and largest batch: the host's drift during the run).
 
 A request frame's payload is the request's bytes on the wire: decompressed first when the service
 has a payload codec (in the connection's reader thread, as the simulator decompresses on arrival at
@@ -252,8 +253,12 @@ def main() -> None:
     print(json.dumps({"port": sock.getsockname()[1], "timings": {str(k): v for k, v in timings.items()},
                       "after_idle": idle, "weight_bytes": weight_bytes}), flush=True)
     server.serve(sock)
+    # The same back-to-back timing again, after the load: how far the host drifted during the run.
+    cores.pin(cpus[:1])
+    after = _time_batches(forward, int(cfg["features"]), sorted({1, int(cfg["max_batch"])}))
     print(json.dumps({"batches": server.batches, "decode_s": server.decode_s, "requests": server.requests,
-                      "worker_cores": server.worker_cores, "rehearsal": server.rehearsal}),
+                      "worker_cores": server.worker_cores, "rehearsal": server.rehearsal,
+                      "timings_after": {str(k): v for k, v in after.items()}}),
           flush=True)
 
 
