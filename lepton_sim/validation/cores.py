@@ -2,10 +2,11 @@
 
 A replica's forward pass is what the simulation is compared on; the harness (the load generator's
 sender and receiver threads, the shaper, each server's connection readers) is what the simulation
-does not model. Left to the OS scheduler, a reader thread woken by a request lands on the core a
-replica is computing on about as often as not: the replica is preempted, finds its caches
-disturbed, and its forward pass as served runs longer than the one profiled, while the reader
-waits for a core and the request's path to the queue grows a tail of milliseconds. So when the
+does not model. Left to the OS scheduler, a reader thread woken by a request can land on the core
+a replica is computing on: the replica is preempted, finds its caches disturbed, and its forward
+pass as served runs longer than the one profiled, while the reader waits for a core and the
+request's path to the queue grows a tail (measured in alternation on a 2-core machine: p99 path to
+the queue 1.05-1.30 ms shared against 0.25-0.29 ms pinned; README, validation). So when the
 machine has a core to spare beyond one per replica, `plan` gives every replica worker a core of its
 own and every harness thread the cores left over (Linux's `sched_setaffinity`, per thread);
 otherwise (as many replicas as cores, or no affinity call on this platform) everything shares
