@@ -349,19 +349,31 @@ def profile_servers(spec: RunSpec, progress: Progress = _quiet, shared: bool = F
     plan = cores.plan([p.count for p in spec.pools], shared=shared)
     children: list[Child] = []
     try:
-        timings = {}
-        for i, pool in enumerate(spec.pools):
-            progress(f"sizing: timing {pool.id}'s forward pass")
-            c = Child("lepton_sim.validation.server", server_config(pool, spec.seed, plan.config(i)), f"server {pool.id}")
-            children.append(c)
-            timings[pool.index] = {"timings": c.ready["timings"], "after_idle": c.ready["after_idle"],
-                                   "weight_bytes": c.ready["weight_bytes"]}
+        servers = start_servers(spec, plan, children, progress)
+        timings = ready_timings(servers)
         for c in children:
             c.finish()
     finally:
         for c in children:
             c.kill()
     return timings
+
+
+def start_servers(spec: RunSpec, plan: cores.CorePlan, children: list[Child], progress: Progress) -> dict[int, Child]:
+    """One server process per pool, each timing its forward pass before it answers (added to `children`)."""
+    servers: dict[int, Child] = {}
+    for i, pool in enumerate(spec.pools):
+        progress(f"starting {pool.id}: timing its forward pass at {len(time_batches(pool))} batch sizes")
+        servers[pool.index] = Child("lepton_sim.validation.server", server_config(pool, spec.seed, plan.config(i)),
+                                    f"server {pool.id}")
+        children.append(servers[pool.index])
+    return servers
+
+
+def ready_timings(servers: dict[int, Child]) -> dict[int, dict[str, Any]]:
+    """What each server timed before serving, by pool index."""
+    return {i: {"timings": c.ready["timings"], "after_idle": c.ready["after_idle"],
+                "weight_bytes": c.ready["weight_bytes"]} for i, c in servers.items()}
 
 
 def scaled_rates(doc: dict[str, Any], factor: float) -> dict[str, Any]:
@@ -544,15 +556,9 @@ def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet, shared: boo
     plan = cores.plan([p.count for p in spec.pools], shared=shared)
     progress(plan.describe())
     try:
-        servers: dict[int, Child] = {}
-        for i, pool in enumerate(spec.pools):
-            progress(f"starting {pool.id}: timing its forward pass at {len(time_batches(pool))} batch sizes")
-            servers[pool.index] = Child("lepton_sim.validation.server", server_config(pool, spec.seed, plan.config(i)),
-                                        f"server {pool.id}")
-            children.append(servers[pool.index])
+        servers = start_servers(spec, plan, children, progress)
         ports = {i: int(c.ready["port"]) for i, c in servers.items()}
-        timings = {i: {"timings": c.ready["timings"], "after_idle": c.ready["after_idle"],
-                       "weight_bytes": c.ready["weight_bytes"]} for i, c in servers.items()}
+        timings = ready_timings(servers)
         # From here on the harness (codec runs, shaper, pings, generator threads) runs on its own cores.
         with cores.harness(plan):
             bodies = {p.index: payloads(p, spec.seed) for p in spec.pools}
@@ -675,8 +681,7 @@ def with_client_path(doc: dict[str, Any], one_way_ms: float) -> dict[str, Any]:
     does not. Arrival and routing streams are seeded by service and demand position, not site, so
     the requests are the same."""
     doc = copy.deepcopy(doc)
-    sites = doc.setdefault("sites", {}) or {}
-    doc["sites"] = sites
+    sites = doc["sites"] = doc.get("sites") or {}
     links = list(doc.get("links") or [])
     clients: dict[str, str] = {}
     for svc in (doc.get("services") or {}).values():
