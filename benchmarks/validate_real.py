@@ -3,9 +3,10 @@
 For each scenario in scenarios/validation/ and each repeat, `lepton-sim validate` runs it (real
 server processes, real-time arrivals over loopback TCP, links emulated by the shaper) and this
 prints the relative errors (simulated / measured - 1) of p50 and p99, both for the forecast (the
-profile timed just before the run, after-idle timings included) and for the simulation with each
-batch size's time as the replicas spent it while serving (which leaves the simulator's queueing,
-batching and network model alone to blame). It also prints utilisation measured and simulated,
+profile timed just before the run, after-idle timings included) and for the simulation as served
+(each batch's time drawn from what the run's own batches of its size cost, the codec, the
+harness's hop and the shaper's lateness as the run measured them: which leaves the simulator's
+queueing, batching and network model alone to blame). It also prints utilisation measured and simulated,
 the forward pass as served over as profiled at batch 1 (where the forecast misses, that ratio
 says whether the kernel profile is why), the drift: the same back-to-back timing taken again after
 the run over the one before it, minus 1 (the host's own change while the run went on), and the harness's p99 send lateness and p99 path from

@@ -95,7 +95,15 @@ def test_links_and_codec_are_emulated_for_real(tmp_path: Path, capsys: pytest.Ca
     assert s["simulated"]["latency_ms"]["p50"] > floor_ms
     assert v["overhead_ms"]["server_decompress"]["n"] >= m["completed"]
     assert v["overhead_ms"]["shaper_serialise_overshoot"]["n"] > 0
-    capsys.readouterr()
+    # As served: the codec's times as the run spent them, each link slower by the shaper's own lateness
+    assert v["overhead_ms"]["client_compress"]["n"] >= m["completed"]
+    extra = v["client_path"]["as_served_link_extra_ms"]
+    assert extra == pytest.approx(v["overhead_ms"]["shaper_serialise_overshoot"]["p50"]
+                                  + v["overhead_ms"]["shaper_deliver_lateness"]["p50"], abs=1e-6)
+    served = json.loads((tmp_path / "z" / "metrics.simulated-as-served.json").read_text())
+    (pool,) = served["pools"].values()
+    assert "each batch's time drawn from the" in pool["compute"]["detail"]
+    assert "links as served: +" in capsys.readouterr().out
 
 
 def test_a_batching_pool_batches_for_real(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -72,6 +72,69 @@ def test_idle_worker_wake_counts_only_requests_that_found_a_worker_idle() -> Non
     assert _idle_wakes(SimpleNamespace(pools=[waits]), stats) == []
 
 
+def test_served_samples_are_each_batchs_cost_with_the_wake_up_after_idle() -> None:
+    from types import SimpleNamespace
+
+    from lepton_sim.validation.run import served_samples
+
+    t0 = 10.0  # the run's start on the perf_counter clock
+    # batches: taken, forward start, forward end, sent, size; whether the worker waited for each
+    batches = [[10.5, 10.5, 10.6, 10.61, 1],  # in the warm-up: left out
+               [12.0, 12.0, 12.9, 13.0, 1],  # idle: due at 11.9 (its enqueue), taken 0.1 later
+               [13.0, 13.0, 13.5, 13.6, 2],  # back to back: 0.6
+               [14.0, 14.0, 14.2, 14.25, 1]]  # idle: due 13.98
+    waited = [True, True, False, True]
+    requests = [[1, 10.4, 10.5, 10.61], [2, 11.9, 12.0, 13.0], [3, 12.5, 13.0, 13.55], [4, 12.6, 13.0, 13.6],
+                [5, 13.98, 14.0, 14.25]]
+    stat = {"batches": batches, "waited": waited, "requests": requests}
+    pool = SimpleNamespace(max_wait_ms=0.0, max_batch=4)
+    got = served_samples(pool, stat, t0, warmup_s=1.0, duration_s=5.0)  # type: ignore[arg-type]
+    assert got["hot"] == {2: pytest.approx([0.6])}
+    assert got["idle"] == {1: pytest.approx([1.0 + 0.1, 0.25 + 0.02])}
+    # With max_wait_ms a waiting batch is due when the wait ends (or when it fills): the deliberate
+    # wait is the simulator's to model, only the lateness after it counts.
+    batching = SimpleNamespace(max_wait_ms=50.0, max_batch=4)
+    got = served_samples(batching, stat, t0, warmup_s=1.0, duration_s=5.0)  # type: ignore[arg-type]
+    assert got["idle"] == {1: pytest.approx([1.0 + 0.05, 0.25])}  # 11.95 due, 12.0 taken; 14.03 not yet due
+    filled = SimpleNamespace(max_wait_ms=50.0, max_batch=1)  # a full batch is due at its last enqueue
+    got = served_samples(filled, stat, t0, warmup_s=1.0, duration_s=5.0)  # type: ignore[arg-type]
+    assert got["idle"] == {1: pytest.approx([1.0 + 0.1, 0.25 + 0.02])}
+    # a window that ends before the last batch leaves it out
+    assert served_samples(pool, stat, t0, warmup_s=1.0, duration_s=3.5)["idle"] == {1: pytest.approx([1.1])}  # type: ignore[arg-type]
+
+
+def test_sampled_times_pool_samples_and_fill_sizes_the_run_never_formed() -> None:
+    from types import SimpleNamespace
+
+    from lepton_sim.scenario import parse_scenario
+    from lepton_sim.validation.run import sampled_times
+
+    doc = {"name": "s", "seed": 1, "horizon": {"duration_s": 5},
+           "hardware": {"cpu": {"from": "generic-server-cpu"}}, "sites": {"a": {"capacity": {"cpu": 2}}, "b": {"capacity": {"cpu": 2}}},
+           "models": {"m": {"layers": [{"op": "dense", "in": 64, "out": 64}], "input_bytes": 256, "output_bytes": 40}},
+           "services": {"s": {"model": "m", "slo": {"percentile": 99, "latency_ms": 50}, "batching": {"max_batch": 4},
+                              "demand": [{"site": "a", "rate_rps": 10}]}},
+           "deployment": {"replicas": [{"service": "s", "site": "a", "hardware": "cpu", "variant": "fp32", "count": 1},
+                                       {"service": "s", "site": "b", "hardware": "cpu", "variant": "fp32", "count": 1}]}}
+    scenario = parse_scenario(doc)
+    pools = [SimpleNamespace(index=0, service="s", variant="fp32", hardware="cpu"),
+             SimpleNamespace(index=1, service="s", variant="fp32", hardware="cpu")]
+    samples = {0: {"hot": {1: [1e-3]}, "idle": {1: [2e-3]}}, 1: {"hot": {1: [3e-3], 4: [8e-3]}, "idle": {}}}
+    fn = sampled_times(scenario, SimpleNamespace(pools=pools), samples)  # type: ignore[arg-type]
+    m = scenario.models["m"]
+    t = fn(m, m.variants["fp32"], scenario.hardware["cpu"], 4)
+    assert t.samples_s[0] == (1e-3, 3e-3)  # both pools' batches of one, pooled
+    assert t.samples_s[3] == (8e-3,)
+    # sizes 2 and 3 were never formed: the nearest formed size's samples (in log size; the smaller
+    # at a tie), scaled by the two sizes' ratio of times
+    for b, near in ((2, 1), (3, 4)):
+        r = t.times_s[b - 1] / t.times_s[near - 1]
+        assert t.samples_s[b - 1] == pytest.approx(tuple(x * r for x in t.samples_s[near - 1]))
+    assert t.idle_samples_s is not None and t.idle_samples_s[0] == (2e-3,)
+    assert t.idle_samples_s[3] == pytest.approx((2e-3 * t.times_s[3] / t.times_s[0],))  # nearest idle size: 1
+    assert "drawn from the 4 batches" in t.detail and t.after_idle is None
+
+
 def test_the_client_path_moves_each_demand_to_a_linked_client_with_the_same_requests() -> None:
     """`with_client_path`: the harness's hop as a link; the simulated requests are the same, each
     `2 x one_way` later back (a route of its own link only, 4 kB at 10 Tbit/s: nanoseconds)."""

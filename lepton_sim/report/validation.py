@@ -89,7 +89,11 @@ def validation_report(run_dir: Path) -> Report:
         *((Text(f"harness path, simulated as a link: {v['client_path']['one_way_ms']:.3f} ms each way in the "
                 f"forecast" + (f", {v['client_path']['as_served_one_way_ms']:.3f} ms as served"
                                if v["client_path"].get("as_served_one_way_ms") is not None else "")
-                + f" ({v['client_path']['basis']})"),) if v.get("client_path") else ()),
+                + f" ({v['client_path']['basis']})"
+                + (f"; links as served: +{v['client_path']['as_served_link_extra_ms']:.3f} ms on each hop (the "
+                   "shaper's serialisation overshoot p50 + delivery lateness p50)"
+                   if v["client_path"].get("as_served_link_extra_ms") is not None else "")),)
+          if v.get("client_path") else ()),
         Text(v.get("basis", "")))))
     return Report(f"lepton-sim validation: {v['scenario']}", f"real run on this machine against simulation, "
                   f"{v['duration_s']:g} s of arrivals, seed {v['seed']}", tuple(sections), tuple(facts))

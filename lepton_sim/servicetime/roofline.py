@@ -70,6 +70,21 @@ class BatchTimes:
     # Where measured: how much longer a batch runs after its replica idled, as (gaps_s, factors) with
     # factors[b-1][i] the time after an idle gap of gaps_s[i] over times_s[b-1] (1 back to back).
     after_idle: tuple[tuple[float, ...], tuple[tuple[float, ...], ...]] | None = None
+    # Measured times to draw from instead of `times_s`: samples_s[b-1] holds seconds that batches of
+    # b took for real (`lepton-sim validate`'s simulation as served); a batch draws one of them, from
+    # idle_samples_s[b-1] instead when its replica sat idle before it (and that list has any).
+    # `after_idle` does not apply to drawn times: the samples were measured with it.
+    samples_s: tuple[tuple[float, ...], ...] | None = None
+    idle_samples_s: tuple[tuple[float, ...], ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("samples_s", "idle_samples_s"):
+            rows = getattr(self, name)
+            if rows is not None and (len(rows) != len(self.times_s)
+                                     or (name == "samples_s" and not all(rows))
+                                     or any(x <= 0 for row in rows for x in row)):
+                raise ValueError(f"BatchTimes.{name} must hold one list of positive seconds per batch size "
+                                 f"1..{len(self.times_s)}" + (", none empty" if name == "samples_s" else ""))
 
     def idle_factor(self, b: int, gap_s: float) -> float:
         """times_s[b-1] is multiplied by this after an idle gap (`idle_factor_at`)."""

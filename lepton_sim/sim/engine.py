@@ -12,7 +12,8 @@ A request's life, and so its latency, is computed here, in this order:
                 the service-time model for that batch size (`lepton_sim.servicetime`: the per-kernel
                 roofline with the hardware type's calibrated or default efficiency figures, or its
                 measured kernel profile, longer after the replica idled where the profile timed
-                that), or the service's `service_time` override.
+                that), or the service's `service_time` override, or one draw from measured batch
+                times (`BatchTimes.samples_s`, `pools.DrawnTimes`: `validate`'s simulation as served).
 4. `_respond`   the response (`output_bytes`) crosses the same links back.
 5. `_complete`  latency = arrival back at the demand site - creation.
 

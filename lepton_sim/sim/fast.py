@@ -13,7 +13,9 @@ station runs:
 - its link directions are FIFO (fair sharing couples the transfers in flight);
 - its stations form no cycle (a link direction that carries one service's requests and the
   responses of a pool those requests reach, say);
-- no training job's gradients cross its link directions.
+- no training job's gradients cross its link directions;
+- no pool draws its batch times from measured samples (`BatchTimes.samples_s`: which list a batch
+  draws from depends on its replica's idle time).
 
 Simulated time is cut into chunks of about `CHUNK_REQUESTS` requests. In each chunk the stations
 run in topological order, each on what reaches it before the chunk's end (the rest waits for the
@@ -138,6 +140,8 @@ def split(sim: Simulation) -> list[Part]:
                     why[k].append(f"link direction {d.id} also carries training job {job_dirs[id(d)]}'s gradients")
             if not isinstance(c.pool, Pool):
                 why[k].append(f"{src.service} is an LLM service, batched token by token")
+            elif c.pool.drawn is not None:
+                why[k].append(f"pool {c.pool.id} draws its batch times from measured samples")
     for name, pools in pools_of.items():
         if ("service", name) in u.parent:
             for p in pools:

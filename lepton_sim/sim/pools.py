@@ -12,9 +12,29 @@ import simpy
 from lepton_sim.scenario.schema import Replicas
 from lepton_sim.servicetime import BatchTimes
 from lepton_sim.sim.common import EPS_S, NORMAL, TIME_BINS, Call, Request
+from lepton_sim.sim.streams import Uniforms, stream
 
 if TYPE_CHECKING:
     from lepton_sim.sim.engine import Simulation
+
+
+class DrawnTimes:
+    """A batch's time drawn from measured samples (`BatchTimes.samples_s`), one uniform per batch:
+    of size b, from those measured after idle (`idle_samples_s`) when the replica sat idle before it
+    and there are any, else from the back-to-back ones."""
+
+    __slots__ = ("hot", "cold", "uniform")
+
+    def __init__(self, times: BatchTimes, uniform: Uniforms) -> None:
+        assert times.samples_s is not None
+        self.hot = [list(row) for row in times.samples_s]
+        idle = times.idle_samples_s or [()] * len(self.hot)
+        self.cold = [list(row) if row else hot for row, hot in zip(idle, self.hot)]
+        self.uniform = uniform
+
+    def __call__(self, b: int, after_idle: bool) -> float:
+        row = (self.cold if after_idle else self.hot)[b - 1]
+        return row[int(self.uniform() * len(row))]
 
 
 class Pool:
@@ -24,12 +44,14 @@ class Pool:
     when the oldest has waited `max_wait_ms`; otherwise it waits for whichever comes first. The
     batch's compute time is `times[b-1]` from the service-time model (times its after-idle factor
     for the time the replica has been idle, where the measured profile timed one:
-    `BatchTimes.idle_factor`), or one draw of the service's `service_time` distribution. A replica
+    `BatchTimes.idle_factor`), or one draw of the service's `service_time` distribution, or, where
+    the times carry measured samples (`BatchTimes.samples_s`), one draw from those of size b
+    (`DrawnTimes`: from the after-idle ones when the replica sat idle before the batch). A replica
     that fails mid-batch puts the batch back at the head of the queue (the requests are retried by
     the next live replica) and takes no work until repaired.
     """
 
-    __slots__ = ("sim", "env", "index", "line", "events_q", "eid", "batch_times", "batched", "batches", "bins", "busy", "cur", "down_s", "down_since", "draw", "failures", "free", "gen", "id", "idle", "last_end", "live", "max_batch", "max_queue", "max_wait", "n_live", "on_done", "on_timer", "outstanding", "per_request_s", "queue", "retried", "running", "sure", "timer_due", "times")
+    __slots__ = ("sim", "env", "index", "line", "events_q", "eid", "batch_times", "batched", "batches", "bins", "busy", "cur", "down_s", "down_since", "draw", "drawn", "failures", "free", "gen", "id", "idle", "last_end", "live", "max_batch", "max_queue", "max_wait", "n_live", "on_done", "on_timer", "outstanding", "per_request_s", "queue", "retried", "running", "sure", "timer_due", "times")
 
     def __init__(self, sim: Simulation, index: int, line: Replicas, max_batch: int, max_wait_s: float,
                  max_queue: int | None, times: BatchTimes | None, draw: Callable[[], float] | None,
@@ -47,6 +69,10 @@ class Pool:
         # A measured profile may say how much longer a batch runs after its replica idled (weights
         # evicted from caches others share): then each replica remembers when its last batch ended.
         self.idle = times if getattr(times, "after_idle", None) is not None else None
+        self.drawn: DrawnTimes | None = None
+        if times is not None and times.samples_s is not None:
+            self.drawn = DrawnTimes(times, Uniforms(stream(sim.seed, f"samples/{index}/{line.service}@{line.site}/{line.hardware}")))
+            self.idle = None  # the samples were measured with it
         self.last_end = [-math.inf] * n
         self.queue: deque[Request] = deque()
         self.free: deque[int] = deque(range(n))  # idle, live replicas
@@ -104,9 +130,12 @@ class Pool:
                 b = n if n < max_batch else max_batch
                 batch = [q.popleft() for _ in range(b)]
             replica = free.popleft()
-            dt = self.times[b - 1] if self.draw is None else self.draw()
-            if self.idle is not None:
-                dt *= self.idle.idle_factor(b, now - self.last_end[replica])
+            if self.drawn is not None:
+                dt = self.drawn(b, now > self.last_end[replica])
+            else:
+                dt = self.times[b - 1] if self.draw is None else self.draw()
+                if self.idle is not None:
+                    dt *= self.idle.idle_factor(b, now - self.last_end[replica])
             end = now + dt
             if end < self.sure:
                 # inside the window and inside the time bin the last batch started in (starts only

@@ -122,8 +122,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
               "basis": LLM_BASIS if is_llm_spec(spec) else "measured: a real run on this machine (server processes, loopback TCP, emulated links); "
                        "simulated: the same scenario and seed, service times from profile.json (whole-model "
                        "timings taken in the server processes just before the run); simulated as served: the "
-                       "same with each batch size's forward pass as the servers timed it during the run, which "
-                       "separates the simulator's queueing, batching and network model from the kernel profile"}
+                       "same with each batch's time drawn from what the run's batches of its size cost (take to "
+                       "last response sent, plus the worker's wake-up after idle), the codec's times as the run "
+                       "spent them, the harness's hop at the run's own medians and each link slower by the "
+                       "shaper's lateness, which separates the simulator's queueing, batching and network model "
+                       "from the kernel profile and the host's drift"}
     _print(result)
     if out_dir is not None:
         from lepton_sim.report.validation import CDF_FILE, write_validation_report
@@ -219,6 +222,9 @@ def _print(result: dict[str, Any]) -> None:
         console.print(f"harness path, simulated as a link: {c['one_way_ms']:.3f} ms each way in the forecast (rehearsal "
                       f"to the queue p50 {c['to_queue']['p50']:.3f}, back p50 {c['back']['p50']:.3f} ms)"
                       + (f", {served:.3f} ms as served" if served is not None else ""))
+        if c.get("as_served_link_extra_ms") is not None:
+            console.print(f"links as served: +{c['as_served_link_extra_ms']:.3f} ms on each hop (the shaper's "
+                          "serialisation overshoot p50 + delivery lateness p50)")
     console.print("harness overhead (ms, measured, not subtracted):")
     for k, v in result["overhead_ms"].items():
         if v is not None:

@@ -15,6 +15,11 @@
 5. The scenario is simulated with a profile holding those timings and codec figures (`profile`),
    same seed, same horizon, the harness's hop as a link from each demand site's client
    (`with_client_path`); both sides become metrics objects of the same shape, compared.
+6. It is simulated again as served: each batch's time drawn from the times the run's own batches
+   of its size took, from taking the batch to the last response sent, plus the worker's wake-up
+   where it sat idle (`served_samples`), and the hop as the run's requests crossed it. That
+   isolates the simulator's queueing, batching and network model from the kernel profile's error
+   and from the host's drift during the run.
 
 Nothing is subtracted from the measured latencies: the harness's own costs (the generator's send
 lateness, the shaper's sleep overshoot, the server's per-batch handling besides the forward pass,
@@ -180,6 +185,7 @@ class StreamRun:
     recv: np.ndarray = field(init=False)
     lag: np.ndarray = field(init=False)
     created: np.ndarray = field(init=False)
+    compress_s: np.ndarray = field(init=False)  # each request's compression in the generator, with a codec
     base: int = 0  # the stream's number in the high bits of its request ids
     got: int = 0
     done: threading.Event = field(default_factory=threading.Event)
@@ -188,6 +194,7 @@ class StreamRun:
         self.recv = np.full(len(self.spec.times), np.nan)
         self.lag = np.full(len(self.spec.times), np.nan)
         self.created = np.full(len(self.spec.times), np.nan)
+        self.compress_s = np.full(len(self.spec.times), np.nan)
         if not self.spec.times:
             self.done.set()
 
@@ -199,7 +206,9 @@ class StreamRun:
             for k in paced(self.spec.times, t0, self.lag, self.created):
                 body = bodies[k % n]
                 if self.codec is not None:
+                    tc = time.perf_counter()
                     body = compress(self.codec, self.level, body)
+                    self.compress_s[k] = time.perf_counter() - tc
                 sock.sendall(wire.pack(self.base | k, body))
         except OSError:
             return
@@ -441,6 +450,57 @@ def as_served(timings: dict[int, dict[str, Any]], measured: dict[str, Any], spec
     return out
 
 
+def served_samples(pool: PoolSpec, stat: dict[str, Any], t0: float, warmup_s: float, duration_s: float
+                   ) -> dict[str, dict[int, list[float]]]:
+    """What each batch the run's pool took inside the measured window cost its requests, by batch
+    size, split by whether its worker sat idle before it ("idle") or took it as it finished the
+    last ("hot", `Server.take`): from taking the batch to its last response sent (the forward pass
+    amid the load and the server's handling), plus, after idle, the wake-up: from the moment the
+    batch was due (its first request's enqueue; with `max_wait_ms`, that plus the wait, or the
+    enqueue that filled it) to its take. Seconds."""
+    rows = np.asarray(stat.get("batches", []), float).reshape(-1, 5)
+    waited = list(stat.get("waited") or [False] * len(rows))
+    enq_of: dict[float, list[float]] = {}
+    for _, t_enq, t_take, _ in stat.get("requests", []):
+        enq_of.setdefault(float(t_take), []).append(float(t_enq))
+    out: dict[str, dict[int, list[float]]] = {"hot": {}, "idle": {}}
+    wait = pool.max_wait_ms / 1e3
+    for (take, _, _, sent, size), idle in zip(rows, waited):
+        if not warmup_s <= take - t0 < duration_s:
+            continue
+        cost = sent - take
+        enqs = sorted(enq_of.get(float(take), []))
+        if idle and enqs:
+            due = enqs[0] if wait <= 0 else min(enqs[0] + wait, enqs[-1] if len(enqs) >= pool.max_batch else math.inf)
+            cost += max(0.0, take - due)
+        out["idle" if idle else "hot"].setdefault(int(size), []).append(float(cost))
+    return out
+
+
+def served_codec(run: dict[str, Any], compress_s: Any, decompress_s: Any) -> dict[str, Any]:
+    """A codec run (`codec_run`) with its compress and decompress times as the real run spent them:
+    the mean over its requests (the generator's compressions, the server's decompressions), where
+    it has any; the ratio stays the one measured on the payloads."""
+    out = copy.deepcopy(run)
+    for key, xs in (("compress", compress_s), ("decompress", decompress_s)):
+        xs = np.asarray(list(xs), float)
+        if len(xs):
+            m = float(xs.mean())
+            out[key] = {"median_s": m, "q1_s": m, "q3_s": m, "repeats": int(len(xs)), "inner": 1}
+            out[f"{key}_mb_s"] = run["input_bytes"] / m / 1e6
+    return out
+
+
+def with_link_lateness(doc: dict[str, Any], extra_ms: float) -> dict[str, Any]:
+    """The scenario document with `extra_ms` more propagation on every link: the shaper's own
+    lateness per hop (its serialisation sleep's overshoot and its delivery timer's lateness)."""
+    doc = copy.deepcopy(doc)
+    for link in doc.get("links") or []:
+        if isinstance(link, dict) and isinstance(link.get("latency_ms"), (int, float)):
+            link["latency_ms"] = round(float(link["latency_ms"]) + extra_ms, 6)
+    return doc
+
+
 def _stats_ms(xs: Any) -> dict[str, float] | None:
     a = np.asarray(list(xs), float) * 1e3
     if not len(a):
@@ -613,6 +673,15 @@ def serve(spec: RunSpec, scenario: Any, progress: Progress = _quiet, shared: boo
                  "worker_cores_seen": {p.id: stats[p.index].get("worker_cores") for p in spec.pools}}
     for i, st in stats.items():
         timings[i]["after_run"] = st.get("timings_after") or {}
+    for p in spec.pools:
+        timings[p.index]["served_samples"] = served_samples(p, stats[p.index], t0, spec.warmup_s, spec.duration_s)
+    runs_of = {p.index: [r for r in runs if r.spec.pool == p.index] for p in spec.pools}
+    for p, run in zip((p for p in spec.pools if p.codec is not None), codecs):
+        comp = np.concatenate([r.compress_s for r in runs_of[p.index]]) if runs_of[p.index] else np.zeros(0)
+        timings[p.index]["served_codec"] = served_codec(run, comp[~np.isnan(comp)], stats[p.index]["decode_s"])
+    comp_all = [r.compress_s[~np.isnan(r.compress_s)] for r in runs if r.codec is not None]
+    if comp_all:
+        overhead["client_compress"] = _stats_ms(np.concatenate(comp_all))
     path = client_path(rehearsals, stats)
     if path is not None:
         overhead["rehearsal_path_to_queue"] = path["to_queue"]
@@ -705,11 +774,13 @@ def with_client_path(doc: dict[str, Any], one_way_ms: float) -> dict[str, Any]:
 def simulate(raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec, profile: dict[str, Any],
              horizon: dict[str, float], models: dict[int, Any] | None = None,
              hardware: dict[str, Any] | None = None, client_ms: float | None = None,
+             samples: dict[int, dict[str, dict[int, list[float]]]] | None = None,
              ) -> tuple[dict[str, Any], dict[str, tuple[list[float], list[float]]]]:
     """The scenario simulated with `profile` for every this-machine type and payload codec (and, given
     `models`, those LLM pools' iteration times from them: `llm_run.simulation_with`; given
     `hardware`, those keys set on every this-machine type: `llm_run.hardware_overrides`; given
-    `client_ms`, the harness's own hop as a link from each demand site's client: `with_client_path`)."""
+    `client_ms`, the harness's own hop as a link from each demand site's client: `with_client_path`;
+    given `samples`, per pool index, each batch's time drawn from them: `sampled_times`)."""
     from lepton_sim.catalogue import THIS_MACHINE
     from lepton_sim.metrics import build_metrics
     from lepton_sim.profiles.format import dumps_profile
@@ -733,6 +804,8 @@ def simulate(raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec, prof
             from lepton_sim.validation.llm_run import simulation_with
 
             rec = simulation_with(scenario, spec.seed, models).run()
+        elif samples:
+            rec = Simulation(scenario, spec.seed, batch_times_fn=sampled_times(scenario, spec, samples)).run()
         else:
             rec = Simulation(scenario, spec.seed).run()
     metrics = build_metrics(scenario, rec)
@@ -742,6 +815,60 @@ def simulate(raw: dict[str, Any], file: str, base_dir: Path, spec: RunSpec, prof
         if t.latency_s.count:
             cdf[name] = ([q * 1e3 for q in t.latency_s.quantiles(probs)], probs)
     return metrics, cdf
+
+
+def sampled_times(scenario: Any, spec: RunSpec, samples: dict[int, dict[str, dict[int, list[float]]]]) -> Any:
+    """`batch_times` with each pool's times to draw from (`BatchTimes.samples_s`): its `samples`
+    (`served_samples`, pooled over pools of one model, variant and hardware type). A batch size the
+    run never formed draws the nearest formed size's samples scaled by the two sizes' ratio of
+    times; after idle, where the run never sat idle before a batch of that size, the back-to-back ones."""
+    import dataclasses
+
+    from lepton_sim.servicetime import batch_times
+
+    pooled: dict[tuple[str, str, str], dict[str, dict[int, list[float]]]] = {}
+    for pool in spec.pools:
+        key = (scenario.services[pool.service].model, pool.variant, pool.hardware)
+        mine = pooled.setdefault(key, {"hot": {}, "idle": {}})
+        for kind, by_b in samples.get(pool.index, {}).items():
+            for b, xs in by_b.items():
+                mine[kind].setdefault(int(b), []).extend(xs)
+    names = {}
+    for mname, m in scenario.models.items():
+        for vname, v in m.variants.items():
+            names[(id(m), id(v))] = (mname, vname)
+    hw_names = {id(h): name for name, h in scenario.hardware.items()}
+
+    def fn(model: Any, variant: Any, hardware: Any, max_batch: int) -> Any:
+        t = batch_times(model, variant, hardware, max_batch)
+        got = pooled.get((*names.get((id(model), id(variant)), ("", "")), hw_names.get(id(hardware), "")))
+        if not got:
+            return t
+        hot, idle = got["hot"], got["idle"]
+        formed = sorted(set(hot) | set(idle))
+        if not formed:
+            return t
+
+        def row(by_b: dict[int, list[float]], b: int, fill: bool) -> tuple[float, ...]:
+            if b in by_b:
+                return tuple(by_b[b])
+            if not fill:
+                return ()
+            near = min(by_b or {b: []}, key=lambda x: (abs(math.log(x / b)), x))
+            if near not in by_b:
+                return ()
+            r = t.times_s[b - 1] / t.times_s[near - 1]
+            return tuple(x * r for x in by_b[near])
+
+        n_hot, n_idle = sum(map(len, hot.values())), sum(map(len, idle.values()))
+        rows_hot = tuple(row(hot, b, True) or row(idle, b, True) for b in range(1, max_batch + 1))
+        rows_idle = tuple(row(idle, b, bool(idle)) for b in range(1, max_batch + 1))
+        detail = (f"{t.detail}; as served: each batch's time drawn from the {n_hot + n_idle} batches the real "
+                  f"run's pool took ({n_idle} after its worker sat idle, with the wake-up; {n_hot} back to back)")
+        return dataclasses.replace(t, samples_s=rows_hot, idle_samples_s=rows_idle if idle else None,
+                                   detail=detail, after_idle=None)
+
+    return fn
 
 
 def compare(measured: dict[str, Any], simulated: dict[str, Any],
@@ -805,13 +932,23 @@ def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Path, spec
     client_ms = path["one_way_ms"] if path is not None else None
     progress("simulating the same scenario with the timings just measured")
     simulated, cdf = simulate(raw, file, base_dir, spec, profile, horizon, client_ms=client_ms)
-    progress("simulating it again with the forward-pass times as served in the real run")
-    served_profile = profile_doc(base, spec, as_served(timings, measured, spec), codecs)
+    progress("simulating it again as served: batch times drawn from the real run's own batches")
+    served_codecs = [timings[p.index].get("served_codec") or c
+                     for p, c in zip((p for p in spec.pools if p.codec is not None), codecs)]
+    served_profile = profile_doc(base, spec, as_served(timings, measured, spec), served_codecs)
     up, down = overhead.get("direct_path_to_queue"), overhead.get("direct_path_back")
     if path is not None and up and down:  # the hop as the run's own requests crossed it
         path["as_served_one_way_ms"] = round((up["p50"] + down["p50"]) / 2, 6)
         client_ms = path["as_served_one_way_ms"]
-    served, _ = simulate(raw, file, base_dir, spec, served_profile, horizon, client_ms=client_ms)
+    over, late = overhead.get("shaper_serialise_overshoot"), overhead.get("shaper_deliver_lateness")
+    raw_served = raw
+    if over and late:  # each link as the shaper served it: its sleep's overshoot and its timer's lateness
+        lateness = round(over["p50"] + late["p50"], 6)
+        raw_served = with_link_lateness(raw, lateness)
+        if path is not None:
+            path["as_served_link_extra_ms"] = lateness
+    served, _ = simulate(raw_served, file, base_dir, spec, served_profile, horizon, client_ms=client_ms,
+                         samples={i: t["served_samples"] for i, t in timings.items() if "served_samples" in t})
     after = {p.id: timings[p.index].get("after_run") or {} for p in spec.pools}
     return Outcome(spec, measured, simulated, profile, served, overhead, lat, cdf, time.perf_counter() - t_start,
                    cores=placement, client_path=path or {}, after_run=after)

@@ -133,6 +133,7 @@ class Server:
         self.cond = threading.Condition()
         self.closing = False
         self.batches: list[tuple[float, float, float, float, int]] = []  # take, forward start/end, sent, size
+        self.waited: list[bool] = []  # per batch: whether its worker sat idle before it (`take`)
         self.decode_s: list[float] = []
         self.requests: list[tuple[int, float, float, float]] = []  # id, enqueued, taken, response sending
         self.lock = threading.Lock()
@@ -160,26 +161,31 @@ class Server:
                 self.queue.append((time.perf_counter(), rid, peer))
                 self.cond.notify()
 
-    def take(self) -> list[tuple[float, int, Any]] | None:
+    def take(self) -> tuple[list[tuple[float, int, Any]], bool] | None:
+        """The next batch, and whether the worker waited for it (sat idle: an empty queue, or a
+        batch filling under `max_wait_ms`) rather than taking it as it finished the last."""
+        waited = False
         with self.cond:
             while True:
                 if self.closing:
                     return None
                 q = self.queue
                 if not q:
+                    waited = True
                     self.cond.wait()
                     continue
                 n = len(q)
                 if n < self.max_batch and self.max_wait > 0.0:
                     left = q[0][0] + self.max_wait - time.perf_counter()
                     if left > 0:
+                        waited = True
                         self.cond.wait(left)
                         continue
                 b = min(n, self.max_batch)
                 batch = [q.popleft() for _ in range(b)]
                 if q:
                     self.cond.notify()  # another idle worker may start on what is left
-                return batch
+                return batch, waited
 
     def worker(self, cpu: int | None = None) -> None:
         if cpu is not None:
@@ -187,9 +193,10 @@ class Server:
         with self.lock:
             self.worker_cores.append(cores.current())
         while True:
-            batch = self.take()
-            if batch is None:
+            got = self.take()
+            if got is None:
                 return
+            batch, waited = got
             t_take = time.perf_counter()
             if all(wire.is_rehearsal(rid) for _, rid, _ in batch):
                 self.answer_rehearsal(batch, t_take)
@@ -211,6 +218,7 @@ class Server:
             self.requests.extend(done)
             with self.lock:
                 self.batches.append((t_take, t0, t1, t2, len(batch)))
+                self.waited.append(waited)
 
     def answer_rehearsal(self, batch: list[tuple[float, int, Any]], t_take: float) -> None:
         """Rehearsal requests (before the load): the same path through the queue and the worker, no
@@ -256,7 +264,7 @@ def main() -> None:
     # The same back-to-back timing again, after the load: how far the host drifted during the run.
     cores.pin(cpus[:1])
     after = _time_batches(forward, int(cfg["features"]), sorted({1, int(cfg["max_batch"])}))
-    print(json.dumps({"batches": server.batches, "decode_s": server.decode_s, "requests": server.requests,
+    print(json.dumps({"batches": server.batches, "waited": server.waited, "decode_s": server.decode_s, "requests": server.requests,
                       "worker_cores": server.worker_cores, "rehearsal": server.rehearsal,
                       "timings_after": {str(k): v for k, v in after.items()}}),
           flush=True)

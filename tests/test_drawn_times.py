@@ -1,0 +1,85 @@
+"""Batch times drawn from measured samples (`BatchTimes.samples_s`, `pools.DrawnTimes`).
+
+Closed forms on one replica: arrivals far apart make every batch follow an idle spell, so every
+latency is one of the after-idle samples; arrivals faster than service keep the replica busy, so
+after the first batch every batch is back to back and the throughput is one over their mean. Such a
+pool runs on the event engine, which says why.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from lepton_sim.metrics import build_metrics
+from lepton_sim.scenario import parse_scenario
+from lepton_sim.servicetime.roofline import BatchTimes
+from lepton_sim.sim import Simulation
+
+
+def _scenario(rate: float, duration: float = 40.0) -> Any:
+    return parse_scenario({
+        "name": "drawn", "seed": 3, "horizon": {"duration_s": duration, "warmup_s": 2, "drain_s": 0},
+        "hardware": {"cpu": {"from": "generic-server-cpu"}}, "sites": {"here": {"capacity": {"cpu": 1}}},
+        "models": {"m": {"layers": [{"op": "dense", "in": 64, "out": 64}], "input_bytes": 256, "output_bytes": 40}},
+        "services": {"s": {"model": "m", "slo": {"percentile": 99, "latency_ms": 50},
+                           "demand": [{"site": "here", "rate_rps": rate, "arrival": {"kind": "constant"}}]}},
+        "deployment": {"replicas": [{"service": "s", "site": "here", "hardware": "cpu", "variant": "fp32", "count": 1}]}})
+
+
+def _times(hot: tuple[float, ...], idle: tuple[float, ...] | None) -> Any:
+    def fn(model: Any, variant: Any, hw: Any, max_batch: int) -> BatchTimes:
+        return BatchTimes(times_s=(1e-3,) * max_batch, source="measured", detail="test",
+                          samples_s=(hot,) * max_batch, idle_samples_s=None if idle is None else (idle,) * max_batch)
+    return fn
+
+
+def _run(rate: float, hot: tuple[float, ...], idle: tuple[float, ...] | None) -> tuple[Any, Any]:
+    s = _scenario(rate)
+    sim = Simulation(s, batch_times_fn=_times(hot, idle))
+    rec = sim.run()
+    return rec, build_metrics(s, rec)
+
+
+def test_far_apart_every_batch_draws_an_after_idle_sample() -> None:
+    rec, m = _run(10, hot=(1e-3,), idle=(3e-3,))
+    assert m["services"]["s"]["latency_ms"]["mean"] == pytest.approx(3.0, rel=1e-9)
+    # two after-idle samples: each latency is one of them, both drawn, about half each
+    rec, m = _run(10, hot=(1e-3,), idle=(2e-3, 4e-3))
+    lat = m["services"]["s"]["latency_ms"]
+    assert lat["p50"] == pytest.approx(2.0, rel=0.02) or lat["p50"] == pytest.approx(4.0, rel=0.02)
+    assert 2.8 < lat["mean"] < 3.2  # 380 batches, each a fair coin between 2 and 4 ms: 3 +- 0.05
+    pool = rec.pools[0]
+    assert sum(pool.busy_s) == pytest.approx(lat["mean"] / 1e3 * pool.batches, rel=1e-5)  # metrics round to 6 digits
+    # without after-idle samples an idle start draws from the back-to-back ones
+    _, m = _run(10, hot=(5e-3,), idle=None)
+    assert m["services"]["s"]["latency_ms"]["mean"] == pytest.approx(5.0, rel=1e-9)
+
+
+def test_kept_busy_every_batch_after_the_first_draws_a_back_to_back_sample() -> None:
+    # 1,000/s against 1.5 ms batches (2 and 1 ms equally): the replica never idles after its first batch
+    rec, m = _run(1000, hot=(1e-3, 2e-3), idle=(50e-3,))
+    pool = rec.pools[0]
+    window = rec.duration_s - rec.warmup_s
+    assert pool.batches / window == pytest.approx(1 / 1.5e-3, rel=0.02)
+    assert sum(pool.busy_s) == pytest.approx(window, rel=1e-3)
+
+
+def test_drawn_times_are_deterministic_and_run_on_the_event_engine() -> None:
+    a, ma = _run(300, hot=(1e-3, 2e-3, 4e-3), idle=(3e-3, 6e-3))
+    b, mb = _run(300, hot=(1e-3, 2e-3, 4e-3), idle=(3e-3, 6e-3))
+    assert ma["services"] == mb["services"] and ma["pools"] == mb["pools"]
+    assert a.engines["s"].startswith("event: pool s@here/cpu/fp32 draws its batch times from measured samples")
+
+
+def test_sample_lists_must_cover_every_batch_size() -> None:
+    base = BatchTimes(times_s=(1e-3, 2e-3), source="measured", detail="test")
+    with pytest.raises(ValueError, match="one list of positive seconds per batch size 1..2, none empty"):
+        dataclasses.replace(base, samples_s=((1e-3,),))
+    with pytest.raises(ValueError, match="none empty"):
+        dataclasses.replace(base, samples_s=((1e-3,), ()))
+    with pytest.raises(ValueError, match="idle_samples_s"):
+        dataclasses.replace(base, samples_s=((1e-3,), (2e-3,)), idle_samples_s=((0.0,), ()))
+    ok = dataclasses.replace(base, samples_s=((1e-3,), (2e-3,)), idle_samples_s=((3e-3,), ()))
+    assert ok.idle_samples_s == ((3e-3,), ())
