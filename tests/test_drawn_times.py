@@ -73,6 +73,31 @@ def test_drawn_times_are_deterministic_and_run_on_the_event_engine() -> None:
     assert a.engines["s"].startswith("event: pool s@here/cpu/fp32 draws its batch times from measured samples")
 
 
+def test_samples_with_times_are_drawn_from_those_taken_nearest_the_batch() -> None:
+    # 4,000 after-idle samples, 100 a second (200 span 2 s): 5 ms while the host was slow (the
+    # run's first 20 s), 2 ms after
+    n = 4000
+    at = tuple(40.0 * (i + 0.5) / n for i in range(n))
+    idle = tuple(5e-3 if t < 20.0 else 2e-3 for t in at)
+
+    def fn(model: Any, variant: Any, hw: Any, max_batch: int) -> BatchTimes:
+        return BatchTimes(times_s=(1e-3,), source="measured", detail="test", samples_s=((1e-3,),),
+                          samples_at_s=((0.0,),), idle_samples_s=(idle,), idle_samples_at_s=(at,))
+
+    s = _scenario(10)
+    rec = Simulation(s, batch_times_fn=fn).run()
+    bins = rec.pools[0].bins_busy_s  # 120 bins of 1/3 s; 10 batches a second, each after idle
+    slow, fast = sum(bins[6:50]), sum(bins[70:114])  # 2-16.7 s and 23.3-38 s: 3 s or more from 20 s
+    assert slow == pytest.approx(44 / 3 * 10 * 5e-3, rel=0.03) and fast == pytest.approx(44 / 3 * 10 * 2e-3, rel=0.03)
+    # without the times, every batch draws from the whole run: the two halves alike
+    def whole(model: Any, variant: Any, hw: Any, max_batch: int) -> BatchTimes:
+        return BatchTimes(times_s=(1e-3,), source="measured", detail="test", samples_s=((1e-3,),),
+                          idle_samples_s=(idle,))
+
+    bins = Simulation(s, batch_times_fn=whole).run().pools[0].bins_busy_s
+    assert sum(bins[6:50]) == pytest.approx(sum(bins[70:114]), rel=0.15)
+
+
 def test_sample_lists_must_cover_every_batch_size() -> None:
     base = BatchTimes(times_s=(1e-3, 2e-3), source="measured", detail="test")
     with pytest.raises(ValueError, match="one list of positive seconds per batch size 1..2, none empty"):
@@ -83,3 +108,9 @@ def test_sample_lists_must_cover_every_batch_size() -> None:
         dataclasses.replace(base, samples_s=((1e-3,), (2e-3,)), idle_samples_s=((0.0,), ()))
     ok = dataclasses.replace(base, samples_s=((1e-3,), (2e-3,)), idle_samples_s=((3e-3,), ()))
     assert ok.idle_samples_s == ((3e-3,), ())
+    with pytest.raises(ValueError, match="samples_at_s must give, increasing, the time of each of samples_s"):
+        dataclasses.replace(ok, samples_at_s=((1.0,), ()), idle_samples_at_s=((1.0,), ()))
+    with pytest.raises(ValueError, match="increasing"):
+        dataclasses.replace(base, samples_s=((1e-3, 2e-3), (2e-3,)), samples_at_s=((2.0, 1.0), (0.0,)))
+    with pytest.raises(ValueError, match="idle_samples_at_s must be given"):
+        dataclasses.replace(ok, samples_at_s=((1.0,), (1.0,)))

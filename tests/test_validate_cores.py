@@ -91,6 +91,7 @@ def test_served_samples_are_each_batchs_cost_with_the_wake_up_after_idle() -> No
     got = served_samples(pool, stat, t0, warmup_s=1.0, duration_s=5.0)  # type: ignore[arg-type]
     assert got["hot"] == {2: pytest.approx([0.6])}
     assert got["idle"] == {1: pytest.approx([1.0 + 0.1, 0.25 + 0.02])}
+    assert got["hot_at"] == {2: pytest.approx([3.0])} and got["idle_at"] == {1: pytest.approx([2.0, 4.0])}  # taken
     # With max_wait_ms a waiting batch is due when the wait ends (or when it fills): the deliberate
     # wait is the simulator's to model, only the lateness after it counts.
     batching = SimpleNamespace(max_wait_ms=50.0, max_batch=4)
@@ -119,18 +120,19 @@ def test_sampled_times_pool_samples_and_fill_sizes_the_run_never_formed() -> Non
     scenario = parse_scenario(doc)
     pools = [SimpleNamespace(index=0, service="s", variant="fp32", hardware="cpu"),
              SimpleNamespace(index=1, service="s", variant="fp32", hardware="cpu")]
-    samples = {0: {"hot": {1: [1e-3]}, "idle": {1: [2e-3]}}, 1: {"hot": {1: [3e-3], 4: [8e-3]}, "idle": {}}}
+    samples = {0: {"hot": {1: [1e-3]}, "idle": {1: [2e-3]}, "hot_at": {1: [2.0]}, "idle_at": {1: [0.5]}},
+               1: {"hot": {1: [3e-3], 4: [8e-3]}, "idle": {}, "hot_at": {1: [1.0], 4: [1.5]}, "idle_at": {}}}
     fn = sampled_times(scenario, SimpleNamespace(pools=pools), samples)  # type: ignore[arg-type]
     m = scenario.models["m"]
     t = fn(m, m.variants["fp32"], scenario.hardware["cpu"], 4)
-    assert t.samples_s[0] == (1e-3, 3e-3)  # both pools' batches of one, pooled
+    assert t.samples_s[0] == (3e-3, 1e-3) and t.samples_at_s[0] == (1.0, 2.0)  # both pools' batches of one, in time order
     assert t.samples_s[3] == (8e-3,)
     # sizes 2 and 3 were never formed: the nearest formed size's samples (in log size; the smaller
     # at a tie), scaled by the two sizes' ratio of times
     for b, near in ((2, 1), (3, 4)):
         r = t.times_s[b - 1] / t.times_s[near - 1]
         assert t.samples_s[b - 1] == pytest.approx(tuple(x * r for x in t.samples_s[near - 1]))
-    assert t.idle_samples_s is not None and t.idle_samples_s[0] == (2e-3,)
+    assert t.idle_samples_s is not None and t.idle_samples_s[0] == (2e-3,) and t.idle_samples_at_s[0] == (0.5,)
     assert t.idle_samples_s[3] == pytest.approx((2e-3 * t.times_s[3] / t.times_s[0],))  # nearest idle size: 1
     assert "drawn from the 4 batches" in t.detail and t.after_idle is None
 

@@ -73,9 +73,15 @@ class BatchTimes:
     # Measured times to draw from instead of `times_s`: samples_s[b-1] holds seconds that batches of
     # b took for real (`lepton-sim validate`'s simulation as served); a batch draws one of them, from
     # idle_samples_s[b-1] instead when its replica sat idle before it (and that list has any).
-    # `after_idle` does not apply to drawn times: the samples were measured with it.
+    # `after_idle` does not apply to drawn times: the samples were measured with it. With
+    # `samples_at_s` / `idle_samples_at_s` (the same shape: when each sample was taken, increasing
+    # within a list, on the simulation's clock) a batch draws from the LOCAL_SAMPLES samples of
+    # its list taken nearest its own start, so that a slow spell of the host (seconds long, on a
+    # shared machine) is slow in the simulation too, not spread over the whole run.
     samples_s: tuple[tuple[float, ...], ...] | None = None
     idle_samples_s: tuple[tuple[float, ...], ...] | None = None
+    samples_at_s: tuple[tuple[float, ...], ...] | None = None
+    idle_samples_at_s: tuple[tuple[float, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("samples_s", "idle_samples_s"):
@@ -85,6 +91,13 @@ class BatchTimes:
                                      or any(x <= 0 for row in rows for x in row)):
                 raise ValueError(f"BatchTimes.{name} must hold one list of positive seconds per batch size "
                                  f"1..{len(self.times_s)}" + (", none empty" if name == "samples_s" else ""))
+            at = getattr(self, name.replace("samples_s", "samples_at_s"))
+            if at is None and rows is not None and self.samples_at_s is not None:
+                raise ValueError("BatchTimes.idle_samples_at_s must be given with samples_at_s and idle_samples_s")
+            if at is not None and (rows is None or [len(r) for r in at] != [len(r) for r in rows]
+                                   or any(b < a for r in at for a, b in zip(r, r[1:]))):
+                raise ValueError(f"BatchTimes.{name.replace('samples_s', 'samples_at_s')} must give, increasing, "
+                                 f"the time of each of {name}")
 
     def idle_factor(self, b: int, gap_s: float) -> float:
         """times_s[b-1] is multiplied by this after an idle gap (`idle_factor_at`)."""
@@ -92,6 +105,9 @@ class BatchTimes:
             return 1.0
         gaps, factors = self.after_idle
         return idle_factor_at(b, gap_s, gaps, factors)
+
+
+LOCAL_SAMPLES = 200  # drawn times with sample times: a batch draws from this many taken nearest its start
 
 
 def idle_factor_at(b: int, gap_s: float, gaps: Any, factors: Any) -> float:

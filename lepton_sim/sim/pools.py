@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from heapq import heappush
@@ -11,6 +12,7 @@ import simpy
 
 from lepton_sim.scenario.schema import Replicas
 from lepton_sim.servicetime import BatchTimes
+from lepton_sim.servicetime.roofline import LOCAL_SAMPLES
 from lepton_sim.sim.common import EPS_S, NORMAL, TIME_BINS, Call, Request
 from lepton_sim.sim.streams import Uniforms, stream
 
@@ -21,20 +23,34 @@ if TYPE_CHECKING:
 class DrawnTimes:
     """A batch's time drawn from measured samples (`BatchTimes.samples_s`), one uniform per batch:
     of size b, from those measured after idle (`idle_samples_s`) when the replica sat idle before it
-    and there are any, else from the back-to-back ones."""
+    and there are any, else from the back-to-back ones; where the samples carry the times they were
+    taken (`samples_at_s`), from the LOCAL_SAMPLES of them taken nearest the batch's start."""
 
-    __slots__ = ("hot", "cold", "uniform")
+    __slots__ = ("hot", "cold", "hot_at", "cold_at", "uniform", "local")
 
     def __init__(self, times: BatchTimes, uniform: Uniforms) -> None:
         assert times.samples_s is not None
+        n = len(times.samples_s)
         self.hot = [list(row) for row in times.samples_s]
-        idle = times.idle_samples_s or [()] * len(self.hot)
+        idle = times.idle_samples_s or [()] * n
         self.cold = [list(row) if row else hot for row, hot in zip(idle, self.hot)]
+        self.hot_at = self.cold_at = None
+        if times.samples_at_s is not None:
+            self.hot_at = [list(row) for row in times.samples_at_s]
+            idle_at = times.idle_samples_at_s or [()] * n
+            self.cold_at = [list(at) if row else hot_at for row, at, hot_at in zip(idle, idle_at, self.hot_at)]
         self.uniform = uniform
+        self.local = LOCAL_SAMPLES
 
-    def __call__(self, b: int, after_idle: bool) -> float:
+    def __call__(self, b: int, after_idle: bool, now: float) -> float:
         row = (self.cold if after_idle else self.hot)[b - 1]
-        return row[int(self.uniform() * len(row))]
+        n = len(row)
+        if self.hot_at is None or n <= self.local:
+            return row[int(self.uniform() * n)]
+        at = (self.cold_at if after_idle else self.hot_at)[b - 1]  # type: ignore[index]
+        lo = bisect_left(at, now) - self.local // 2  # the `local` samples nearest `now` in time
+        lo = 0 if lo < 0 else (n - self.local if lo > n - self.local else lo)
+        return row[lo + int(self.uniform() * self.local)]
 
 
 class Pool:
@@ -131,7 +147,7 @@ class Pool:
                 batch = [q.popleft() for _ in range(b)]
             replica = free.popleft()
             if self.drawn is not None:
-                dt = self.drawn(b, now > self.last_end[replica])
+                dt = self.drawn(b, now > self.last_end[replica], now)
             else:
                 dt = self.times[b - 1] if self.draw is None else self.draw()
                 if self.idle is not None:

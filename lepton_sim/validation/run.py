@@ -457,13 +457,14 @@ def served_samples(pool: PoolSpec, stat: dict[str, Any], t0: float, warmup_s: fl
     last ("hot", `Server.take`): from taking the batch to its last response sent (the forward pass
     amid the load and the server's handling), plus, after idle, the wake-up: from the moment the
     batch was due (its first request's enqueue; with `max_wait_ms`, that plus the wait, or the
-    enqueue that filled it) to its take. Seconds."""
+    enqueue that filled it) to its take. Seconds; under "hot_at" and "idle_at", when each batch
+    was taken (seconds since the run's start, the simulation's clock)."""
     rows = np.asarray(stat.get("batches", []), float).reshape(-1, 5)
     waited = list(stat.get("waited") or [False] * len(rows))
     enq_of: dict[float, list[float]] = {}
     for _, t_enq, t_take, _ in stat.get("requests", []):
         enq_of.setdefault(float(t_take), []).append(float(t_enq))
-    out: dict[str, dict[int, list[float]]] = {"hot": {}, "idle": {}}
+    out: dict[str, dict[int, list[float]]] = {"hot": {}, "idle": {}, "hot_at": {}, "idle_at": {}}
     wait = pool.max_wait_ms / 1e3
     for (take, _, _, sent, size), idle in zip(rows, waited):
         if not warmup_s <= take - t0 < duration_s:
@@ -473,7 +474,9 @@ def served_samples(pool: PoolSpec, stat: dict[str, Any], t0: float, warmup_s: fl
         if idle and enqs:
             due = enqs[0] if wait <= 0 else min(enqs[0] + wait, enqs[-1] if len(enqs) >= pool.max_batch else math.inf)
             cost += max(0.0, take - due)
-        out["idle" if idle else "hot"].setdefault(int(size), []).append(float(cost))
+        kind = "idle" if idle else "hot"
+        out[kind].setdefault(int(size), []).append(float(cost))
+        out[kind + "_at"].setdefault(int(size), []).append(float(take - t0))
     return out
 
 
@@ -821,18 +824,27 @@ def sampled_times(scenario: Any, spec: RunSpec, samples: dict[int, dict[str, dic
     """`batch_times` with each pool's times to draw from (`BatchTimes.samples_s`): its `samples`
     (`served_samples`, pooled over pools of one model, variant and hardware type). A batch size the
     run never formed draws the nearest formed size's samples scaled by the two sizes' ratio of
-    times; after idle, where the run never sat idle before a batch of that size, the back-to-back ones."""
+    times; after idle, where the run never sat idle before a batch of that size, the back-to-back ones.
+    Each sample keeps when it was taken (`BatchTimes.samples_at_s`): a batch draws from those taken
+    nearest its start."""
     import dataclasses
 
     from lepton_sim.servicetime import batch_times
+    from lepton_sim.servicetime.roofline import LOCAL_SAMPLES
 
-    pooled: dict[tuple[str, str, str], dict[str, dict[int, list[float]]]] = {}
+    pooled: dict[tuple[str, str, str], dict[str, dict[int, list[tuple[float, float]]]]] = {}
     for pool in spec.pools:
         key = (scenario.services[pool.service].model, pool.variant, pool.hardware)
         mine = pooled.setdefault(key, {"hot": {}, "idle": {}})
-        for kind, by_b in samples.get(pool.index, {}).items():
-            for b, xs in by_b.items():
-                mine[kind].setdefault(int(b), []).extend(xs)
+        got = samples.get(pool.index, {})
+        for kind in ("hot", "idle"):
+            for b, xs in (got.get(kind) or {}).items():
+                ats = (got.get(kind + "_at") or {}).get(b) or [0.0] * len(xs)
+                mine[kind].setdefault(int(b), []).extend(zip(ats, xs))
+    for mine in pooled.values():
+        for by_b in mine.values():
+            for pairs in by_b.values():
+                pairs.sort()  # in time order, over the pools pooled
     names = {}
     for mname, m in scenario.models.items():
         for vname, v in m.variants.items():
@@ -849,24 +861,27 @@ def sampled_times(scenario: Any, spec: RunSpec, samples: dict[int, dict[str, dic
         if not formed:
             return t
 
-        def row(by_b: dict[int, list[float]], b: int, fill: bool) -> tuple[float, ...]:
+        def row(by_b: dict[int, list[tuple[float, float]]], b: int) -> list[tuple[float, float]]:
             if b in by_b:
-                return tuple(by_b[b])
-            if not fill:
-                return ()
+                return by_b[b]
             near = min(by_b or {b: []}, key=lambda x: (abs(math.log(x / b)), x))
             if near not in by_b:
-                return ()
+                return []
             r = t.times_s[b - 1] / t.times_s[near - 1]
-            return tuple(x * r for x in by_b[near])
+            return [(at, x * r) for at, x in by_b[near]]
 
         n_hot, n_idle = sum(map(len, hot.values())), sum(map(len, idle.values()))
-        rows_hot = tuple(row(hot, b, True) or row(idle, b, True) for b in range(1, max_batch + 1))
-        rows_idle = tuple(row(idle, b, bool(idle)) for b in range(1, max_batch + 1))
+        rows_hot = [row(hot, b) or row(idle, b) for b in range(1, max_batch + 1)]
+        rows_idle = [row(idle, b) for b in range(1, max_batch + 1)]
         detail = (f"{t.detail}; as served: each batch's time drawn from the {n_hot + n_idle} batches the real "
-                  f"run's pool took ({n_idle} after its worker sat idle, with the wake-up; {n_hot} back to back)")
-        return dataclasses.replace(t, samples_s=rows_hot, idle_samples_s=rows_idle if idle else None,
-                                   detail=detail, after_idle=None)
+                  f"run's pool took ({n_idle} after its worker sat idle, with the wake-up; {n_hot} back to back), "
+                  f"of its size, the {LOCAL_SAMPLES} taken nearest its start")
+        return dataclasses.replace(
+            t, samples_s=tuple(tuple(x for _, x in r) for r in rows_hot),
+            samples_at_s=tuple(tuple(at for at, _ in r) for r in rows_hot),
+            idle_samples_s=tuple(tuple(x for _, x in r) for r in rows_idle) if idle else None,
+            idle_samples_at_s=tuple(tuple(at for at, _ in r) for r in rows_idle) if idle else None,
+            detail=detail, after_idle=None)
 
     return fn
 

@@ -49,15 +49,15 @@ def _forward(cfg: dict[str, Any]) -> tuple[Any, int]:
 
 
 def _time_batches(forward: Any, features: int, batches: list[int]) -> dict[int, dict[str, float]]:
-    from kernels.timing import TimingPolicy, time_call
+    """The forward pass back to back at each batch size, timed in rounds over the sizes (`time_rounds`:
+    a burst of the host's other work lands on every size alike)."""
+    from kernels.timing import TimingPolicy, time_rounds
 
     policy = TimingPolicy(warmup=3, repeats=9, min_sample_s=2e-3, budget_s=0.3, min_repeats=5)
     rng = np.random.default_rng(0)
-    out = {}
-    for b in batches:
-        x = rng.standard_normal((b, features)).astype(np.float32)
-        out[b] = time_call(lambda x=x: forward(x), policy).as_dict()
-    return out
+    xs = {b: rng.standard_normal((b, features)).astype(np.float32) for b in batches}
+    got = time_rounds({b: (lambda x=xs[b]: forward(x)) for b in batches}, policy)
+    return {b: got[b].as_dict() for b in batches}
 
 
 IDLE_GAPS_S = (0.5e-3, 2e-3, 8e-3, 32e-3)

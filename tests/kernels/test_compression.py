@@ -9,7 +9,7 @@ from pydantic import TypeAdapter
 
 from kernels import codecs, compress, digits
 from kernels.forward import DenseWeights, compile_forward, init_params
-from kernels.timing import QUICK, time_call, time_runs
+from kernels.timing import QUICK, TimingPolicy, time_call, time_rounds, time_runs
 from lepton_sim.catalogue.zoo import digits_mlp_layers
 from lepton_sim.layers import Layer, model_summary
 
@@ -121,6 +121,18 @@ def test_timing_reports_median_and_quartiles() -> None:
     assert t.q1_s <= t.median_s <= t.q3_s and t.repeats >= QUICK.min_repeats and t.inner >= 1
     runs, value = time_runs(lambda: 42, 3)
     assert value == 42 and runs.repeats == 3 and runs.q1_s <= runs.median_s <= runs.q3_s
+
+
+def test_timing_in_rounds_takes_one_sample_of_every_kernel_in_turn() -> None:
+    log: list[str] = []
+    policy = TimingPolicy(warmup=2, repeats=4, min_sample_s=0.0, budget_s=10.0, min_repeats=2)
+    got = time_rounds({"a": lambda: log.append("a"), "b": lambda: log.append("b")}, policy)
+    assert log == ["a", "a", "b", "b"] + ["a", "b"] * 4  # warm-ups, then rounds of one call each
+    assert {k: (m.repeats, m.inner) for k, m in got.items()} == {"a": (4, 1), "b": (4, 1)}
+    assert all(m.q1_s <= m.median_s <= m.q3_s for m in got.values())
+    # out of budget, the rounds stop once every kernel has min_repeats samples
+    slow = TimingPolicy(warmup=1, repeats=50, min_sample_s=0.0, budget_s=0.0, min_repeats=3)
+    assert {m.repeats for m in time_rounds({"a": lambda: None, "b": lambda: None}, slow).values()} == {3}
 
 
 def test_dense_weights_are_not_mutated_by_compilation() -> None:
