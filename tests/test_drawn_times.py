@@ -98,6 +98,28 @@ def test_samples_with_times_are_drawn_from_those_taken_nearest_the_batch() -> No
     assert sum(bins[6:50]) == pytest.approx(sum(bins[70:114]), rel=0.15)
 
 
+def test_each_block_is_drawn_without_replacement_until_it_is_used_up() -> None:
+    from lepton_sim.sim.pools import DrawnTimes
+    from lepton_sim.sim.streams import Uniforms, stream
+
+    values = tuple(float(i) for i in range(1, 11))
+    drawn = DrawnTimes(BatchTimes(times_s=(1.0,), source="measured", detail="test", samples_s=(values,)),
+                       Uniforms(stream(1, "test")))
+    first = [drawn(1, False, 0.0) for _ in range(10)]
+    assert sorted(first) == list(values) and first != list(values)  # each once, shuffled
+    assert all(drawn(1, False, 0.0) in values for _ in range(30))  # then with replacement
+    # with times, blocks of LOCAL_SAMPLES in time order: a draw at t comes from the block spanning t
+    from lepton_sim.servicetime.roofline import LOCAL_SAMPLES
+
+    n = 3 * LOCAL_SAMPLES
+    at = tuple(float(i) for i in range(n))  # one sample a second, its value its time + 1
+    timed = DrawnTimes(BatchTimes(times_s=(1.0,), source="measured", detail="test",
+                                  samples_s=(tuple(t + 1 for t in at),), samples_at_s=(at,)), Uniforms(stream(1, "test")))
+    got = [timed(1, False, LOCAL_SAMPLES + 0.5) for _ in range(LOCAL_SAMPLES)]
+    assert sorted(got) == [float(i + 1) for i in range(LOCAL_SAMPLES, 2 * LOCAL_SAMPLES)]
+    assert LOCAL_SAMPLES * 2 < timed(1, False, 1e9) <= n and timed(1, False, -5.0) <= LOCAL_SAMPLES
+
+
 def test_sample_lists_must_cover_every_batch_size() -> None:
     base = BatchTimes(times_s=(1e-3, 2e-3), source="measured", detail="test")
     with pytest.raises(ValueError, match="one list of positive seconds per batch size 1..2, none empty"):

@@ -75,9 +75,9 @@ class BatchTimes:
     # idle_samples_s[b-1] instead when its replica sat idle before it (and that list has any).
     # `after_idle` does not apply to drawn times: the samples were measured with it. With
     # `samples_at_s` / `idle_samples_at_s` (the same shape: when each sample was taken, increasing
-    # within a list, on the simulation's clock) a batch draws from the LOCAL_SAMPLES samples of
-    # its list taken nearest its own start, so that a slow spell of the host (seconds long, on a
-    # shared machine) is slow in the simulation too, not spread over the whole run.
+    # within a list, on the simulation's clock) a batch draws from the block of LOCAL_SAMPLES
+    # samples of its list taken around its own start, so that a slow spell of the host (seconds
+    # long, on a shared machine) is slow in the simulation too (`lepton_sim.sim.pools.DrawnTimes`).
     samples_s: tuple[tuple[float, ...], ...] | None = None
     idle_samples_s: tuple[tuple[float, ...], ...] | None = None
     samples_at_s: tuple[tuple[float, ...], ...] | None = None
@@ -107,7 +107,7 @@ class BatchTimes:
         return idle_factor_at(b, gap_s, gaps, factors)
 
 
-LOCAL_SAMPLES = 200  # drawn times with sample times: a batch draws from this many taken nearest its start
+LOCAL_SAMPLES = 200  # drawn batch times: the samples of one block (`BatchTimes.samples_at_s`)
 
 
 def idle_factor_at(b: int, gap_s: float, gaps: Any, factors: Any) -> float:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from heapq import heappush
@@ -21,36 +21,58 @@ if TYPE_CHECKING:
 
 
 class DrawnTimes:
-    """A batch's time drawn from measured samples (`BatchTimes.samples_s`), one uniform per batch:
-    of size b, from those measured after idle (`idle_samples_s`) when the replica sat idle before it
-    and there are any, else from the back-to-back ones; where the samples carry the times they were
-    taken (`samples_at_s`), from the LOCAL_SAMPLES of them taken nearest the batch's start."""
+    """A batch's time drawn from measured samples (`BatchTimes.samples_s`), one uniform per draw: of
+    size b, from those measured after idle (`idle_samples_s`) when the replica sat idle before it and
+    there are any, else from the back-to-back ones.
 
-    __slots__ = ("hot", "cold", "hot_at", "cold_at", "uniform", "local")
+    Each list is cut, in the order its samples were taken (`samples_at_s`; one block without
+    times), into blocks of LOCAL_SAMPLES, and a batch draws from the block whose span (from its
+    first sample's time to the next block's) holds its start, without replacement until the block
+    is used up (then with). Each sample is then drawn about once where the simulation forms about
+    as many batches as the run did, so a stall the real run met once is met about once (drawn with
+    replacement, the few stalls of a run are a lottery: at 73 % utilisation the p99 came out from
+    -20 % to +184 % of the measured), and a slow spell of the host is slow in the simulation at
+    about the same time."""
+
+    __slots__ = ("lists", "uniform")
 
     def __init__(self, times: BatchTimes, uniform: Uniforms) -> None:
         assert times.samples_s is not None
         n = len(times.samples_s)
-        self.hot = [list(row) for row in times.samples_s]
-        idle = times.idle_samples_s or [()] * n
-        self.cold = [list(row) if row else hot for row, hot in zip(idle, self.hot)]
-        self.hot_at = self.cold_at = None
-        if times.samples_at_s is not None:
-            self.hot_at = [list(row) for row in times.samples_at_s]
-            idle_at = times.idle_samples_at_s or [()] * n
-            self.cold_at = [list(at) if row else hot_at for row, at, hot_at in zip(idle, idle_at, self.hot_at)]
+        at = times.samples_at_s or tuple(() for _ in range(n))
+        hot = [_Blocks(row, row_at) for row, row_at in zip(times.samples_s, at)]
+        idle = times.idle_samples_s or tuple(() for _ in range(n))
+        idle_at = times.idle_samples_at_s or tuple(() for _ in range(n))
+        cold = [_Blocks(row, row_at) if row else h for row, row_at, h in zip(idle, idle_at, hot)]
+        self.lists = (hot, cold)
         self.uniform = uniform
-        self.local = LOCAL_SAMPLES
 
     def __call__(self, b: int, after_idle: bool, now: float) -> float:
-        row = (self.cold if after_idle else self.hot)[b - 1]
-        n = len(row)
-        if self.hot_at is None or n <= self.local:
-            return row[int(self.uniform() * n)]
-        at = (self.cold_at if after_idle else self.hot_at)[b - 1]  # type: ignore[index]
-        lo = bisect_left(at, now) - self.local // 2  # the `local` samples nearest `now` in time
-        lo = 0 if lo < 0 else (n - self.local if lo > n - self.local else lo)
-        return row[lo + int(self.uniform() * self.local)]
+        return self.lists[after_idle][b - 1].draw(now, self.uniform)
+
+
+class _Blocks:
+    """One list of `DrawnTimes`: its samples in blocks, each with the part not yet drawn."""
+
+    __slots__ = ("values", "at", "left")
+
+    def __init__(self, values: tuple[float, ...], at: tuple[float, ...]) -> None:
+        k = LOCAL_SAMPLES if at else max(1, len(values))  # without times: one block
+        self.values = [list(values[i:i + k]) for i in range(0, len(values), k)]
+        self.at = list(at[::k][1:])  # the first time of each block after the first
+        self.left = [list(v) for v in self.values]
+
+    def draw(self, now: float, uniform: Uniforms) -> float:
+        i = bisect_right(self.at, now)  # the block whose span holds `now`
+        left = self.left[i]
+        if left:
+            j = int(uniform() * len(left))
+            v = left[j]
+            left[j] = left[-1]
+            left.pop()
+            return v
+        block = self.values[i]
+        return block[int(uniform() * len(block))]
 
 
 class Pool:

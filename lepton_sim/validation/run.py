@@ -826,7 +826,7 @@ def sampled_times(scenario: Any, spec: RunSpec, samples: dict[int, dict[str, dic
     run never formed draws the nearest formed size's samples scaled by the two sizes' ratio of
     times; after idle, where the run never sat idle before a batch of that size, the back-to-back ones.
     Each sample keeps when it was taken (`BatchTimes.samples_at_s`): a batch draws from those taken
-    nearest its start."""
+    around its start, without replacement (`lepton_sim.sim.pools.DrawnTimes`)."""
     import dataclasses
 
     from lepton_sim.servicetime import batch_times
@@ -875,7 +875,7 @@ def sampled_times(scenario: Any, spec: RunSpec, samples: dict[int, dict[str, dic
         rows_idle = [row(idle, b) for b in range(1, max_batch + 1)]
         detail = (f"{t.detail}; as served: each batch's time drawn from the {n_hot + n_idle} batches the real "
                   f"run's pool took ({n_idle} after its worker sat idle, with the wake-up; {n_hot} back to back), "
-                  f"of its size, the {LOCAL_SAMPLES} taken nearest its start")
+                  f"of its size, from the {LOCAL_SAMPLES} taken around its start, each about once")
         return dataclasses.replace(
             t, samples_s=tuple(tuple(x for _, x in r) for r in rows_hot),
             samples_at_s=tuple(tuple(at for at, _ in r) for r in rows_hot),
