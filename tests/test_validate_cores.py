@@ -81,17 +81,20 @@ def test_served_samples_are_each_batchs_cost_with_the_wake_up_after_idle() -> No
     # batches: taken, forward start, forward end, sent, size; whether the worker waited for each
     batches = [[10.5, 10.5, 10.6, 10.61, 1],  # in the warm-up: left out
                [12.0, 12.0, 12.9, 13.0, 1],  # idle: due at 11.9 (its enqueue), taken 0.1 later
-               [13.0, 13.0, 13.5, 13.6, 2],  # back to back: 0.6
+               [13.01, 13.01, 13.5, 13.6, 2],  # back to back: 0.6 from the worker's last response sent
                [14.0, 14.0, 14.2, 14.25, 1]]  # idle: due 13.98
     waited = [True, True, False, True]
-    requests = [[1, 10.4, 10.5, 10.61], [2, 11.9, 12.0, 13.0], [3, 12.5, 13.0, 13.55], [4, 12.6, 13.0, 13.6],
+    requests = [[1, 10.4, 10.5, 10.61], [2, 11.9, 12.0, 13.0], [3, 12.5, 13.01, 13.55], [4, 12.6, 13.01, 13.6],
                 [5, 13.98, 14.0, 14.25]]
-    stat = {"batches": batches, "waited": waited, "requests": requests}
+    stat = {"batches": batches, "waited": waited, "requests": requests, "workers": [0, 0, 0, 0]}
     pool = SimpleNamespace(max_wait_ms=0.0, max_batch=4)
     got = served_samples(pool, stat, t0, warmup_s=1.0, duration_s=5.0)  # type: ignore[arg-type]
     assert got["hot"] == {2: pytest.approx([0.6])}
     assert got["idle"] == {1: pytest.approx([1.0 + 0.1, 0.25 + 0.02])}
-    assert got["hot_at"] == {2: pytest.approx([3.0])} and got["idle_at"] == {1: pytest.approx([2.0, 4.0])}  # taken
+    assert got["hot_at"] == {2: pytest.approx([3.01])} and got["idle_at"] == {1: pytest.approx([2.0, 4.0])}  # taken
+    # a worker's first batch back to back (another worker ran the one before): from its take
+    other = {**stat, "workers": [0, 0, 1, 0]}
+    assert served_samples(pool, other, t0, warmup_s=1.0, duration_s=5.0)["hot"] == {2: pytest.approx([0.59])}  # type: ignore[arg-type]
     # With max_wait_ms a waiting batch is due when the wait ends (or when it fills): the deliberate
     # wait is the simulator's to model, only the lateness after it counts.
     batching = SimpleNamespace(max_wait_ms=50.0, max_batch=4)

@@ -134,6 +134,7 @@ class Server:
         self.closing = False
         self.batches: list[tuple[float, float, float, float, int]] = []  # take, forward start/end, sent, size
         self.waited: list[bool] = []  # per batch: whether its worker sat idle before it (`take`)
+        self.worker_of: list[int] = []  # per batch: which worker ran it
         self.decode_s: list[float] = []
         self.requests: list[tuple[int, float, float, float]] = []  # id, enqueued, taken, response sending
         self.lock = threading.Lock()
@@ -187,7 +188,7 @@ class Server:
                     self.cond.notify()  # another idle worker may start on what is left
                 return batch, waited
 
-    def worker(self, cpu: int | None = None) -> None:
+    def worker(self, cpu: int | None = None, index: int = 0) -> None:
         if cpu is not None:
             cores.pin([cpu])
         with self.lock:
@@ -219,6 +220,7 @@ class Server:
             with self.lock:
                 self.batches.append((t_take, t0, t1, t2, len(batch)))
                 self.waited.append(waited)
+                self.worker_of.append(index)
 
     def answer_rehearsal(self, batch: list[tuple[float, int, Any]], t_take: float) -> None:
         """Rehearsal requests (before the load): the same path through the queue and the worker, no
@@ -232,7 +234,7 @@ class Server:
 
     def serve(self, sock: Any) -> None:
         cpus = self.cfg.get("cpus") or [None] * int(self.cfg["count"])
-        workers = [threading.Thread(target=self.worker, args=(c,), daemon=True) for c in cpus]
+        workers = [threading.Thread(target=self.worker, args=(c, i), daemon=True) for i, c in enumerate(cpus)]
         wire.serve_until_stdin_closes(sock, self.reader, workers, self.stop)
 
     def stop(self) -> None:
@@ -264,7 +266,7 @@ def main() -> None:
     # The same back-to-back timing again, after the load: how far the host drifted during the run.
     cores.pin(cpus[:1])
     after = _time_batches(forward, int(cfg["features"]), sorted({1, int(cfg["max_batch"])}))
-    print(json.dumps({"batches": server.batches, "waited": server.waited, "decode_s": server.decode_s, "requests": server.requests,
+    print(json.dumps({"batches": server.batches, "waited": server.waited, "workers": server.worker_of, "decode_s": server.decode_s, "requests": server.requests,
                       "worker_cores": server.worker_cores, "rehearsal": server.rehearsal,
                       "timings_after": {str(k): v for k, v in after.items()}}),
           flush=True)
