@@ -66,6 +66,10 @@ def test_a_short_validation_runs_end_to_end(tmp_path: Path, capsys: pytest.Captu
     assert path["to_queue"]["n"] == path["back"]["n"] == 200
     assert 0 < path["one_way_ms"] < fwd["served_ms"] and 0 < path["as_served_one_way_ms"] < fwd["served_ms"]
     assert "rehearsal_path_to_queue" in v["overhead_ms"]
+    # the forecast's batches carry the server's handling per request, measured by the rehearsal
+    assert 0 < path["handling_ms"] < fwd["served_ms"] and path["handling"]["n"] >= 100
+    profiled = json.loads((tmp_path / "v" / "profile.json").read_text())["models"][0]["batches"][0]["timing"]["median_s"]
+    assert profiled * 1e3 == pytest.approx(fwd["profiled_ms"] + path["handling_ms"], rel=1e-6)
     # --shared-cores leaves placement to the OS: the worker may run on every core
     assert not v["cores"]["pinned"] and v["cores"]["why"] == "as asked (--shared-cores)"
     assert v["cores"]["worker_cores_seen"]["infer@here/cpu/fp32"] == [v["cores"]["usable"]]

@@ -113,7 +113,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
                                           outcome.fits, outcome.latencies_ms.get(name), outcome.simulated_other)
                     for name in outcome.measured["services"]}
     else:
-        services = compare(outcome.measured, outcome.simulated, outcome.profile, outcome.simulated_as_served,
+        services = compare(outcome.measured, outcome.simulated, outcome.forward_profile or outcome.profile,
+                           outcome.simulated_as_served,
                            outcome.after_run)
     result = {"scenario": scenario.name, "seed": spec.seed, "duration_s": spec.duration_s,
               "warmup_s": spec.warmup_s, "services": services, "overhead_ms": outcome.overhead_ms,
@@ -222,6 +223,9 @@ def _print(result: dict[str, Any]) -> None:
         console.print(f"harness path, simulated as a link: {c['one_way_ms']:.3f} ms each way in the forecast (rehearsal "
                       f"to the queue p50 {c['to_queue']['p50']:.3f}, back p50 {c['back']['p50']:.3f} ms)"
                       + (f", {served:.3f} ms as served" if served is not None else ""))
+        if c.get("handling_ms") is not None:
+            console.print(f"server handling in the forecast: {c['handling_ms']:.3f} ms per request on every batch (the "
+                          "rehearsal's null batches, taken to response sent, median)")
         if c.get("as_served_link_extra_ms") is not None:
             console.print(f"links as served: +{c['as_served_link_extra_ms']:.3f} ms on each hop (the shaper's "
                           "serialisation overshoot p50 + delivery lateness p50)")

@@ -282,11 +282,15 @@ def client_path(rehearsals: dict[int, tuple[np.ndarray, np.ndarray]], stats: dic
     if not len(up_a) or not len(down_a):
         return None
     one_way = (float(np.median(up_a)) + float(np.median(down_a))) / 2
-    return {"one_way_ms": round(one_way * 1e3, 6), "to_queue": _stats_ms(up_a), "back": _stats_ms(down_a),
+    handled = [(done - take) / size for i in rehearsals for take, done, size in stats[i].get("rehearsal_batches", [])]
+    handling = {"handling_ms": round(float(np.median(handled)) * 1e3, 6), "handling": _stats_ms(handled)} if handled else {}
+    return {"one_way_ms": round(one_way * 1e3, 6), "to_queue": _stats_ms(up_a), "back": _stats_ms(down_a), **handling,
             "basis": f"the forecast: {len(up_a)} null requests before the load, one every {REHEARSAL_GAP_S * 1e3:g} ms "
                      "per server, through the queue and a worker without a forward pass, (median to the queue + "
                      "median back) / 2; as served: the same medians of the run's own requests on routes without "
-                     "links, where it has any; simulated as a link from each demand site's client to the site"}
+                     "links, where it has any; simulated as a link from each demand site's client to the site; "
+                     "the forecast's batches also take handling_ms per request, the median time a worker took "
+                     "from a null batch to its response sent (the server's handling around the forward pass)"}
 
 
 def loopback_rtt_ms(port: int, n: int = PINGS) -> list[float]:
@@ -326,6 +330,7 @@ class Outcome:
     cores: dict[str, Any] = field(default_factory=dict)  # where the run's threads ran (`cores.CorePlan`)
     client_path: dict[str, Any] = field(default_factory=dict)  # the harness's hop as simulated (`client_path`)
     after_run: dict[str, Any] = field(default_factory=dict)  # per pool id: forward timings after the load
+    forward_profile: dict[str, Any] = field(default_factory=dict)  # `profile` without the server's handling
 
 
 def profile_doc(base: dict[str, Any], spec: RunSpec, timings: dict[int, dict[str, Any]],
@@ -351,6 +356,21 @@ def profile_doc(base: dict[str, Any], spec: RunSpec, timings: dict[int, dict[str
                     f"in the server processes just before serving; the rest is the reference profile of "
                     f"{base['created_utc']}"]
     return doc
+
+
+def with_handling(timings: dict[int, dict[str, Any]], handling_s: float) -> dict[int, dict[str, Any]]:
+    """The timings with `handling_s` per request added to every batch's time, back to back and after
+    idle: the server's own handling around the forward pass (its responses sent), which the
+    simulation charges to the batch as the real worker spends it."""
+    out = copy.deepcopy(timings)
+    for t in out.values():
+        for b, v in t["timings"].items():
+            for k in ("median_s", "q1_s", "q3_s"):
+                v[k] += int(b) * handling_s
+        for run in t.get("after_idle") or []:
+            for k in ("median_s", "q1_s", "q3_s"):
+                run["timing"][k] += int(run["batch"]) * handling_s
+    return out
 
 
 def profile_servers(spec: RunSpec, progress: Progress = _quiet, shared: bool = False) -> dict[int, dict[str, Any]]:
@@ -952,7 +972,13 @@ def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Path, spec
     t_start = time.perf_counter()
     measured, lat, timings, codecs, overhead, placement, path = serve(spec, scenario, progress, shared)
     base = json.loads(reference_profile_path().read_text(encoding="utf-8"))
-    profile = profile_doc(base, spec, timings, codecs)
+    handling_s = path["handling_ms"] / 1e3 if path is not None and "handling_ms" in path else 0.0
+    forward_profile = profile_doc(base, spec, timings, codecs)
+    profile = profile_doc(base, spec, with_handling(timings, handling_s), codecs)
+    if handling_s:
+        profile["notes"].append(f"each whole-model time includes {handling_s * 1e3:.4f} ms per request of the server's "
+                                "handling around the forward pass, the median a worker took from a null batch of "
+                                "the rehearsal to its response sent")
     client_ms = path["one_way_ms"] if path is not None else None
     progress("simulating the same scenario with the timings just measured")
     simulated, cdf = simulate(raw, file, base_dir, spec, profile, horizon, client_ms=client_ms)
@@ -975,4 +1001,4 @@ def validate(scenario: Any, raw: dict[str, Any], file: str, base_dir: Path, spec
                          samples={i: t["served_samples"] for i, t in timings.items() if "served_samples" in t})
     after = {p.id: timings[p.index].get("after_run") or {} for p in spec.pools}
     return Outcome(spec, measured, simulated, profile, served, overhead, lat, cdf, time.perf_counter() - t_start,
-                   cores=placement, client_path=path or {}, after_run=after)
+                   cores=placement, client_path=path or {}, after_run=after, forward_profile=forward_profile)

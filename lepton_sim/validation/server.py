@@ -140,6 +140,7 @@ class Server:
         self.lock = threading.Lock()
         self.worker_cores: list[list[int]] = []  # each worker's cores, as it saw them
         self.rehearsal: list[tuple[int, float, float, float]] = []  # as `requests`, the rehearsal's
+        self.rehearsal_batches: list[tuple[float, float, int]] = []  # taken, last response sent, size
 
     def decode(self, payload: bytes) -> None:
         """What arrival at the pool does to a payload: decompress it (with a codec), check its size."""
@@ -231,6 +232,8 @@ class Server:
             with send_lock:
                 conn.sendall(wire.pack(rid, body))
             self.rehearsal.append((rid, t_enq, t_take, t_send))
+        with self.lock:
+            self.rehearsal_batches.append((t_take, time.perf_counter(), len(batch)))
 
     def serve(self, sock: Any) -> None:
         cpus = self.cfg.get("cpus") or [None] * int(self.cfg["count"])
@@ -267,7 +270,7 @@ def main() -> None:
     cores.pin(cpus[:1])
     after = _time_batches(forward, int(cfg["features"]), sorted({1, int(cfg["max_batch"])}))
     print(json.dumps({"batches": server.batches, "waited": server.waited, "workers": server.worker_of, "decode_s": server.decode_s, "requests": server.requests,
-                      "worker_cores": server.worker_cores, "rehearsal": server.rehearsal,
+                      "worker_cores": server.worker_cores, "rehearsal": server.rehearsal, "rehearsal_batches": server.rehearsal_batches,
                       "timings_after": {str(k): v for k, v in after.items()}}),
           flush=True)
 
