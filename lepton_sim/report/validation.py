@@ -54,9 +54,9 @@ def validation_report(run_dir: Path) -> Report:
         rows.append(("error (simulated / measured - 1)", "", *(fmt(s["error"][k], True) for k in ("mean", "p50", "p90", "p99")), ""))
         if "simulated_as_served" in s:
             e = s["simulated_as_served"]
-            rows.append(("simulated, forward as served", str(e["completed"]),
+            rows.append(("simulated as served", str(e["completed"]),
                          *(fmt(e["latency_ms"][k]) for k in ("mean", "p50", "p90", "p99")), fmt(e["slo_attainment"])))
-            rows.append(("error, forward as served", "", *(fmt(s["error_as_served"][k], True)
+            rows.append(("error as served", "", *(fmt(s["error_as_served"][k], True)
                                                           for k in ("mean", "p50", "p90", "p99")), ""))
         blocks: list[Any] = [Table(f"{name}: latency (ms)", ("", "completed", "mean", "p50", "p90", "p99", "SLO attainment"),
                                    tuple(rows))]
@@ -90,6 +90,8 @@ def validation_report(run_dir: Path) -> Report:
                 f"forecast" + (f", {v['client_path']['as_served_one_way_ms']:.3f} ms as served"
                                if v["client_path"].get("as_served_one_way_ms") is not None else "")
                 + f" ({v['client_path']['basis']})"
+                + (f"; server handling in the forecast: {v['client_path']['handling_ms']:.3f} ms per request"
+                   if v["client_path"].get("handling_ms") is not None else "")
                 + (f"; links as served: +{v['client_path']['as_served_link_extra_ms']:.3f} ms on each hop (the "
                    "shaper's serialisation overshoot p50 + delivery lateness p50)"
                    if v["client_path"].get("as_served_link_extra_ms") is not None else "")),)

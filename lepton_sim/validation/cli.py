@@ -122,9 +122,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
               "wall_s": outcome.wall_s,
               "basis": LLM_BASIS if is_llm_spec(spec) else "measured: a real run on this machine (server processes, loopback TCP, emulated links); "
                        "simulated: the same scenario and seed, service times from profile.json (whole-model "
-                       "timings taken in the server processes just before the run); simulated as served: the "
-                       "same with each batch's time drawn from what the run's batches of its size cost (take to "
-                       "last response sent, plus the worker's wake-up after idle), the codec's times as the run "
+                       "timings taken in the server processes just before the run, plus the server's handling per "
+                       "request timed on the rehearsal); simulated as served: the "
+                       "same with each batch's time drawn from what the run's batches of its size cost (back to "
+                       "back, from the worker's previous response sent to its last; after idle, from when the batch "
+                       "was due: the wake-up too), the codec's times as the run "
                        "spent them, the harness's hop at the run's own medians and each link slower by the "
                        "shaper's lateness, which separates the simulator's queueing, batching and network model "
                        "from the kernel profile and the host's drift"}
@@ -200,7 +202,7 @@ def _print(result: dict[str, Any]) -> None:
         t.add_row("error", "", *(_fmt(err[k], True) for k in ("mean", "p50", "p90", "p99")), "")
         if "simulated_as_served" in s:
             e = s["simulated_as_served"]
-            t.add_row("simulated, forward as served", str(e["completed"]),
+            t.add_row("simulated as served", str(e["completed"]),
                       *(_fmt(e["latency_ms"][k]) for k in ("mean", "p50", "p90", "p99")), _fmt(e["slo_attainment"]))
             t.add_row("error", "", *(_fmt(s["error_as_served"][k], True) for k in ("mean", "p50", "p90", "p99")), "")
         console.print(t)
