@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import simpy
 
 from lepton_sim.scenario.schema import Link
-from lepton_sim.sim.common import NORMAL, TIME_BINS, Call, Request, after
+from lepton_sim.sim.common import BIN_SURE, NORMAL, TIME_BINS, Call, Request, after
 
 if TYPE_CHECKING:
     from lepton_sim.sim.engine import Simulation
@@ -72,8 +72,25 @@ class LinkDir:
         self.sim.events += 1
 
     def _tally(self, start: float, end: float, bits: float) -> None:
-        """A transfer's bytes, busy seconds and time bins, from `start` to `end` (`transmit`)."""
+        """A transfer's bytes, busy seconds and time bins, from `start` to `end` (`transmit`).
+
+        Sets where the next transfers may take the short way: ending below the end of this start's
+        bin and of the window, when this one started inside the window (starts only grow, and a
+        failure resets this); takes it itself when this transfer lies inside that bin."""
         w_start, w_end = self.w_start, self.w_end
+        i = int(start / self.bin_w)
+        if w_start <= start and i < TIME_BINS:
+            self.cur = i
+            edge = (i + 1) * self.bin_w  # `Window.sure_below(i)` in line
+            sure = self.sure = (edge if edge < w_end else w_end) * BIN_SURE
+            if end < sure:  # the short way of `transmit`: the same sums
+                self.bytes += bits / 8
+                self.transfers += 1
+                self.busy += end - start
+                self.bins[i] += end - start
+                return
+        else:
+            self.sure = -1.0
         if w_start <= start < w_end:
             self.bytes += bits / 8
             self.transfers += 1
@@ -81,16 +98,6 @@ class LinkDir:
         hi = end if end < w_end else w_end
         self.busy += hi - lo if hi > lo else 0.0
         self.sim.window.add_bins(self.bins, start, end)
-        # Where the next transfers may take the short way: ending below the end of this start's
-        # bin and of the window, when this one started inside the window (starts only grow, and a
-        # failure resets this).
-        bw = self.bin_w
-        i = int(start / bw)
-        if w_start <= start and i < TIME_BINS:
-            self.cur = i
-            self.sure = self.sim.window.sure_below(i)
-        else:
-            self.sure = -1.0
 
     def fail(self) -> None:
         """Go down: transfers queued or on the wire are lost; their unserved time is not busy time."""

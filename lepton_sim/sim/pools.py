@@ -13,7 +13,7 @@ import simpy
 from lepton_sim.scenario.schema import Replicas
 from lepton_sim.servicetime import BatchTimes
 from lepton_sim.servicetime.roofline import LOCAL_SAMPLES
-from lepton_sim.sim.common import EPS_S, NORMAL, TIME_BINS, Call, Request
+from lepton_sim.sim.common import BIN_SURE, EPS_S, NORMAL, TIME_BINS, Call, Request
 from lepton_sim.sim.streams import Uniforms, stream
 
 if TYPE_CHECKING:
@@ -192,20 +192,29 @@ class Pool:
 
     def _tally(self, now: float, end: float, b: int, replica: int) -> bool:
         """A batch's busy seconds, time bins and count, from `now` to `end` (`_dispatch`); whether it
-        started inside the window. Sets where the next batches may take the short way."""
+        started inside the window. Sets where the next batches may take the short way, and takes it
+        itself when the batch lies inside its own start's bin (`Window.sure_below`: a short run's
+        bins are as short as a batch, and most batches start in a bin of their own)."""
         win = self.sim.window
+        i = int(now / win.bin_w)
+        if win.start <= now and i < TIME_BINS:
+            self.cur = i
+            edge = (i + 1) * win.bin_w  # `Window.sure_below(i)` in line
+            sure = self.sure = (edge if edge < win.end else win.end) * BIN_SURE
+            if end < sure:  # the short way of `_dispatch`: the same sums
+                self.busy[replica] += end - now
+                self.bins[i] += end - now
+                self.batches += 1
+                self.batched += b
+                return True
+        else:
+            self.sure = -1.0
         self.busy[replica] += win.overlap(now, end)
         win.add_bins(self.bins, now, end)
         counted = win.start <= now < win.end
         if counted:
             self.batches += 1
             self.batched += b
-        i = int(now / win.bin_w)
-        if win.start <= now and i < TIME_BINS:
-            self.cur = i
-            self.sure = win.sure_below(i)
-        else:
-            self.sure = -1.0
         return counted
 
     def _on_timer(self, ev: simpy.Event) -> None:
