@@ -108,7 +108,8 @@ class Pool:
         # evicted from caches others share): then each replica remembers when its last batch ended.
         self.idle = times if getattr(times, "after_idle", None) is not None else None
         self.drawn: DrawnTimes | None = None
-        if times is not None and times.samples_s is not None:
+        if getattr(times, "samples_s", None) is not None:
+            assert times is not None
             self.drawn = DrawnTimes(times, Uniforms(stream(sim.seed, f"samples/{index}/{line.service}@{line.site}/{line.hardware}")))
             self.idle = None  # the samples were measured with it
         self.last_end = [-math.inf] * n
