@@ -30,7 +30,7 @@ class DrawnTimes:
     first sample's time to the next block's) holds its start, without replacement until the block
     is used up (then with). Each sample is then drawn about once where the simulation forms about
     as many batches as the run did, so a stall the real run met once is met about once (drawn with
-    replacement, the few stalls of a run are a lottery: at 73 % utilisation the p99 came out from
+    replacement, the few stalls of a run are a lottery: at 60-73 % utilisation the p99 came out from
     -20 % to +184 % of the measured), and a slow spell of the host is slow in the simulation at
     about the same time."""
 

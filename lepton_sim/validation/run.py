@@ -15,11 +15,12 @@
 5. The scenario is simulated with a profile holding those timings and codec figures (`profile`),
    same seed, same horizon, the harness's hop as a link from each demand site's client
    (`with_client_path`); both sides become metrics objects of the same shape, compared.
-6. It is simulated again as served: each batch's time drawn from the times the run's own batches
-   of its size took, from taking the batch to the last response sent, plus the worker's wake-up
-   where it sat idle (`served_samples`), and the hop as the run's requests crossed it. That
-   isolates the simulator's queueing, batching and network model from the kernel profile's error
-   and from the host's drift during the run.
+6. It is simulated again as served: each batch's time drawn from what the run's own batches of
+   its size cost, from the worker's previous response sent (or, after idle, from when the batch
+   was due: its wake-up too) to its last response sent (`served_samples`), taken around the same
+   time of the run; the codec's times, the harness's hop and the shaper's lateness as the run
+   measured them. That isolates the simulator's queueing, batching and network model from the
+   kernel profile's error and from the host's drift during the run.
 
 Nothing is subtracted from the measured latencies: the harness's own costs (the generator's send
 lateness, the shaper's sleep overshoot, the server's per-batch handling besides the forward pass,
