@@ -177,13 +177,23 @@ def time_call(fn: Callable[[], object], policy: TimingPolicy = FULL) -> Measured
     return _time_call(fn, policy)
 
 
-def _time_call(fn: Callable[[], object], policy: TimingPolicy) -> Measured:
+def _warm(fn: Callable[[], object], policy: TimingPolicy) -> int:
+    """Run the warm-up calls; the calls per sample (``inner``) that make a sample last ``min_sample_s``."""
     one = float("inf")
     for _ in range(max(1, policy.warmup)):
         t0 = time.perf_counter()
         fn()
         one = min(one, time.perf_counter() - t0)
-    inner = max(1, int(policy.min_sample_s / max(one, 1e-9)))
+    return max(1, int(policy.min_sample_s / max(one, 1e-9)))
+
+
+def _measured(samples: list[float], inner: int) -> Measured:
+    q1, med, q3 = np.percentile(samples, [25, 50, 75])
+    return Measured(float(med), float(q1), float(q3), len(samples), inner)
+
+
+def _time_call(fn: Callable[[], object], policy: TimingPolicy) -> Measured:
+    inner = _warm(fn, policy)
     samples: list[float] = []
     start = time.perf_counter()
     while len(samples) < policy.repeats:
@@ -193,8 +203,7 @@ def _time_call(fn: Callable[[], object], policy: TimingPolicy) -> Measured:
         samples.append((time.perf_counter() - t) / inner)
         if len(samples) >= policy.min_repeats and time.perf_counter() - start > policy.budget_s:
             break
-    q1, med, q3 = np.percentile(samples, [25, 50, 75])
-    return Measured(float(med), float(q1), float(q3), len(samples), inner)
+    return _measured(samples, inner)
 
 
 def time_rounds(fns: dict[K, Callable[[], object]], policy: TimingPolicy = FULL) -> dict[K, Measured]:
@@ -203,14 +212,7 @@ def time_rounds(fns: dict[K, Callable[[], object]], policy: TimingPolicy = FULL)
     per kernel). A burst of the machine's other work then lands on every kernel alike, where timing
     them one after another leaves it on the few timed while it lasted (a 16-size batch sweep once
     timed batch 2 at 9.7 ms and batch 16 at 4.6 ms). Warm-up and ``inner`` as `time_call`."""
-    inner: dict[K, int] = {}
-    for key, fn in fns.items():
-        one = float("inf")
-        for _ in range(max(1, policy.warmup)):
-            t0 = time.perf_counter()
-            fn()
-            one = min(one, time.perf_counter() - t0)
-        inner[key] = max(1, int(policy.min_sample_s / max(one, 1e-9)))
+    inner = {key: _warm(fn, policy) for key, fn in fns.items()}
     samples: dict[K, list[float]] = {key: [] for key in fns}
     start = time.perf_counter()
     budget = policy.budget_s * len(fns)
@@ -223,11 +225,7 @@ def time_rounds(fns: dict[K, Callable[[], object]], policy: TimingPolicy = FULL)
             samples[key].append((time.perf_counter() - t) / n)
         if r + 1 >= policy.min_repeats and time.perf_counter() - start > budget:
             break
-    out = {}
-    for key, xs in samples.items():
-        q1, med, q3 = np.percentile(xs, [25, 50, 75])
-        out[key] = Measured(float(med), float(q1), float(q3), len(xs), inner[key])
-    return out
+    return {key: _measured(xs, inner[key]) for key, xs in samples.items()}
 
 
 def time_runs(fn: Callable[[], T], runs: int) -> tuple[Measured, T]:

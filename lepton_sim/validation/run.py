@@ -466,7 +466,7 @@ def as_served(timings: dict[int, dict[str, Any]], measured: dict[str, Any], spec
                 s = v["median_s"] * ratio[near]
             else:
                 s = v["median_s"]
-            new[str(b)] = {"median_s": s, "q1_s": s, "q3_s": s, "repeats": 1, "inner": 1}
+            new[str(b)] = _flat_timing(s, 1)
         out[pool.index] = {"timings": new, "weight_bytes": timings[pool.index]["weight_bytes"]}
     return out
 
@@ -519,7 +519,7 @@ def served_codec(run: dict[str, Any], compress_s: Any, decompress_s: Any) -> dic
         xs = np.asarray(list(xs), float)
         if len(xs):
             m = float(xs.mean())
-            out[key] = {"median_s": m, "q1_s": m, "q3_s": m, "repeats": int(len(xs)), "inner": 1}
+            out[key] = _flat_timing(m, int(len(xs)))
             out[f"{key}_mb_s"] = run["input_bytes"] / m / 1e6
     return out
 
@@ -532,6 +532,11 @@ def with_link_lateness(doc: dict[str, Any], extra_ms: float) -> dict[str, Any]:
         if isinstance(link, dict) and isinstance(link.get("latency_ms"), (int, float)):
             link["latency_ms"] = round(float(link["latency_ms"]) + extra_ms, 6)
     return doc
+
+
+def _flat_timing(s: float, repeats: int) -> dict[str, Any]:
+    """A profile timing of `s` seconds per call with no spread (a mean taken as the median)."""
+    return {"median_s": s, "q1_s": s, "q3_s": s, "repeats": repeats, "inner": 1}
 
 
 def _stats_ms(xs: Any) -> dict[str, float] | None:
