@@ -52,8 +52,9 @@ def check_executable(layers: Sequence[dict[str, Any]]) -> None:
             raise ValueError(f"layers[{i}]: the kernels runner executes {', '.join(EXECUTABLE_OPS)}; got {op!r}")
         if op == "dense" and layer.get("tokens", 1) != 1:
             raise ValueError(f"layers[{i}]: the kernels runner executes dense layers with tokens=1 only")
-        if layer.get("branch"):
-            raise ValueError(f"layers[{i}]: the kernels runner executes plain chains, not branches")
+        if layer.get("branch") or layer.get("reads") is not None or layer.get("weights_of") is not None:
+            raise ValueError(f"layers[{i}]: the kernels runner executes plain chains, not branches, "
+                             f"reads or weights_of")
 
 
 def init_params(layers: Sequence[dict[str, Any]], rng: np.random.Generator) -> Params:

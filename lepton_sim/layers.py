@@ -6,6 +6,13 @@ embeddings): the first branch layer reads the same tensor as the main chain, lat
 read the branch, and the next ``add`` merges the branch into the main chain (checking both sides
 have the same size). An ``add`` with no pending branch is an identity residual connection.
 
+Two fields let a chain express a network that is not one: ``reads: N`` makes a main-chain layer
+read the output of ``layers[N]`` (an earlier main-chain layer) instead of the previous layer's,
+as a feature pyramid's lateral convolutions read the backbone's stages; ``weights_of: N`` makes a
+conv or dense layer run with the weights of ``layers[N]`` (same op and shape), as a detection
+head runs on every pyramid level: the weights are stored once, so the layer counts none, and a
+runtime keeps them in cache between the levels, so it reads none.
+
 Costs are per sample: FLOPs count a multiply-add as 2; activation traffic counts elements read
 plus written as if the layer ran alone; the service-time model decides what fuses.
 """
@@ -15,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NoReturn, Sequence, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 # Bytes per stored weight; int4 packs two weights per byte.
 WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
@@ -35,10 +42,13 @@ _NORM_FLOPS = {"batchnorm": 2.0, "layernorm": 5.0, "softmax": 5.0}
 
 
 class _LayerBase(BaseModel):
-    """Fields shared by every op: ``branch`` puts the layer on the side path merged by the next add."""
+    """Fields shared by every op: ``branch`` puts the layer on the side path merged by the next add;
+    ``reads`` and ``weights_of`` name an earlier layer whose output or weights it uses (module doc)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     branch: bool = False
+    reads: NonNegativeInt | None = None
+    weights_of: NonNegativeInt | None = None
 
 
 class Dense(_LayerBase):
@@ -196,6 +206,7 @@ class LayerCost:
     weight_params: int
     act_elems: float  # activation elements read + written per sample
     tensor_op: bool  # dense/conv/attention matmul math, eligible for tensor-core peaks and 2:4 sparsity
+    shares_weights: bool = False  # runs with an earlier layer's weights (weights_of): counts none of its own
 
 
 @dataclass(frozen=True)
@@ -330,8 +341,15 @@ def layer_costs(layers: Sequence[Layer]) -> list[LayerCost]:
     side: _Shape | None = None
     side_start = 0
     costs: list[LayerCost] = []
+    outputs: list[_Shape | None] = []  # each main-chain layer's output (None for a branch layer)
     for i, layer in enumerate(layers):
         try:
+            if layer.reads is not None:
+                if layer.branch or side is not None:
+                    _fail("a layer that reads an earlier layer's output (reads) cannot be on or inside a branch")
+                if layer.reads >= i or outputs[layer.reads] is None:
+                    _fail(f"reads={layer.reads} must name an earlier main-chain layer (0..{i - 1})")
+                main = outputs[layer.reads]
             if layer.branch:
                 if isinstance(layer, Add):
                     _fail("an add merges a branch; it cannot itself be on a branch")
@@ -345,17 +363,36 @@ def layer_costs(layers: Sequence[Layer]) -> list[LayerCost]:
                              f"{main.elems if main else 0}")
                     side = None
                 cost, main = _cost(layer, main)
+            if layer.weights_of is not None:
+                cost = _shared(layer, cost, i, layers, costs)
         except _Mismatch as exc:
             raise LayerShapeError(i, layer.op, str(exc)) from None
         costs.append(cost)
+        outputs.append(None if layer.branch else main)
     if side is not None:
         raise LayerShapeError(side_start, layers[side_start].op, "branch is never merged by an add")
     return costs
 
 
+def _shared(layer: AnyLayer, cost: LayerCost, i: int, layers: Sequence[Layer], costs: list[LayerCost]) -> LayerCost:
+    """The cost of a layer that runs with an earlier layer's weights: the same, without its weights."""
+    j = layer.weights_of
+    assert j is not None
+    if not isinstance(layer, (Conv2d, Dense)):
+        _fail("weights_of applies to conv2d and dense layers only")
+    if j >= i:
+        _fail(f"weights_of={j} must name an earlier layer (0..{i - 1})")
+    other = layers[j]
+    mine = layer.model_dump(exclude={"branch", "reads", "weights_of", "in_hw", "tokens"})
+    theirs = other.model_dump(exclude={"branch", "reads", "weights_of", "in_hw", "tokens"})
+    if mine != theirs or costs[j].weight_params == 0:
+        _fail(f"weights_of={j}: layers[{j}] ({other.op}) does not hold weights of this layer's op and shape")
+    return LayerCost(cost.op, cost.flops, 0, cost.act_elems, cost.tensor_op, shares_weights=True)
+
+
 def prunable(cost: LayerCost) -> bool:
     """Whether sparsity applies to the layer's weights: matmul weights (dense, conv), not tables or norms."""
-    return cost.tensor_op and cost.weight_params > 0
+    return cost.tensor_op and (cost.weight_params > 0 or cost.shares_weights)
 
 
 def bytes_per_weight(precision: str, sparsity: Any = None, *, prune: bool = True) -> float:

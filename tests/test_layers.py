@@ -132,6 +132,65 @@ def test_branch_must_be_merged_with_matching_size() -> None:
     assert merged[-1].act_elems == 3 * 8 * 8 * 8
 
 
+def test_reads_takes_an_earlier_output_and_names_bad_references() -> None:
+    stem = {"op": "conv2d", "in_ch": 3, "out_ch": 8, "kernel": 3, "in_hw": 16}
+    down = {"op": "conv2d", "in_ch": 8, "out_ch": 16, "kernel": 3, "stride": 2}
+    # A 1x1 lateral on the stem's 8 x 16 x 16 output, after the chain moved on to 16 x 8 x 8.
+    lateral = {"op": "conv2d", "in_ch": 8, "out_ch": 4, "kernel": 1, "reads": 0}
+    costs = layer_costs(parse([stem, down, lateral]))
+    assert costs[2].flops == 2 * 8 * 4 * 16 * 16 and costs[2].act_elems == 8 * 16 * 16 + 4 * 16 * 16
+    with pytest.raises(LayerShapeError, match=r"layers\[2\].*expects 16 channels"):
+        layer_costs(parse([stem, down, {**lateral, "in_ch": 16}]))
+    for bad in (2, 5):
+        with pytest.raises(LayerShapeError, match=rf"layers\[2\].*reads={bad} must name an earlier main-chain layer"):
+            layer_costs(parse([stem, down, {**lateral, "reads": bad}]))
+    proj = {"op": "conv2d", "in_ch": 8, "out_ch": 8, "kernel": 1, "branch": True}
+    with pytest.raises(LayerShapeError, match=r"layers\[1\].*cannot be on or inside a branch"):
+        layer_costs(parse([stem, {**proj, "reads": 0}, {"op": "add"}]))
+    with pytest.raises(LayerShapeError, match=r"layers\[3\].*reads=1 must name an earlier main-chain"):
+        layer_costs(parse([stem, proj, {"op": "add"}, {**lateral, "reads": 1}]))
+
+
+def test_weights_of_shares_weights_of_the_same_shape_only() -> None:
+    a = {"op": "conv2d", "in_ch": 4, "out_ch": 4, "kernel": 3, "in_hw": 16}
+    b = {"op": "conv2d", "in_ch": 4, "out_ch": 4, "kernel": 3, "in_hw": 8, "reads": 0, "weights_of": 0}
+    # The second conv runs on the pooled 8 x 8 map with the first conv's weights: its math, no weights.
+    layers = parse([a, {"op": "maxpool", "kernel": 2}, {**b, "reads": None}])
+    costs = layer_costs(layers)
+    assert costs[2].flops == 2 * 4 * 4 * 9 * 8 * 8 and costs[2].weight_params == 0 and costs[2].shares_weights
+    assert model_summary(layers, "fp32").params == 4 * 4 * 9
+    with pytest.raises(LayerShapeError, match=r"layers\[2\].*weights_of=0: layers\[0\] \(conv2d\) does not hold"):
+        layer_costs(parse([a, {"op": "maxpool", "kernel": 2}, {**b, "reads": None, "kernel": 1}]))
+    with pytest.raises(LayerShapeError, match=r"weights_of applies to conv2d and dense"):
+        layer_costs(parse([a, {"op": "relu", "weights_of": 0}]))
+    with pytest.raises(LayerShapeError, match=r"weights_of=1 must name an earlier layer"):
+        layer_costs(parse([a, {**b, "reads": None, "in_hw": 16, "weights_of": 1}]))
+
+
+def test_retinanet_matches_torchvision_and_mlperf() -> None:
+    from lepton_sim.catalogue.zoo import retinanet_layers
+
+    # With a ResNet-50 backbone and COCO's 91 classes the structure is torchvision's
+    # retinanet_resnet50_fpn: RetinaNet_ResNet50_FPN_Weights.COCO_V1 lists 34,014,999 params (its
+    # FrozenBatchNorm2d holds buffers, not params; 4,951 of them are conv biases, which lepton-sim's
+    # conv2d has not) and 151.54 GFLOPS (multiply-adds at 800 x 800).
+    resnet = parse(retinanet_layers(classes=91, groups=1, width_factor=1))
+    norms = sum(c.weight_params for c in layer_costs(resnet) if c.op == "batchnorm")
+    assert model_summary(resnet, "fp32").params - norms == 34_014_999 - 4_951
+    assert tensor_macs(resnet) == pytest.approx(151.54e9, rel=0.01)
+    # MLPerf's model: ResNeXt50-32x4d (torchvision lists 25,028,904 params with its 2,049,000-param
+    # classifier, against ResNet-50's 25,557,032) and 264 classes.
+    mlperf = zoo_layers("retinanet")
+    resnext_less = (25_557_032 - 25_028_904)
+    head_more = 256 * 9 * 9 * (264 - 91)
+    assert (model_summary(mlperf, "fp32").params - model_summary(resnet, "fp32").params
+            == pytest.approx(head_more - resnext_less, rel=0.01))
+    assert sum(1 for layer in mlperf if layer.weights_of is not None) == 4 * 2 * 5
+    # One kernel per conv (and per unfused add, pool): the heads' five levels are kernels of their own.
+    costs = layer_costs(mlperf)
+    assert sum(1 for c in costs if c.op == "conv2d") == 53 + 8 + 5 * 10
+
+
 def test_resnet50_matches_torchvision() -> None:
     layers = zoo_layers("resnet50")
     # torchvision ResNet50_Weights.IMAGENET1K_V1: num_params 25,557,032, GFLOPS (GMACs) 4.09.

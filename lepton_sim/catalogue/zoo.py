@@ -28,15 +28,17 @@ def _out_hw(in_hw: int, stride: int) -> int:
     return -(-in_hw // stride)
 
 
-def _bottleneck(in_ch: int, width: int, stride: int, hw: int) -> Layers:
-    """ResNet v1.5 bottleneck (torchvision): 1x1, 3x3 (carries the stride), 1x1 x4, projection if needed."""
-    out_ch = 4 * width
+def _bottleneck(in_ch: int, width: int, stride: int, hw: int, out_ch: int | None = None,
+                groups: int = 1) -> Layers:
+    """ResNet v1.5 bottleneck (torchvision): 1x1, 3x3 (carries the stride), 1x1 to ``out_ch``
+    (4 x width by default), projection if needed; ResNeXt's grouped 3x3 with ``groups``."""
+    out_ch = 4 * width if out_ch is None else out_ch
     layers: Layers = []
     if stride != 1 or in_ch != out_ch:
         layers += [_conv(in_ch, out_ch, 1, hw, stride, branch=True), {"op": "batchnorm", "branch": True}]
     layers += [
         _conv(in_ch, width, 1, hw), {"op": "batchnorm"}, {"op": "relu"},
-        _conv(width, width, 3, hw, stride), {"op": "batchnorm"}, {"op": "relu"},
+        _conv(width, width, 3, hw, stride, groups), {"op": "batchnorm"}, {"op": "relu"},
         _conv(width, out_ch, 1, _out_hw(hw, stride)), {"op": "batchnorm"},
         {"op": "add"}, {"op": "relu"},
     ]
@@ -54,6 +56,60 @@ def resnet50_layers() -> Layers:
             layers += _bottleneck(in_ch, width, s, hw)
             in_ch, hw = 4 * width, _out_hw(hw, s)
     return layers + [{"op": "global_avgpool"}, {"op": "dense", "in": 2048, "out": 1000}]
+
+
+RETINANET_LEVELS = (100, 50, 25, 13, 7)  # P3-P7 of an 800 x 800 image (strides 8 to 128)
+
+
+def retinanet_layers(classes: int = 264, anchors: int = 9, groups: int = 32, width_factor: int = 2) -> Layers:
+    """RetinaNet (Lin et al. 2017) as MLPerf Inference runs it: a ResNeXt50-32x4d backbone at
+    800x800, a feature pyramid P3-P7 of 256 channels (P6 and P7 from P5, torchvision's
+    LastLevelP6P7(256, 256)) and the classification and box heads (four 3x3 convs of 256 and a
+    3x3 conv to ``anchors`` x ``classes`` or ``anchors`` x 4 channels) on every level, with the
+    head weights shared across levels. Box decoding and NMS are not layers here. ``groups=1,
+    width_factor=1`` gives torchvision's retinanet_resnet50_fpn backbone (ResNet-50) instead."""
+    layers: Layers = [_conv(3, 64, 7, 800, 2), {"op": "batchnorm"}, {"op": "relu"},
+                      {"op": "maxpool", "kernel": 3, "stride": 2}]
+    in_ch, hw = 64, 200
+    stage_out: list[int] = []  # index of the last layer of each backbone stage
+    for planes, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+        for i in range(blocks):
+            s = stride if i == 0 else 1
+            layers += _bottleneck(in_ch, width_factor * planes, s, hw, out_ch=4 * planes, groups=groups)
+            in_ch, hw = 4 * planes, _out_hw(hw, s)
+        stage_out.append(len(layers) - 1)
+    c3, c4, c5 = stage_out[1:]
+    # Top-down pathway: 1x1 laterals to 256 channels, each merged with the upsampled coarser level
+    # (the add), then a 3x3 conv per level.
+    pyramid: dict[int, int] = {}  # level -> index of its output
+    for level, stage, ch, lhw in ((5, c5, 2048, 25), (4, c4, 1024, 50), (3, c3, 512, 100)):
+        lateral = _conv(ch, 256, 1, lhw) | {"reads": stage}
+        layers.append(lateral)
+        if level != 5:
+            layers.append({"op": "add"})
+        merged = len(layers) - 1
+        layers.append(_conv(256, 256, 3, lhw) | {"reads": merged})
+        pyramid[level] = len(layers) - 1
+    layers.append(_conv(256, 256, 3, 25, 2) | {"reads": pyramid[5]})  # P6 from P5
+    pyramid[6] = len(layers) - 1
+    layers += [{"op": "relu"}, _conv(256, 256, 3, 13, 2)]  # P7 from relu(P6)
+    pyramid[7] = len(layers) - 1
+    first: dict[str, list[int]] = {}  # head -> indices of its convs on the first level
+    for level, lhw in zip((3, 4, 5, 6, 7), RETINANET_LEVELS):
+        for head, out in (("cls", anchors * classes), ("box", anchors * 4)):
+            convs = []
+            for j in range(5):
+                conv = _conv(256, 256 if j < 4 else out, 3, lhw)
+                if j == 0:
+                    conv["reads"] = pyramid[level]
+                if head in first:
+                    conv["weights_of"] = first[head][j]
+                layers.append(conv)
+                convs.append(len(layers) - 1)
+                if j < 4:
+                    layers.append({"op": "relu"})
+            first.setdefault(head, convs)
+    return layers
 
 
 def mobilenet_v2_layers() -> Layers:
@@ -220,6 +276,30 @@ def bert_large(seq_len: int = 384) -> dict[str, Any]:
     }
 
 
+def retinanet() -> dict[str, Any]:
+    """RetinaNet (ResNeXt50-32x4d FPN) detecting objects of 264 OpenImages classes in an 800x800 RGB
+    image (the MLPerf Inference object-detection model)."""
+    mlperf = ("MLPerf Inference {} closed, NVIDIA, {} retinanet Offline accuracy.txt "
+              "(mlcommons/inference_results_{} closed/NVIDIA/results/{}/retinanet/Offline/accuracy/accuracy.txt): "
+              "OpenImages MLPerf subset mAP {} (NVIDIA's int8 TensorRT engine)")
+    return {
+        "layers": retinanet_layers(),
+        "input_bytes": 800 * 800 * 3,
+        # Up to 1,000 detections after NMS: a box (4 fp32), a score (fp32) and a class (int32) each.
+        "output_bytes": 1000 * 6 * 4,
+        "variants": {
+            "fp32": _variant("fp32", 0.3757, "MLPerf Inference reference model resnext50_32x4d_fpn.onnx "
+                             "(zenodo record 6617879): mAP 0.3757 on the OpenImages MLPerf subset"),
+            "fp16": _variant("fp16", 0.3757, _FP16_SAME.format("MLPerf reference fp32: mAP 0.3757")),
+            "int8": _variant("int8", 0.3742, mlperf.format("v3.1", "L4x1_TRT", "v3.1", "L4x1_TRT", "37.420%")),
+        },
+        "source": "RetinaNet (Lin et al. 2017, 'Focal Loss for Dense Object Detection') with a ResNeXt50-32x4d "
+                  "backbone (Xie et al. 2017) and a feature pyramid P3-P7, at 800x800, 264 classes and 9 anchors "
+                  "per position: MLPerf Inference's retinanet (mlcommons/training single_stage_detector, "
+                  "torchvision's RetinaNet structure). Box decoding and NMS are not modelled",
+    }
+
+
 def digits_mlp() -> dict[str, Any]:
     """The MLP for 8x8 digits: 64 float32 pixels in, 10 float32 scores out."""
     return {
@@ -327,6 +407,7 @@ _ZOO: dict[str, Callable[..., dict[str, Any]]] = {
     "mobilenet-v2": mobilenet_v2,
     "bert-base": bert_base,
     "bert-large": bert_large,
+    "retinanet": retinanet,
     "digits-mlp": digits_mlp,
     "llama-2-7b": llama_2_7b,
     "llama-3-8b": llama_3_8b,

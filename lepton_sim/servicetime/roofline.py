@@ -335,7 +335,7 @@ def kernels(model: Any, variant: Any, hardware: Any) -> Kernels:
     for layer, c in zip(layers, costs):
         math = c.flops * (0.5 if sparse_math and prunable(c) else 1.0) / (
             tensor_rate if c.tensor_op else vector_rate)
-        if fusable and c.op in EPILOGUE_OPS and layer.branch == last_branch:
+        if fusable and c.op in EPILOGUE_OPS and layer.branch == last_branch and layer.reads is None:
             math_s[-1] += math
             if c.op == "add":
                 a_bytes[-1] += c.act_elems / 3 * act_size  # the residual operand (add moves 3 x size)
